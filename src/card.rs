@@ -1,0 +1,281 @@
+//! The model card: the JSON stored in an exported ONNX file's `edge_reid.card` metadata property.
+//!
+//! It is the contract between the training crate (which writes it at export) and the runtime (which
+//! reads everything it needs from it: input size and normalisation, which outputs carry which
+//! attribute, the embedding and its metric, the person-vs-junk output).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::attributes::ATTRIBUTES;
+
+/// Metadata key under which the card is stored in the ONNX file.
+pub const CARD_KEY: &str = "edge_reid.card";
+
+/// The card format this build writes and reads.
+pub const CARD_FORMAT_VERSION: u32 = 1;
+
+/// What a model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Attribute recognition and a re-ID embedding (optionally a person-vs-junk logit too).
+    ArReid,
+    /// A small person-vs-junk classifier run before the main model.
+    PreDetector,
+}
+
+/// Channel order of the input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    /// Red, green, blue.
+    Rgb,
+}
+
+/// How embeddings are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DistanceMetric {
+    /// Euclidean (L2) distance between raw embeddings, as the triplet loss was trained with.
+    Euclidean,
+    /// `1 - cos(a, b)`.
+    Cosine,
+}
+
+/// The network input: `[N, 3, height, width]` f32, fed as `(pixel / 255 - mean) / std`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// Graph input name.
+    pub name: String,
+    /// Crop height in pixels.
+    pub height: usize,
+    /// Crop width in pixels.
+    pub width: usize,
+    /// Per-channel mean, in channel order, on the `[0, 1]` scale.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation, in channel order, on the `[0, 1]` scale.
+    pub std: [f32; 3],
+    /// Channel order.
+    pub channel_order: ChannelOrder,
+}
+
+/// One attribute output: `[N, labels.len()]` logits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeSpec {
+    /// Attribute name (see [`crate::attributes`]).
+    pub name: String,
+    /// Graph output name.
+    pub output: String,
+    /// Labels in class-index order.
+    pub labels: Vec<String>,
+}
+
+/// The re-ID embedding output: `[N, dim]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingSpec {
+    /// Graph output name.
+    pub output: String,
+    /// Embedding dimension.
+    pub dim: usize,
+    /// Metric to compare embeddings with.
+    pub metric: DistanceMetric,
+}
+
+/// The person-vs-junk output: `[N, 1]` logit, positive means person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonSpec {
+    /// Graph output name.
+    pub output: String,
+}
+
+/// What the model was trained on and how it scored on validation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// Dataset description (path or name, number of identities and images).
+    pub data: String,
+    /// Backbone (`resnet18`, `small`).
+    pub backbone: String,
+    /// Attribute head (`baseline`, `convhead`, `sa`), empty for a pre-detector.
+    pub head: String,
+    /// Epochs trained (of the kept checkpoint).
+    pub epochs: usize,
+    /// Validation metrics by name (`attr_accuracy`, `balanced_accuracy`, `mfc_accuracy`, `map`,
+    /// `rank1`, `rank5`, `rank10`, `person_accuracy`, ...), all in `[0, 1]`.
+    pub validation: BTreeMap<String, f64>,
+}
+
+/// The card stored in every exported model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Card format version, [`CARD_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// What the model does.
+    pub task: Task,
+    /// The input tensor.
+    pub input: InputSpec,
+    /// Attribute outputs (empty for a pre-detector).
+    pub attributes: Vec<AttributeSpec>,
+    /// The embedding output, if any.
+    pub embedding: Option<EmbeddingSpec>,
+    /// The person-vs-junk output, if any.
+    pub person: Option<PersonSpec>,
+    /// Training summary.
+    pub training: TrainingSummary,
+}
+
+/// A card that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    /// The JSON does not parse as a card.
+    #[error("model card is not valid JSON for this format: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A card from another format version.
+    #[error("model card format version {found} is not supported (this build reads version {CARD_FORMAT_VERSION})")]
+    Version {
+        /// The version found in the card.
+        found: u32,
+    },
+    /// The card contradicts itself.
+    #[error("model card is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// ImageNet mean, the normalisation torchvision backbones are trained with.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet standard deviation.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+impl ModelCard {
+    /// The attribute specs of the standard 12-task schema, with outputs named `attr_<name>`.
+    pub fn standard_attributes() -> Vec<AttributeSpec> {
+        ATTRIBUTES
+            .iter()
+            .map(|a| AttributeSpec {
+                name: a.name.to_string(),
+                output: a.output_name(),
+                labels: a.labels.iter().map(|l| l.to_string()).collect(),
+            })
+            .collect()
+    }
+
+    /// Parses and checks a card.
+    pub fn from_json(json: &str) -> Result<Self, CardError> {
+        let value: serde_json::Value = serde_json::from_str(json)?;
+        let version = value
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| CardError::Inconsistent("no format_version".into()))?;
+        if version != u64::from(CARD_FORMAT_VERSION) {
+            return Err(CardError::Version {
+                found: version as u32,
+            });
+        }
+        let card: ModelCard = serde_json::from_value(value)?;
+        card.check()?;
+        Ok(card)
+    }
+
+    /// Serialises the card (compact JSON, as stored in the model).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a card always serialises")
+    }
+
+    /// Checks the card's internal consistency (not against a graph: that is the loader's job).
+    pub fn check(&self) -> Result<(), CardError> {
+        let bad = |m: String| Err(CardError::Inconsistent(m));
+        if self.input.height == 0 || self.input.width == 0 {
+            return bad(format!(
+                "input size {}x{} is empty",
+                self.input.height, self.input.width
+            ));
+        }
+        if self.input.std.iter().any(|s| *s <= 0.0) {
+            return bad(format!("input std {:?} must be positive", self.input.std));
+        }
+        let mut outputs: Vec<&str> = self.attributes.iter().map(|a| a.output.as_str()).collect();
+        outputs.extend(self.embedding.iter().map(|e| e.output.as_str()));
+        outputs.extend(self.person.iter().map(|p| p.output.as_str()));
+        let mut sorted = outputs.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return bad(format!("output {:?} is named twice", w[0]));
+        }
+        if let Some(a) = self.attributes.iter().find(|a| a.labels.len() < 2) {
+            return bad(format!("attribute {:?} has fewer than two labels", a.name));
+        }
+        match self.task {
+            Task::ArReid => {
+                if self.embedding.as_ref().is_none_or(|e| e.dim == 0) {
+                    return bad("an ar_reid model needs an embedding output with dim > 0".into());
+                }
+            }
+            Task::PreDetector => {
+                if self.person.is_none() {
+                    return bad("a pre_detector model needs a person output".into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card() -> ModelCard {
+        ModelCard {
+            format_version: CARD_FORMAT_VERSION,
+            task: Task::ArReid,
+            input: InputSpec {
+                name: "image".into(),
+                height: 128,
+                width: 64,
+                mean: IMAGENET_MEAN,
+                std: IMAGENET_STD,
+                channel_order: ChannelOrder::Rgb,
+            },
+            attributes: ModelCard::standard_attributes(),
+            embedding: Some(EmbeddingSpec {
+                output: "embedding".into(),
+                dim: 128,
+                metric: DistanceMetric::Euclidean,
+            }),
+            person: None,
+            training: TrainingSummary::default(),
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let c = card();
+        let json = c.to_json();
+        assert!(json.contains("\"task\":\"ar_reid\""), "{json}");
+        assert_eq!(ModelCard::from_json(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn refuses_other_versions_and_inconsistent_cards() {
+        let json = card().to_json().replace("\"format_version\":1", "\"format_version\":7");
+        assert!(matches!(
+            ModelCard::from_json(&json),
+            Err(CardError::Version { found: 7 })
+        ));
+
+        let mut c = card();
+        c.attributes[1].output = "attr_age".into();
+        let err = ModelCard::from_json(&c.to_json()).unwrap_err().to_string();
+        assert!(err.contains("\"attr_age\" is named twice"), "{err}");
+
+        let mut c = card();
+        c.embedding = None;
+        assert!(ModelCard::from_json(&c.to_json()).is_err());
+
+        assert!(matches!(
+            ModelCard::from_json("{\"format_version\":1}"),
+            Err(CardError::Json(_))
+        ));
+    }
+}

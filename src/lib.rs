@@ -1,0 +1,11 @@
+//! edge-reid: person attribute recognition and re-identification at the edge.
+//!
+//! The runtime side of the project (tract on CPU) and the pieces the training crate shares with it:
+//! the attribute schema, the model card, the evaluation metrics and the synthetic person renderer.
+//! This crate never depends on candle.
+
+pub mod attributes;
+pub mod card;
+pub mod metrics;
+pub mod model;
+pub mod synth;
