@@ -4,6 +4,7 @@
 //! the attribute schema, the model card, the evaluation metrics and the synthetic person renderer.
 //! This crate never depends on candle.
 
+pub mod atomic_file;
 pub mod attributes;
 pub mod card;
 pub mod metrics;

@@ -1,1 +1,391 @@
-fn main() {}
+//! `edge-reid-train`: render synthetic data, train, evaluate, predict and export the multi-task
+//! network. A thin command line over the `edge_reid_train` library.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use edge_reid_train::fit::{self, Progress, RunConfig, RunDir};
+use edge_reid_train::history::EpochRecord;
+use edge_reid_train::loss::TripletMining;
+use edge_reid_train::model::{Backbone, HeadKind, NetConfig};
+use edge_reid_train::{evaluate, export, predict, synth};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "edge-reid-train",
+    version,
+    about = "Train the edge-reid multi-task network (person attributes + re-ID) and export it to ONNX",
+    after_help = "Examples:
+  edge-reid-train synth --out data/synth --identities 1500
+  edge-reid-train fit --data data/synth --run runs/resnet18 --device cuda
+  edge-reid-train fit --data data/synth --run runs/small --backbone small --epochs 10
+  edge-reid-train eval --run runs/resnet18 --split test
+  edge-reid-train export --run runs/resnet18 --out models/edge-reid.onnx
+  edge-reid-train predict --run runs/resnet18 --test test/ --queries queries/ --out submission/"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render a synthetic Market-1501-style dataset (JPEG crops, CSV attributes).
+    Synth(SynthArgs),
+    /// Train a network on a Market-1501-layout dataset.
+    Fit(Box<FitArgs>),
+    /// Print the paper's Tables 1 and 2 for a run.
+    Eval(EvalArgs),
+    /// Export a run's checkpoint to one ONNX file with its model card.
+    Export(ExportArgs),
+    /// Write `classification_test.csv` and `reid_test.txt` for a test folder and a queries folder.
+    Predict(PredictArgs),
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Output folder (created; must be empty or an earlier synth output).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of identities (Market-1501 has 1,501).
+    #[arg(long, default_value_t = 1500)]
+    identities: usize,
+    /// Seed: the same seed renders the same dataset.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MiningArg {
+    All,
+    BatchHard,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckpointArg {
+    Best,
+    Last,
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// Dataset root in Market-1501 layout.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder for checkpoints, metrics.csv and curve.png.
+    #[arg(long)]
+    run: PathBuf,
+    /// Continue the run in --run from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    #[arg(long, value_enum, default_value = "resnet18")]
+    backbone: Backbone,
+    /// Attribute heads: baseline, convhead or sa (paper section 3.1).
+    #[arg(long, value_enum, default_value = "baseline")]
+    head: HeadKind,
+    /// Input size HxW.
+    #[arg(long, default_value = "128x64")]
+    input_size: String,
+    #[arg(long, default_value_t = 128)]
+    embedding_dim: usize,
+    /// Add the person-vs-junk head, trained with the junk (-1) training images as negatives.
+    #[arg(long)]
+    person_head: bool,
+    /// Junk images appended to each batch when --person-head is on.
+    #[arg(long, default_value_t = 8)]
+    junk_per_batch: usize,
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    /// Identities per batch.
+    #[arg(long, default_value_t = 16)]
+    p: usize,
+    /// Images per identity in a batch (>= 2).
+    #[arg(long, default_value_t = 4)]
+    k: usize,
+    #[arg(long, default_value_t = 3e-4)]
+    lr: f64,
+    /// Decoupled weight decay (never on norms, biases and the Kendall weights); 0 disables it.
+    #[arg(long, default_value_t = 5e-4)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 5)]
+    warmup_epochs: usize,
+    #[arg(long, default_value_t = 0.3)]
+    margin: f64,
+    /// Triplets: all valid triplets with positive loss (the paper) or batch-hard.
+    #[arg(long, value_enum, default_value = "all")]
+    mining: MiningArg,
+    #[arg(long, default_value_t = 0.3)]
+    val_fraction: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop after this many epochs without a better validation score (0: never).
+    #[arg(long, default_value_t = 10)]
+    patience: usize,
+    /// Cap the batches per epoch (quick experiments).
+    #[arg(long)]
+    max_batches: Option<usize>,
+    /// torchvision ResNet18 weights (.safetensors or .pth) to start from.
+    #[arg(long)]
+    pretrained: Option<PathBuf>,
+    /// Image decoding and augmentation threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    /// The identity-disjoint validation split of the training folder.
+    Val,
+    /// Market's query/ against bounding_box_test/.
+    Test,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Run folder written by `fit`.
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, value_enum, default_value = "val")]
+    split: SplitArg,
+    #[arg(long, value_enum, default_value = "best")]
+    checkpoint: CheckpointArg,
+    /// Dataset root (default: the one the run was trained on).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Run folder written by `fit`.
+    #[arg(long)]
+    run: PathBuf,
+    /// The ONNX file to write.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "best")]
+    checkpoint: CheckpointArg,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Run folder written by `fit`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Folder of anonymised test images (attributes are predicted for each; it is the re-ID gallery).
+    #[arg(long)]
+    test: PathBuf,
+    /// Folder of query images.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Output folder for classification_test.csv and reid_test.txt.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "best")]
+    checkpoint: CheckpointArg,
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+fn parse_size(s: &str) -> Result<(usize, usize)> {
+    let (h, w) = s
+        .split_once('x')
+        .with_context(|| format!("input size {s:?} is not HxW (for example 128x64)"))?;
+    let h: usize = h.parse().with_context(|| format!("bad height in {s:?}"))?;
+    let w: usize = w.parse().with_context(|| format!("bad width in {s:?}"))?;
+    if h < 32 || w < 16 || h % 16 != 0 || w % 16 != 0 {
+        bail!("input size {s}: height >= 32, width >= 16, both multiples of 16");
+    }
+    Ok((h, w))
+}
+
+fn device(arg: DeviceArg) -> Result<Device> {
+    match arg {
+        DeviceArg::Cpu => Ok(Device::Cpu),
+        DeviceArg::Cuda => Device::new_cuda(0).context(
+            "cannot open CUDA device 0 (build with `--features cuda` and check the driver)",
+        ),
+    }
+}
+
+fn checkpoint(run: &RunDir, which: CheckpointArg) -> PathBuf {
+    match which {
+        CheckpointArg::Best => run.best(),
+        CheckpointArg::Last => run.last(),
+    }
+}
+
+/// A progress bar per epoch and one summary line per epoch.
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
+        let bar = ProgressBar::new(batches as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg} ({elapsed}<{eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{epochs}"));
+        self.0 = Some(bar);
+    }
+
+    fn batch(&mut self, loss: f64, images_per_second: f64) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(format!("loss {loss:.4} {images_per_second:.1} img/s"));
+            bar.inc(1);
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord, best: bool) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+        println!(
+            "epoch {:>3}: loss {:.4} (ar {:.4} id {:.4}) s_ar {:+.3} s_id {:+.3} | val acc {:.2}% bal {:.2}% mAP {:.2}% r1 {:.2}% | {:.0} img/s {:.0}s{}",
+            r.epoch,
+            r.loss,
+            r.ar_loss,
+            r.id_loss,
+            r.s_ar,
+            r.s_id,
+            100.0 * r.val.mean_accuracy(),
+            100.0 * r.val.mean_balanced_accuracy(),
+            100.0 * r.val.map,
+            100.0 * r.val.rank1,
+            r.images_per_second,
+            r.seconds,
+            if best { " *best" } else { "" }
+        );
+    }
+}
+
+fn run_fit(a: &FitArgs) -> Result<()> {
+    let (input_height, input_width) = parse_size(&a.input_size)?;
+    let cfg = RunConfig {
+        data: a.data.clone(),
+        net: NetConfig {
+            backbone: a.backbone,
+            head: a.head,
+            embedding_dim: a.embedding_dim,
+            person_head: a.person_head,
+            input_height,
+            input_width,
+        },
+        epochs: a.epochs,
+        p: a.p,
+        k: a.k,
+        junk_per_batch: if a.person_head { a.junk_per_batch } else { 0 },
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+        warmup_epochs: a.warmup_epochs,
+        margin: a.margin,
+        mining: match a.mining {
+            MiningArg::All => TripletMining::All,
+            MiningArg::BatchHard => TripletMining::BatchHard,
+        },
+        val_fraction: a.val_fraction,
+        seed: a.seed,
+        patience: a.patience,
+        max_batches: a.max_batches,
+        pretrained: a.pretrained.clone(),
+        ..RunConfig::default()
+    };
+    let run = RunDir(a.run.clone());
+    if !a.resume && run.state().exists() {
+        bail!(
+            "{} already holds a run: pass --resume to continue it or choose another --run",
+            a.run.display()
+        );
+    }
+    let device = device(a.device)?;
+    let summary = fit::fit(&cfg, &run, &device, a.workers, a.resume, &mut Bar(None))
+        .with_context(|| format!("training run {}", a.run.display()))?;
+    println!(
+        "done: {} epochs{}, best validation score {:.4} at epoch {} -> {}",
+        summary.epochs,
+        if summary.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
+        summary.best_score,
+        summary.best_epoch,
+        run.best().display()
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Synth(a) => {
+            let summary = synth::write_dataset(&synth::SynthConfig {
+                identities: a.identities,
+                seed: a.seed,
+                ..synth::SynthConfig::new(a.out.clone())
+            })
+            .with_context(|| format!("rendering a synthetic dataset into {}", a.out.display()))?;
+            println!("{summary}");
+        }
+        Command::Fit(a) => run_fit(&a)?,
+        Command::Eval(a) => {
+            let run = RunDir(a.run.clone());
+            let cfg = run.read_config()?;
+            let data = a.data.unwrap_or_else(|| cfg.data.clone());
+            let split = match a.split {
+                SplitArg::Val => evaluate::Split::Validation,
+                SplitArg::Test => evaluate::Split::Test,
+            };
+            let report = evaluate::eval_run(
+                &cfg,
+                &checkpoint(&run, a.checkpoint),
+                &data,
+                split,
+                a.workers,
+            )
+            .with_context(|| format!("evaluating {}", a.run.display()))?;
+            print!("{report}");
+        }
+        Command::Export(a) => {
+            let run = RunDir(a.run.clone());
+            let card = export::export_run(&run, &checkpoint(&run, a.checkpoint), &a.out)
+                .with_context(|| format!("exporting {} to {}", a.run.display(), a.out.display()))?;
+            println!(
+                "wrote {} ({} attributes, {}-d embedding); candle and tract agree within 1e-4",
+                a.out.display(),
+                card.attributes.len(),
+                card.embedding.as_ref().map_or(0, |e| e.dim)
+            );
+        }
+        Command::Predict(a) => {
+            let run = RunDir(a.run.clone());
+            let cfg = run.read_config()?;
+            let written = predict::predict(
+                &cfg,
+                &checkpoint(&run, a.checkpoint),
+                &a.test,
+                &a.queries,
+                &a.out,
+                a.workers,
+            )
+            .with_context(|| format!("predicting with {}", a.run.display()))?;
+            println!("{written}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,510 @@
+//! The training loop behind `edge-reid-train fit`: P x K batches (plus junk images when the net has
+//! a person head), the paper's multi-task loss with Kendall weighting, Adam with warm-up and cosine
+//! decay, per-epoch validation, a CSV and a curve per run, checkpoints with `--resume`, the best
+//! checkpoint kept by the combined validation score, and early stopping.
+//!
+//! A run directory holds:
+//! - `config.json`: the [`RunConfig`] (what `eval`, `export` and `--resume` rebuild the net from);
+//! - `last.safetensors` + `last.optim.safetensors` + `state.json`: the end of the last epoch;
+//! - `best.safetensors`: the weights of the epoch with the best [`Validation::score`];
+//! - `metrics.csv` and `curve.png`: the per-epoch table and the paper-style Figure 4.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use edge_reid::atomic_file::write_atomic;
+use edge_reid::card::{IMAGENET_MEAN, IMAGENET_STD};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{
+    split_train_val, AttributeTable, Augment, BatchLoader, LoaderConfig, MarketDataset, PkConfig,
+    PkSampler, Record,
+};
+use crate::evaluate::{EvalSet, Predictor};
+use crate::history::{self, EpochRecord, Validation};
+use crate::loss::{attribute_loss, person_loss, triplet_loss, KendallWeights, TripletMining};
+use crate::model::{load_pretrained, MultiTaskNet, NetConfig};
+use crate::optim::{Adam, AdamConfig};
+use crate::schedule::Schedule;
+use crate::TrainError;
+
+/// Everything that defines a training run; saved as `config.json` in the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Dataset root (Market-1501 layout).
+    pub data: PathBuf,
+    /// The network.
+    pub net: NetConfig,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Identities per batch.
+    pub p: usize,
+    /// Images per identity.
+    pub k: usize,
+    /// Junk images appended to each batch as negatives for the person head (0 without one).
+    pub junk_per_batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay (not on norms, biases and Kendall weights).
+    pub weight_decay: f64,
+    /// Epochs of linear warm-up.
+    pub warmup_epochs: usize,
+    /// Triplet margin.
+    pub margin: f64,
+    /// Triplet selection.
+    pub mining: TripletMining,
+    /// Share of training identities held out for validation.
+    pub val_fraction: f64,
+    /// Seed of the split, the sampler, augmentation and initialisation.
+    pub seed: u64,
+    /// Epochs without a better validation score before stopping (0: never stop early).
+    pub patience: usize,
+    /// At most this many batches per epoch (for quick runs); `None` for a full epoch.
+    pub max_batches: Option<usize>,
+    /// torchvision ResNet18 weights to start from.
+    pub pretrained: Option<PathBuf>,
+    /// Input normalisation mean (RGB, `[0, 1]` scale).
+    pub mean: [f32; 3],
+    /// Input normalisation standard deviation.
+    pub std: [f32; 3],
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            data: PathBuf::from("market1501"),
+            net: NetConfig::default(),
+            epochs: 50,
+            p: 16,
+            k: 4,
+            junk_per_batch: 0,
+            lr: 3e-4,
+            weight_decay: 5e-4,
+            warmup_epochs: 5,
+            margin: 0.3,
+            mining: TripletMining::All,
+            val_fraction: 0.3,
+            seed: 0,
+            patience: 10,
+            max_batches: None,
+            pretrained: None,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+}
+
+/// Where a run keeps its files.
+#[derive(Debug, Clone)]
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    /// `config.json`.
+    pub fn config(&self) -> PathBuf {
+        self.0.join("config.json")
+    }
+    /// `last.safetensors`.
+    pub fn last(&self) -> PathBuf {
+        self.0.join("last.safetensors")
+    }
+    /// `last.optim.safetensors`.
+    pub fn optim(&self) -> PathBuf {
+        self.0.join("last.optim.safetensors")
+    }
+    /// `best.safetensors`.
+    pub fn best(&self) -> PathBuf {
+        self.0.join("best.safetensors")
+    }
+    /// `state.json`.
+    pub fn state(&self) -> PathBuf {
+        self.0.join("state.json")
+    }
+    /// `metrics.csv`.
+    pub fn csv(&self) -> PathBuf {
+        self.0.join("metrics.csv")
+    }
+    /// `curve.png`.
+    pub fn curve(&self) -> PathBuf {
+        self.0.join("curve.png")
+    }
+
+    /// Reads `config.json`.
+    pub fn read_config(&self) -> Result<RunConfig, TrainError> {
+        read_json(&self.config())
+    }
+
+    /// Reads `state.json`.
+    pub fn read_state(&self) -> Result<RunState, TrainError> {
+        read_json(&self.state())
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Json {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(value).expect("run files always serialise");
+    write_atomic(path, text.as_bytes()).map_err(|e| TrainError::io(path, e))
+}
+
+/// Progress of a run, saved after every epoch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Best validation score so far.
+    pub best_score: f64,
+    /// Epoch of `best.safetensors`.
+    pub best_epoch: usize,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// One record per completed epoch.
+    pub history: Vec<EpochRecord>,
+}
+
+/// Reports progress to the caller (the binary draws a progress bar; tests stay quiet).
+pub trait Progress {
+    /// A new epoch of `batches` batches starts.
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize);
+    /// One batch is done.
+    fn batch(&mut self, loss: f64, images_per_second: f64);
+    /// The epoch is done and validated.
+    fn epoch_end(&mut self, record: &EpochRecord, best: bool);
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn epoch_start(&mut self, _: usize, _: usize, _: usize) {}
+    fn batch(&mut self, _: f64, _: f64) {}
+    fn epoch_end(&mut self, _: &EpochRecord, _: bool) {}
+}
+
+/// The network, its variables and the Kendall weights, built from a config.
+pub struct Trainable {
+    /// All variables (network and Kendall weights).
+    pub varmap: VarMap,
+    /// The network.
+    pub net: MultiTaskNet,
+    /// The learned loss weights.
+    pub kendall: KendallWeights,
+}
+
+impl Trainable {
+    /// Builds a freshly initialised network on `device`.
+    pub fn new(net: &NetConfig, device: &Device) -> Result<Self, TrainError> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let model = MultiTaskNet::new(net, vb.clone())?;
+        let kendall = KendallWeights::new(vb.pp("kendall"))?;
+        Ok(Self {
+            varmap,
+            net: model,
+            kendall,
+        })
+    }
+
+    /// Builds the network and loads `weights` (a checkpoint written by `fit`).
+    pub fn load(net: &NetConfig, weights: &Path, device: &Device) -> Result<Self, TrainError> {
+        let mut t = Self::new(net, device)?;
+        t.varmap.load(weights).map_err(|e| TrainError::Checkpoint {
+            path: weights.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(t)
+    }
+}
+
+/// Summary of a finished run.
+#[derive(Debug, Clone)]
+pub struct FitSummary {
+    /// Epochs completed in total.
+    pub epochs: usize,
+    /// Best validation score and its epoch.
+    pub best_score: f64,
+    /// Epoch of the best checkpoint.
+    pub best_epoch: usize,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+}
+
+/// Data prepared for a run: the training records, their labels and the validation set.
+struct Prepared {
+    train: Vec<Record>,
+    table: AttributeTable,
+    val: EvalSet,
+}
+
+fn prepare(cfg: &RunConfig) -> Result<Prepared, TrainError> {
+    let ds = MarketDataset::open(&cfg.data)?;
+    let split = split_train_val(&ds.train, cfg.val_fraction, cfg.seed)?;
+    let val = EvalSet::validation(cfg, &ds)?;
+    Ok(Prepared {
+        train: split.train,
+        table: ds.attributes,
+        val,
+    })
+}
+
+/// Trains (or resumes, when `resume` is set and the run has a state) the run in `run`.
+pub fn fit(
+    cfg: &RunConfig,
+    run: &RunDir,
+    device: &Device,
+    workers: usize,
+    resume: bool,
+    progress: &mut dyn Progress,
+) -> Result<FitSummary, TrainError> {
+    std::fs::create_dir_all(&run.0).map_err(|e| TrainError::io(&run.0, e))?;
+    let mut trainable = Trainable::new(&cfg.net, device)?;
+    let mut state = RunState::default();
+    let prepared = prepare(cfg)?;
+    if cfg.junk_per_batch > 0 && !cfg.net.person_head {
+        return Err(TrainError::Setting(format!(
+            "{} junk images per batch need a net with a person head",
+            cfg.junk_per_batch
+        )));
+    }
+    let sampler = PkSampler::new(
+        &prepared.train,
+        PkConfig {
+            p: cfg.p,
+            k: cfg.k,
+            junk: cfg.junk_per_batch,
+            seed: cfg.seed,
+        },
+    )?;
+    let batches_per_epoch = cfg
+        .max_batches
+        .map_or(sampler.batches_per_epoch(), |m| {
+            m.min(sampler.batches_per_epoch())
+        })
+        .max(1);
+    let mut adam = Adam::new(
+        &trainable.varmap,
+        AdamConfig {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..AdamConfig::default()
+        },
+    )?;
+    if resume && run.state().exists() {
+        let saved = run.read_config()?;
+        if saved.net != cfg.net {
+            return Err(TrainError::Setting(format!(
+                "{}: the run was trained with {:?}, not {:?}",
+                run.config().display(),
+                saved.net,
+                cfg.net
+            )));
+        }
+        trainable
+            .varmap
+            .load(run.last())
+            .map_err(|e| TrainError::Checkpoint {
+                path: run.last(),
+                message: e.to_string(),
+            })?;
+        adam.load(&run.optim())
+            .map_err(|e| TrainError::Checkpoint {
+                path: run.optim(),
+                message: e.to_string(),
+            })?;
+        state = run.read_state()?;
+    } else if let Some(path) = &cfg.pretrained {
+        load_pretrained(&trainable.varmap, cfg.net.backbone, path)?;
+    }
+    write_json(cfg, &run.config())?;
+    let schedule = Schedule::new(
+        cfg.lr,
+        cfg.warmup_epochs * batches_per_epoch,
+        cfg.epochs * batches_per_epoch,
+    );
+    let predictor = Predictor::new(cfg.net, cfg.mean, cfg.std, workers);
+
+    while state.epoch < cfg.epochs && !state.stopped_early {
+        let epoch = state.epoch + 1;
+        let started = Instant::now();
+        progress.epoch_start(epoch, cfg.epochs, batches_per_epoch);
+        let record = train_epoch(
+            cfg,
+            &prepared,
+            &sampler,
+            &trainable,
+            &mut adam,
+            &schedule,
+            epoch,
+            batches_per_epoch,
+            workers,
+            device,
+            progress,
+        )?;
+        let val = prepared
+            .val
+            .score(&trainable.net, &predictor, device)?
+            .validation();
+        let record = EpochRecord {
+            seconds: started.elapsed().as_secs_f64(),
+            val,
+            ..record
+        };
+        let score = record.val.score();
+        let best = state.history.is_empty() || score > state.best_score;
+        if best {
+            state.best_score = score;
+            state.best_epoch = epoch;
+            save_weights(&trainable.varmap, &run.best())?;
+        }
+        state.epoch = epoch;
+        state.stopped_early = cfg.patience > 0 && epoch - state.best_epoch >= cfg.patience;
+        progress.epoch_end(&record, best);
+        state.history.push(record);
+        save_weights(&trainable.varmap, &run.last())?;
+        adam.save(&run.optim())
+            .map_err(|e| TrainError::Checkpoint {
+                path: run.optim(),
+                message: e.to_string(),
+            })?;
+        write_json(&state, &run.state())?;
+        history::write_csv(&state.history, &run.csv())
+            .map_err(|e| TrainError::io(&run.csv(), e))?;
+        crate::curve::draw(&state.history, &run.curve())?;
+    }
+    Ok(FitSummary {
+        epochs: state.epoch,
+        best_score: state.best_score,
+        best_epoch: state.best_epoch,
+        stopped_early: state.stopped_early,
+    })
+}
+
+/// Saves all variables through a temporary file, so a crash never leaves a half-written checkpoint.
+fn save_weights(varmap: &VarMap, path: &Path) -> Result<(), TrainError> {
+    let tmp = path.with_extension("safetensors.tmp");
+    varmap
+        .save(&tmp)
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(candle_core::Error::from))
+        .map_err(|e| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_epoch(
+    cfg: &RunConfig,
+    data: &Prepared,
+    sampler: &PkSampler,
+    t: &Trainable,
+    adam: &mut Adam,
+    schedule: &Schedule,
+    epoch: usize,
+    batches: usize,
+    workers: usize,
+    device: &Device,
+    progress: &mut dyn Progress,
+) -> Result<EpochRecord, TrainError> {
+    let mut plan = sampler.epoch(epoch as u64);
+    plan.truncate(batches);
+    let loader = BatchLoader::new(
+        &data.train,
+        &data.table,
+        plan,
+        LoaderConfig {
+            height: cfg.net.input_height,
+            width: cfg.net.input_width,
+            mean: cfg.mean,
+            std: cfg.std,
+            augment: Some(Augment::default()),
+            workers,
+            seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64),
+        },
+    )?;
+    let (mut sums, mut seen, mut correct, mut labelled) = ([0f64; 4], 0usize, 0usize, 0usize);
+    let started = Instant::now();
+    for (i, batch) in loader.enumerate() {
+        let batch = batch?;
+        adam.config.lr = schedule.lr((epoch - 1) * batches + i);
+        let x = Tensor::from_vec(
+            batch.images,
+            (batch.n, 3, batch.height, batch.width),
+            device,
+        )?;
+        let out = t.net.forward_t(&x, true)?;
+        let persons = batch.person.iter().filter(|p| **p).count();
+        let attr_logits = out
+            .attributes
+            .iter()
+            .map(|l| l.narrow(0, 0, persons))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let flat: Vec<u32> = batch.attributes[..persons]
+            .iter()
+            .flat_map(|a| a.iter().map(|&c| u32::from(c)))
+            .collect();
+        let targets = Tensor::from_vec(flat, (persons, attr_logits.len()), device)?;
+        let l_ar = attribute_loss(&attr_logits, &targets)?;
+        let l_id = triplet_loss(
+            &out.embedding.narrow(0, 0, persons)?,
+            &batch.identities[..persons],
+            cfg.margin,
+            cfg.mining,
+        )?;
+        let mut loss = t.kendall.combine(&l_ar, &l_id)?;
+        let mut l_person = 0.0;
+        if let Some(logits) = &out.person {
+            let target: Vec<f32> = batch
+                .person
+                .iter()
+                .map(|&p| f32::from(u8::from(p)))
+                .collect();
+            let target = Tensor::from_vec(target, (batch.n, 1), device)?;
+            let lp = person_loss(logits, &target)?;
+            l_person = lp.to_scalar::<f32>()? as f64;
+            loss = (loss + lp)?;
+        }
+        adam.step(&loss.backward()?)?;
+        for (logits, truth) in attr_logits.iter().zip(0..) {
+            let pred = logits.argmax(1)?.to_vec1::<u32>()?;
+            correct += pred
+                .iter()
+                .zip(&batch.attributes[..persons])
+                .filter(|(p, a)| **p == u32::from(a[truth]))
+                .count();
+            labelled += persons;
+        }
+        let values = [
+            loss.to_scalar::<f32>()? as f64,
+            l_ar.to_scalar::<f32>()? as f64,
+            l_id.to_scalar::<f32>()? as f64,
+            l_person,
+        ];
+        for (s, v) in sums.iter_mut().zip(values) {
+            *s += v;
+        }
+        seen += batch.n;
+        progress.batch(values[0], seen as f64 / started.elapsed().as_secs_f64());
+    }
+    let n = batches as f64;
+    Ok(EpochRecord {
+        epoch,
+        lr: adam.config.lr,
+        loss: sums[0] / n,
+        ar_loss: sums[1] / n,
+        id_loss: sums[2] / n,
+        person_loss: sums[3] / n,
+        s_ar: t.kendall.s_ar()? as f64,
+        s_id: t.kendall.s_id()? as f64,
+        train_accuracy: correct as f64 / labelled.max(1) as f64,
+        images_per_second: seen as f64 / started.elapsed().as_secs_f64(),
+        seconds: 0.0,
+        val: Validation::default(),
+    })
+}
