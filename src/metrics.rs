@@ -32,6 +32,16 @@ pub enum MetricsError {
     /// Embedding dimension 0.
     #[error("embedding dimension must be at least 1")]
     ZeroDim,
+    /// An embedding matrix whose length is not a whole number of rows.
+    #[error("{what} have {len} values, not a multiple of the dimension {dim}")]
+    PartialRow {
+        /// Which embeddings.
+        what: &'static str,
+        /// Their length.
+        len: usize,
+        /// The embedding dimension.
+        dim: usize,
+    },
     /// A distance is NaN (a broken embedding).
     #[error("distance between query {query} and gallery entry {gallery} is NaN")]
     NanDistance {
@@ -85,11 +95,11 @@ fn rows(what: &'static str, data: &[f32], dim: usize) -> Result<usize, MetricsEr
     if dim == 0 {
         return Err(MetricsError::ZeroDim);
     }
-    if data.len() % dim != 0 {
-        return Err(MetricsError::Length {
+    if !data.len().is_multiple_of(dim) {
+        return Err(MetricsError::PartialRow {
             what,
-            found: data.len(),
-            expected: data.len().next_multiple_of(dim),
+            len: data.len(),
+            dim,
         });
     }
     Ok(data.len() / dim)
@@ -714,10 +724,10 @@ mod tests {
         assert!(euclidean_distances(&[1.0; 4], &[], 2).unwrap().is_empty());
         assert_eq!(
             cosine_distances(&q, &g[..5], 2).unwrap_err(),
-            MetricsError::Length {
+            MetricsError::PartialRow {
                 what: "gallery embeddings",
-                found: 5,
-                expected: 6
+                len: 5,
+                dim: 2
             }
         );
         assert_eq!(
