@@ -1,1 +1,842 @@
-//! (being written)
+//! Evaluation metrics shared by the training crate's `eval` and the runtime's `eval` command.
+//!
+//! - Re-ID: [`eval_market1501`], torchreid's Market-1501 protocol (CMC, mAP) plus mINP, over a
+//!   query x gallery distance matrix; the matrices come from [`distance_matrix`] and its siblings,
+//!   which also serve gallery search.
+//! - Attributes: [`attribute_report`], per-attribute accuracy, balanced accuracy and the
+//!   most-frequent-class baseline, printable as the paper's Table 1.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use crate::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES};
+use crate::card::DistanceMetric;
+
+/// The identity Market-1501 gives junk images. Junk is not part of the gallery: drop it (and never
+/// use it as a query) before evaluating; [`eval_market1501`] refuses it.
+pub const JUNK_ID: i32 = -1;
+
+/// Inputs the metrics cannot be computed on.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MetricsError {
+    /// A slice does not have the length the others imply.
+    #[error("{what} has {found} values, expected {expected}")]
+    Length {
+        /// Which input.
+        what: &'static str,
+        /// Its length.
+        found: usize,
+        /// The length the other inputs imply.
+        expected: usize,
+    },
+    /// Embedding dimension 0.
+    #[error("embedding dimension must be at least 1")]
+    ZeroDim,
+    /// An embedding matrix whose length is not a whole number of rows.
+    #[error("{what} have {len} values, not a multiple of the dimension {dim}")]
+    PartialRow {
+        /// Which embeddings.
+        what: &'static str,
+        /// Their length.
+        len: usize,
+        /// The embedding dimension.
+        dim: usize,
+    },
+    /// A distance is NaN (a broken embedding).
+    #[error("distance between query {query} and gallery entry {gallery} is NaN")]
+    NanDistance {
+        /// Query index.
+        query: usize,
+        /// Gallery index.
+        gallery: usize,
+    },
+    /// A junk image (identity -1) among the queries or the gallery.
+    #[error("{set} entry {index} is junk (identity -1): drop junk images before evaluating")]
+    Junk {
+        /// `query` or `gallery`.
+        set: &'static str,
+        /// Index in that set.
+        index: usize,
+    },
+    /// No query has a match in the gallery from another camera.
+    #[error("none of the {num_query} queries has a match in the gallery from another camera")]
+    NoValidQuery {
+        /// Number of queries.
+        num_query: usize,
+    },
+    /// A label set without rows.
+    #[error("the {set} label set is empty")]
+    EmptyLabels {
+        /// `predicted`, `truth` or `reference`.
+        set: &'static str,
+    },
+    /// A class index outside an attribute's labels.
+    #[error("{set} row {row}: class {class} of attribute {attribute:?} is out of range (it has {classes} classes)")]
+    ClassOutOfRange {
+        /// `predicted`, `truth` or `reference`.
+        set: &'static str,
+        /// Row index in that set.
+        row: usize,
+        /// Attribute name.
+        attribute: &'static str,
+        /// The class index found.
+        class: u8,
+        /// Number of classes of the attribute.
+        classes: usize,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Distances
+// ---------------------------------------------------------------------------------------------
+
+/// Number of rows of a row-major `[rows, dim]` embedding matrix.
+fn rows(what: &'static str, data: &[f32], dim: usize) -> Result<usize, MetricsError> {
+    if dim == 0 {
+        return Err(MetricsError::ZeroDim);
+    }
+    if !data.len().is_multiple_of(dim) {
+        return Err(MetricsError::PartialRow {
+            what,
+            len: data.len(),
+            dim,
+        });
+    }
+    Ok(data.len() / dim)
+}
+
+/// Lanes of independent accumulators: lets the compiler vectorise the inner loops.
+const LANES: usize = 8;
+
+/// `sum((a - b)^2)` of two equally long vectors.
+fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            let d = x[i] - y[i];
+            acc[i] += d * d;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `sum(a * b)` of two equally long vectors.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Applies `f` to every (query row, gallery row) pair, row-major `[num_query, num_gallery]`.
+fn pairwise(
+    query: &[f32],
+    gallery: &[f32],
+    dim: usize,
+    f: impl Fn(&[f32], &[f32]) -> f32,
+) -> Result<Vec<f32>, MetricsError> {
+    let nq = rows("query embeddings", query, dim)?;
+    let ng = rows("gallery embeddings", gallery, dim)?;
+    let mut out = Vec::with_capacity(nq * ng);
+    for q in query.chunks_exact(dim) {
+        out.extend(gallery.chunks_exact(dim).map(|g| f(q, g)));
+    }
+    Ok(out)
+}
+
+/// Squared Euclidean distances between row-major `[nq, dim]` queries and `[ng, dim]` gallery
+/// embeddings, as a row-major `[nq, ng]` matrix (torchreid's `euclidean` metric; same ranking as
+/// the plain Euclidean distance, one square root cheaper).
+pub fn squared_euclidean_distances(
+    query: &[f32],
+    gallery: &[f32],
+    dim: usize,
+) -> Result<Vec<f32>, MetricsError> {
+    pairwise(query, gallery, dim, squared_l2)
+}
+
+/// Euclidean distances, laid out as [`squared_euclidean_distances`].
+pub fn euclidean_distances(
+    query: &[f32],
+    gallery: &[f32],
+    dim: usize,
+) -> Result<Vec<f32>, MetricsError> {
+    pairwise(query, gallery, dim, |a, b| squared_l2(a, b).sqrt())
+}
+
+/// Cosine distances `1 - cos(q, g)`, laid out as [`squared_euclidean_distances`]. Norms are
+/// clamped to at least 1e-12 as `torch.nn.functional.normalize` does, so a zero vector is at
+/// distance 1 from everything.
+pub fn cosine_distances(
+    query: &[f32],
+    gallery: &[f32],
+    dim: usize,
+) -> Result<Vec<f32>, MetricsError> {
+    let nq = rows("query embeddings", query, dim)?;
+    rows("gallery embeddings", gallery, dim)?;
+    let inv_norm = |v: &[f32]| 1.0 / dot(v, v).sqrt().max(1e-12);
+    let g_inv: Vec<f32> = gallery.chunks_exact(dim).map(inv_norm).collect();
+    let mut out = Vec::with_capacity(nq * g_inv.len());
+    for q in query.chunks_exact(dim) {
+        let q_inv = inv_norm(q);
+        out.extend(
+            gallery
+                .chunks_exact(dim)
+                .zip(&g_inv)
+                .map(|(g, gi)| 1.0 - dot(q, g) * q_inv * gi),
+        );
+    }
+    Ok(out)
+}
+
+/// The distance matrix a model card's metric asks for: Euclidean or cosine.
+pub fn distance_matrix(
+    query: &[f32],
+    gallery: &[f32],
+    dim: usize,
+    metric: DistanceMetric,
+) -> Result<Vec<f32>, MetricsError> {
+    match metric {
+        DistanceMetric::Euclidean => euclidean_distances(query, gallery, dim),
+        DistanceMetric::Cosine => cosine_distances(query, gallery, dim),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-ID ranking
+// ---------------------------------------------------------------------------------------------
+
+/// Re-ID scores of one query set against one gallery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankingMetrics {
+    /// Cumulative matching characteristic: `cmc[k]` is the share of valid queries with a true match
+    /// among their first `k + 1` results. Length `min(max_rank, gallery size)`.
+    pub cmc: Vec<f64>,
+    /// Mean over valid queries of the non-interpolated average precision.
+    pub map: f64,
+    /// Mean inverse negative penalty (Ye et al. 2021): positives / rank of the hardest positive.
+    pub minp: f64,
+    /// Queries with at least one true match from another camera (the others are skipped).
+    pub num_valid_queries: usize,
+}
+
+impl RankingMetrics {
+    /// CMC at rank `k` (1-based: `rank(1)` is rank-1 accuracy); `None` past the computed ranks.
+    pub fn rank(&self, k: usize) -> Option<f64> {
+        k.checked_sub(1).and_then(|i| self.cmc.get(i).copied())
+    }
+}
+
+/// Market-1501 evaluation with torchreid's semantics (`torchreid/metrics/rank.py`,
+/// `eval_market1501`).
+///
+/// `distmat` is row-major `[q_pids.len(), g_pids.len()]`. Per query, the gallery is sorted by
+/// increasing distance (ties keep gallery order; torchreid's unstable quicksort may order ties
+/// differently), gallery entries with the query's identity *and* camera are dropped, and a query
+/// left with no true match is skipped. CMC is truncated at `max_rank` (at most the gallery size,
+/// as torchreid does); a valid query with fewer remaining entries than that counts as matched at
+/// the ranks past its list (torchreid fails on that case). AP is non-interpolated (the mean
+/// precision at each true match).
+///
+/// Junk (identity [`JUNK_ID`]) must be dropped by the caller beforehand (it is not part of
+/// Market's gallery; distractors, identity 0, stay); it is refused here.
+pub fn eval_market1501(
+    distmat: &[f32],
+    q_pids: &[i32],
+    g_pids: &[i32],
+    q_camids: &[u8],
+    g_camids: &[u8],
+    max_rank: usize,
+) -> Result<RankingMetrics, MetricsError> {
+    let (nq, ng) = (q_pids.len(), g_pids.len());
+    let expect = |what, found: usize, expected: usize| {
+        if found == expected {
+            Ok(())
+        } else {
+            Err(MetricsError::Length {
+                what,
+                found,
+                expected,
+            })
+        }
+    };
+    expect("query cameras", q_camids.len(), nq)?;
+    expect("gallery cameras", g_camids.len(), ng)?;
+    expect("distance matrix", distmat.len(), nq * ng)?;
+    let junk = |set, pids: &[i32]| match pids.iter().position(|&p| p == JUNK_ID) {
+        Some(index) => Err(MetricsError::Junk { set, index }),
+        None => Ok(()),
+    };
+    junk("query", q_pids)?;
+    junk("gallery", g_pids)?;
+    if let Some(i) = distmat.iter().position(|d| d.is_nan()) {
+        return Err(MetricsError::NanDistance {
+            query: i / ng,
+            gallery: i % ng,
+        });
+    }
+
+    let max_rank = max_rank.min(ng);
+    // Number of valid queries whose first true match is at (0-based) rank r, r < max_rank.
+    let mut first_hits = vec![0usize; max_rank];
+    let (mut ap_sum, mut inp_sum, mut num_valid) = (0.0f64, 0.0f64, 0usize);
+    let mut order: Vec<usize> = Vec::with_capacity(ng);
+    for q in 0..nq {
+        let row = &distmat[q * ng..(q + 1) * ng];
+        order.clear();
+        order.extend(0..ng);
+        // No NaN (checked above): `partial_cmp` is total here; the index makes the order stable.
+        order.sort_unstable_by(|&a, &b| {
+            row[a]
+                .partial_cmp(&row[b])
+                .unwrap_or(Ordering::Equal)
+                .then(a.cmp(&b))
+        });
+        let (pid, cam) = (q_pids[q], q_camids[q]);
+        let mut rank = 0usize; // position among the kept entries
+        let (mut hits, mut precision_sum, mut first, mut last) = (0usize, 0.0f64, None, 0usize);
+        for &g in &order {
+            if g_pids[g] == pid && g_camids[g] == cam {
+                continue;
+            }
+            if g_pids[g] == pid {
+                hits += 1;
+                precision_sum += hits as f64 / (rank + 1) as f64;
+                first.get_or_insert(rank);
+                last = rank;
+            }
+            rank += 1;
+        }
+        let Some(first) = first else { continue };
+        num_valid += 1;
+        ap_sum += precision_sum / hits as f64;
+        inp_sum += hits as f64 / (last + 1) as f64;
+        if let Some(slot) = first_hits.get_mut(first) {
+            *slot += 1;
+        }
+    }
+    if num_valid == 0 {
+        return Err(MetricsError::NoValidQuery { num_query: nq });
+    }
+    let n = num_valid as f64;
+    let cmc = first_hits
+        .iter()
+        .scan(0usize, |acc, &h| {
+            *acc += h;
+            Some(*acc as f64 / n)
+        })
+        .collect();
+    Ok(RankingMetrics {
+        cmc,
+        map: ap_sum / n,
+        minp: inp_sum / n,
+        num_valid_queries: num_valid,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes
+// ---------------------------------------------------------------------------------------------
+
+/// One row of the paper's Table 1: the scores of one attribute task, all in `[0, 1]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeScores {
+    /// Attribute name.
+    pub name: &'static str,
+    /// Class predicted by the most-frequent-class baseline (commonest in the reference labels).
+    pub majority_class: usize,
+    /// Accuracy of the most-frequent-class baseline on the ground truth.
+    pub mfc: f64,
+    /// Accuracy of the predictions.
+    pub accuracy: f64,
+    /// Mean recall over the classes present in the ground truth (scikit-learn's
+    /// `balanced_accuracy_score`).
+    pub balanced_accuracy: f64,
+}
+
+/// Attribute recognition scores over the 12 tasks, with their averages; `Display` prints the
+/// paper's Table 1 (percentages).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeReport {
+    /// One row per attribute, in [`ATTRIBUTES`] order.
+    pub rows: Vec<AttributeScores>,
+    /// Mean of the per-attribute baseline accuracies.
+    pub mean_mfc: f64,
+    /// Mean of the per-attribute accuracies.
+    pub mean_accuracy: f64,
+    /// Mean of the per-attribute balanced accuracies.
+    pub mean_balanced_accuracy: f64,
+}
+
+/// Checks that every class index of a label set is within its attribute's labels.
+fn check_classes(set: &'static str, labels: &[AttributeLabels]) -> Result<(), MetricsError> {
+    if labels.is_empty() {
+        return Err(MetricsError::EmptyLabels { set });
+    }
+    for (row, l) in labels.iter().enumerate() {
+        for (a, &class) in ATTRIBUTES.iter().zip(l) {
+            if usize::from(class) >= a.classes() {
+                return Err(MetricsError::ClassOutOfRange {
+                    set,
+                    row,
+                    attribute: a.name,
+                    class,
+                    classes: a.classes(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scores attribute predictions against the ground truth, row by row (`predicted[i]` is the
+/// prediction for `truth[i]`). The most-frequent-class baseline predicts, for each attribute, the
+/// class commonest in `reference` (e.g. the training labels; the lowest class index on a tie) and
+/// is scored on `truth`.
+pub fn attribute_report(
+    predicted: &[AttributeLabels],
+    truth: &[AttributeLabels],
+    reference: &[AttributeLabels],
+) -> Result<AttributeReport, MetricsError> {
+    check_classes("predicted", predicted)?;
+    check_classes("truth", truth)?;
+    check_classes("reference", reference)?;
+    if predicted.len() != truth.len() {
+        return Err(MetricsError::Length {
+            what: "predicted labels",
+            found: predicted.len(),
+            expected: truth.len(),
+        });
+    }
+    let n = truth.len() as f64;
+    let rows: Vec<AttributeScores> = ATTRIBUTES
+        .iter()
+        .enumerate()
+        .map(|(a, attr)| {
+            let mut reference_counts = vec![0usize; attr.classes()];
+            for r in reference {
+                reference_counts[usize::from(r[a])] += 1;
+            }
+            // First maximum: the lowest class index wins a tie.
+            let majority_class = reference_counts
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, 0),
+                    |best, (c, &k)| if k > best.1 { (c, k) } else { best },
+                )
+                .0;
+            // Per true class: (count, correctly predicted).
+            let mut per_class = vec![(0usize, 0usize); attr.classes()];
+            let (mut correct, mut mfc_correct) = (0usize, 0usize);
+            for (p, t) in predicted.iter().zip(truth) {
+                let slot = &mut per_class[usize::from(t[a])];
+                slot.0 += 1;
+                if p[a] == t[a] {
+                    slot.1 += 1;
+                    correct += 1;
+                }
+                if usize::from(t[a]) == majority_class {
+                    mfc_correct += 1;
+                }
+            }
+            let recalls: Vec<f64> = per_class
+                .iter()
+                .filter(|(count, _)| *count > 0)
+                .map(|&(count, hit)| hit as f64 / count as f64)
+                .collect();
+            AttributeScores {
+                name: attr.name,
+                majority_class,
+                mfc: mfc_correct as f64 / n,
+                accuracy: correct as f64 / n,
+                balanced_accuracy: recalls.iter().sum::<f64>() / recalls.len() as f64,
+            }
+        })
+        .collect();
+    let mean =
+        |f: fn(&AttributeScores) -> f64| rows.iter().map(f).sum::<f64>() / NUM_ATTRIBUTES as f64;
+    Ok(AttributeReport {
+        mean_mfc: mean(|r| r.mfc),
+        mean_accuracy: mean(|r| r.accuracy),
+        mean_balanced_accuracy: mean(|r| r.balanced_accuracy),
+        rows,
+    })
+}
+
+impl fmt::Display for AttributeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<10} {:>7} {:>9} {:>9}",
+            "attribute", "MFC", "accuracy", "balanced"
+        )?;
+        for r in &self.rows {
+            writeln!(
+                f,
+                "{:<10} {:>7.2} {:>9.2} {:>9.2}",
+                r.name,
+                100.0 * r.mfc,
+                100.0 * r.accuracy,
+                100.0 * r.balanced_accuracy
+            )?;
+        }
+        write!(
+            f,
+            "{:<10} {:>7.2} {:>9.2} {:>9.2}",
+            "average",
+            100.0 * self.mean_mfc,
+            100.0 * self.mean_accuracy,
+            100.0 * self.mean_balanced_accuracy
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    /// One case of `tests/fixtures/metrics_market1501.json`, written by
+    /// `tests/reference/metrics_reference.py` (torchreid's `eval_market1501` and
+    /// `compute_distance_matrix`; see the script for how to run it).
+    #[derive(Deserialize)]
+    struct ReidCase {
+        name: String,
+        q_pids: Vec<i32>,
+        g_pids: Vec<i32>,
+        q_camids: Vec<u8>,
+        g_camids: Vec<u8>,
+        max_rank: usize,
+        cmc: Vec<f64>,
+        map: f64,
+        minp: f64,
+        num_valid_queries: usize,
+        distmat: Option<Vec<f32>>,
+        dim: Option<usize>,
+        metric: Option<String>,
+        query_features: Option<Vec<f32>>,
+        gallery_features: Option<Vec<f32>>,
+        squared_euclidean: Option<Vec<f32>>,
+        euclidean: Option<Vec<f32>>,
+        cosine: Option<Vec<f32>>,
+    }
+
+    #[derive(Deserialize)]
+    struct ReidFixture {
+        cases: Vec<ReidCase>,
+    }
+
+    fn assert_close(name: &str, what: &str, got: &[f32], want: &[f32], tol: f32) {
+        assert_eq!(got.len(), want.len(), "{name}: {what} length");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tol * w.abs().max(1.0),
+                "{name}: {what}[{i}] = {g}, torchreid {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn market1501_matches_torchreid() {
+        let fixture: ReidFixture =
+            serde_json::from_str(include_str!("../tests/fixtures/metrics_market1501.json"))
+                .unwrap();
+        assert_eq!(fixture.cases.len(), 6);
+        for c in &fixture.cases {
+            let distmat = match &c.distmat {
+                Some(d) => d.clone(),
+                None => {
+                    // Embedding cases: our distance matrices against torchreid's (float64).
+                    let (q, g) = (c.query_features.as_ref(), c.gallery_features.as_ref());
+                    let (q, g, dim) = (q.unwrap(), g.unwrap(), c.dim.unwrap());
+                    let sq = squared_euclidean_distances(q, g, dim).unwrap();
+                    assert_close(
+                        &c.name,
+                        "squared",
+                        &sq,
+                        c.squared_euclidean.as_ref().unwrap(),
+                        1e-5,
+                    );
+                    let eu = euclidean_distances(q, g, dim).unwrap();
+                    assert_close(
+                        &c.name,
+                        "euclidean",
+                        &eu,
+                        c.euclidean.as_ref().unwrap(),
+                        1e-5,
+                    );
+                    let co = cosine_distances(q, g, dim).unwrap();
+                    assert_close(&c.name, "cosine", &co, c.cosine.as_ref().unwrap(), 1e-5);
+                    // torchreid ranked by squared distances; plain Euclidean ranks the same.
+                    let metric = match c.metric.as_deref() {
+                        Some("euclidean") => DistanceMetric::Euclidean,
+                        Some("cosine") => DistanceMetric::Cosine,
+                        m => panic!("{}: unknown metric {m:?}", c.name),
+                    };
+                    distance_matrix(q, g, dim, metric).unwrap()
+                }
+            };
+            let m = eval_market1501(
+                &distmat,
+                &c.q_pids,
+                &c.g_pids,
+                &c.q_camids,
+                &c.g_camids,
+                c.max_rank,
+            )
+            .unwrap();
+            assert_eq!(m.num_valid_queries, c.num_valid_queries, "{}", c.name);
+            assert_eq!(m.cmc.len(), c.cmc.len(), "{}", c.name);
+            for (k, (got, want)) in m.cmc.iter().zip(&c.cmc).enumerate() {
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "{}: cmc[{k}] {got} vs {want}",
+                    c.name
+                );
+            }
+            assert!(
+                (m.map - c.map).abs() < 1e-6,
+                "{}: mAP {} vs {}",
+                c.name,
+                m.map,
+                c.map
+            );
+            assert!(
+                (m.minp - c.minp).abs() < 1e-6,
+                "{}: mINP {} vs {}",
+                c.name,
+                m.minp,
+                c.minp
+            );
+        }
+    }
+
+    #[test]
+    fn hand_computed_query() {
+        // Query identity 1, camera 1. Gallery by distance: (1, cam 1) dropped, then 2, 1, 0, 1:
+        // hits at kept ranks 2 and 4, AP = (1/2 + 2/4) / 2, INP = 2 / 4. Five gallery entries
+        // with four kept: rank 5 counts as matched.
+        let d = [0.1, 0.2, 0.3, 0.4, 0.5];
+        let m = eval_market1501(&d, &[1], &[1, 2, 1, 0, 1], &[1], &[1, 2, 2, 3, 3], 50).unwrap();
+        assert_eq!(m.cmc, vec![0.0, 1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(m.rank(1), Some(0.0));
+        assert_eq!(m.rank(2), Some(1.0));
+        assert_eq!(m.rank(6), None);
+        assert_eq!(m.rank(0), None);
+        assert!((m.map - 0.5).abs() < 1e-12);
+        assert!((m.minp - 0.5).abs() < 1e-12);
+        assert_eq!(m.num_valid_queries, 1);
+    }
+
+    #[test]
+    fn ties_keep_gallery_order() {
+        let m = eval_market1501(&[0.5, 0.5], &[1], &[2, 1], &[1], &[2, 2], 2).unwrap();
+        assert_eq!(m.cmc, vec![0.0, 1.0]);
+        let m = eval_market1501(&[0.5, 0.5], &[1], &[1, 2], &[1], &[2, 2], 2).unwrap();
+        assert_eq!(m.cmc, vec![1.0, 1.0]);
+        // -0.0 and 0.0 are a tie too.
+        let m = eval_market1501(&[0.0, -0.0], &[1], &[1, 2], &[1], &[2, 2], 1).unwrap();
+        assert_eq!(m.cmc, vec![1.0]);
+    }
+
+    #[test]
+    fn refuses_bad_ranking_inputs() {
+        use MetricsError::*;
+        let e = |d: &[f32], qp: &[i32], gp: &[i32], qc: &[u8], gc: &[u8]| {
+            eval_market1501(d, qp, gp, qc, gc, 5).unwrap_err()
+        };
+        assert_eq!(
+            e(&[0.1, 0.2], &[1], &[1, -1], &[1], &[2, 2]),
+            Junk {
+                set: "gallery",
+                index: 1
+            }
+        );
+        assert_eq!(
+            e(&[0.1, f32::NAN], &[1], &[1, 2], &[1], &[2, 2]),
+            NanDistance {
+                query: 0,
+                gallery: 1
+            }
+        );
+        assert_eq!(
+            e(&[0.1], &[1], &[1, 2], &[1], &[2, 2]),
+            Length {
+                what: "distance matrix",
+                found: 1,
+                expected: 2
+            }
+        );
+        assert_eq!(
+            e(&[0.1, 0.2], &[1], &[1, 2], &[1], &[2]),
+            Length {
+                what: "gallery cameras",
+                found: 1,
+                expected: 2
+            }
+        );
+        // The only match is in the query's camera.
+        assert_eq!(
+            e(&[0.1, 0.2], &[1], &[1, 2], &[1], &[1, 2]),
+            NoValidQuery { num_query: 1 }
+        );
+        let msg = e(&[0.1, 0.2], &[-1], &[1, 2], &[1], &[1, 2]).to_string();
+        assert!(msg.contains("query entry 0 is junk"), "{msg}");
+    }
+
+    #[test]
+    fn distances_by_hand() {
+        let q = [3.0, 4.0];
+        let g = [0.0, 0.0, 3.0, 4.0, -3.0, -4.0];
+        assert_eq!(
+            squared_euclidean_distances(&q, &g, 2).unwrap(),
+            vec![25.0, 0.0, 100.0]
+        );
+        assert_eq!(
+            euclidean_distances(&q, &g, 2).unwrap(),
+            vec![5.0, 0.0, 10.0]
+        );
+        // A zero vector is at cosine distance 1, as with torch's normalize.
+        assert_eq!(cosine_distances(&q, &g, 2).unwrap(), vec![1.0, 0.0, 2.0]);
+        assert_eq!(
+            distance_matrix(&q, &g, 2, DistanceMetric::Cosine).unwrap(),
+            cosine_distances(&q, &g, 2).unwrap()
+        );
+        // 2 queries x 0 gallery: an empty matrix.
+        assert!(euclidean_distances(&[1.0; 4], &[], 2).unwrap().is_empty());
+        assert_eq!(
+            cosine_distances(&q, &g[..5], 2).unwrap_err(),
+            MetricsError::PartialRow {
+                what: "gallery embeddings",
+                len: 5,
+                dim: 2
+            }
+        );
+        assert_eq!(
+            squared_euclidean_distances(&q, &g, 0).unwrap_err(),
+            MetricsError::ZeroDim
+        );
+    }
+
+    /// `tests/fixtures/metrics_attributes.json`, written by `tests/reference/metrics_reference.py`
+    /// (scikit-learn's `accuracy_score` and `balanced_accuracy_score`, numpy for the baseline).
+    #[derive(Deserialize)]
+    struct AttributeFixture {
+        predicted: Vec<AttributeLabels>,
+        truth: Vec<AttributeLabels>,
+        reference: Vec<AttributeLabels>,
+        rows: Vec<AttributeRow>,
+        mean_mfc: f64,
+        mean_accuracy: f64,
+        mean_balanced_accuracy: f64,
+    }
+
+    #[derive(Deserialize)]
+    struct AttributeRow {
+        majority_class: usize,
+        mfc: f64,
+        accuracy: f64,
+        balanced_accuracy: f64,
+    }
+
+    #[test]
+    fn attributes_match_sklearn() {
+        let f: AttributeFixture =
+            serde_json::from_str(include_str!("../tests/fixtures/metrics_attributes.json"))
+                .unwrap();
+        let r = attribute_report(&f.predicted, &f.truth, &f.reference).unwrap();
+        assert_eq!(r.rows.len(), NUM_ATTRIBUTES);
+        for (got, want) in r.rows.iter().zip(&f.rows) {
+            assert_eq!(got.majority_class, want.majority_class, "{}", got.name);
+            assert!((got.mfc - want.mfc).abs() < 1e-9, "{}", got.name);
+            assert!((got.accuracy - want.accuracy).abs() < 1e-9, "{}", got.name);
+            assert!(
+                (got.balanced_accuracy - want.balanced_accuracy).abs() < 1e-9,
+                "{}: balanced {} vs sklearn {}",
+                got.name,
+                got.balanced_accuracy,
+                want.balanced_accuracy
+            );
+        }
+        assert!((r.mean_mfc - f.mean_mfc).abs() < 1e-9);
+        assert!((r.mean_accuracy - f.mean_accuracy).abs() < 1e-9);
+        assert!((r.mean_balanced_accuracy - f.mean_balanced_accuracy).abs() < 1e-9);
+        let table = r.to_string();
+        assert_eq!(table.lines().count(), 14, "{table}");
+        assert!(
+            table.lines().nth(10).unwrap().starts_with("gender"),
+            "{table}"
+        );
+        assert!(
+            table.ends_with(&format!("{:.2}", 100.0 * f.mean_balanced_accuracy)),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn attributes_by_hand_and_bad_labels() {
+        // Gender (index 9) only; every other attribute is class 0 everywhere.
+        let row = |gender: u8| {
+            let mut l = [0u8; NUM_ATTRIBUTES];
+            l[9] = gender;
+            l
+        };
+        let truth = [row(0), row(0), row(0), row(1)];
+        let predicted = [row(0), row(0), row(0), row(0)];
+        // The reference has one male and one female: the tie goes to class 0.
+        let reference = [row(1), row(0)];
+        let r = attribute_report(&predicted, &truth, &reference).unwrap();
+        let g = &r.rows[9];
+        assert_eq!((g.name, g.majority_class), ("gender", 0));
+        assert_eq!((g.mfc, g.accuracy, g.balanced_accuracy), (0.75, 0.75, 0.5));
+        // Reference all female: the baseline says female.
+        let r = attribute_report(&predicted, &truth, &[row(1)]).unwrap();
+        assert_eq!(r.rows[9].mfc, 0.25);
+        assert_eq!(r.rows[0].balanced_accuracy, 1.0);
+
+        let mut bad = row(0);
+        bad[10] = 8; // upcolor has 8 classes
+        let err = attribute_report(&predicted, &[truth[0], bad, truth[2], truth[3]], &reference)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            MetricsError::ClassOutOfRange {
+                set: "truth",
+                row: 1,
+                attribute: "upcolor",
+                class: 8,
+                classes: 8
+            }
+        );
+        assert_eq!(
+            attribute_report(&predicted, &truth, &[]).unwrap_err(),
+            MetricsError::EmptyLabels { set: "reference" }
+        );
+        assert!(matches!(
+            attribute_report(&predicted[..3], &truth, &reference),
+            Err(MetricsError::Length {
+                found: 3,
+                expected: 4,
+                ..
+            })
+        ));
+    }
+}
