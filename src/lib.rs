@@ -9,4 +9,5 @@ pub mod attributes;
 pub mod card;
 pub mod metrics;
 pub mod model;
+pub mod preprocess;
 pub mod synth;

@@ -1,0 +1,449 @@
+//! Attribute annotations per identity, from Lin et al.'s `market_attribute.mat` or the CSV form.
+//!
+//! Both files give 27 columns per identity with values 1/2 (age 1-4). They become class indices in
+//! [`ATTRIBUTES`] order: value 1 is class 0, value 2 class 1, age 1-4 classes 0-3, and for the
+//! colours the one column of the group set to 2 gives the class, in [`edge_reid::attributes::UP_COLORS`]
+//! / [`edge_reid::attributes::DOWN_COLORS`] order.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use edge_reid::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES};
+
+use super::mat::{MatFile, MatValue};
+use super::{DataError, Record};
+
+/// The exact header of `annotations_train.csv` / `annotations_test.csv` (`id` is the identity).
+pub const CSV_HEADER: &str = "id,age,backpack,bag,handbag,clothes,down,up,hair,hat,gender,upblack,upwhite,upred,uppurple,upyellow,upgray,upblue,upgreen,downblack,downwhite,downpink,downpurple,downyellow,downgray,downblue,downgreen,downbrown";
+
+/// Attribute labels per identity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttributeTable {
+    labels: BTreeMap<i32, AttributeLabels>,
+}
+
+impl AttributeTable {
+    /// Reads the annotations of a dataset root: `market_attribute.mat` if present, else
+    /// `annotations_train.csv` plus `annotations_test.csv` when present; neither is an error.
+    pub fn open(root: &Path) -> Result<Self, DataError> {
+        let mat = root.join("market_attribute.mat");
+        if mat.is_file() {
+            return Self::from_mat(&mat);
+        }
+        let train = root.join("annotations_train.csv");
+        if !train.is_file() {
+            return Err(DataError::NoAnnotations {
+                root: root.to_path_buf(),
+            });
+        }
+        let mut table = Self::default();
+        table.add_csv(&train)?;
+        let test = root.join("annotations_test.csv");
+        if test.is_file() {
+            table.add_csv(&test)?;
+        }
+        Ok(table)
+    }
+
+    /// Reads one annotation CSV with header [`CSV_HEADER`].
+    pub fn from_csv(path: &Path) -> Result<Self, DataError> {
+        let mut table = Self::default();
+        table.add_csv(path)?;
+        Ok(table)
+    }
+
+    /// Reads Lin et al.'s `market_attribute.mat`: struct `market_attribute` with 1x1 structs
+    /// `train` (required) and `test` (optional), each holding the 27 attribute arrays (1 x n) and
+    /// `image_index` (1 x n cell of identity strings). Identities may come in any order.
+    pub fn from_mat(path: &Path) -> Result<Self, DataError> {
+        let mat = MatFile::open(path)?;
+        let content = |field: &str, reason: String| DataError::MatContent {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        let root = mat
+            .variable("market_attribute")
+            .ok_or_else(|| content("market_attribute", "no such variable".into()))?;
+        let mut table = Self::default();
+        for (split, required) in [("train", true), ("test", false)] {
+            let field = format!("market_attribute.{split}");
+            match root.field(split) {
+                Some(part) => table.add_mat_split(part, &field, &content)?,
+                None if required => {
+                    let reason = format!("missing (market_attribute is {})", root.describe());
+                    return Err(content(&field, reason));
+                }
+                None => {}
+            }
+        }
+        Ok(table)
+    }
+
+    /// Labels of `identity`.
+    pub fn get(&self, identity: i32) -> Option<&AttributeLabels> {
+        self.labels.get(&identity)
+    }
+
+    /// Labels of `record`'s identity, or an error naming the record's file.
+    pub fn labels_for(&self, record: &Record) -> Result<AttributeLabels, DataError> {
+        self.get(record.identity)
+            .copied()
+            .ok_or_else(|| DataError::MissingAttributes {
+                path: record.path.clone(),
+                identity: record.identity,
+            })
+    }
+
+    /// Number of annotated identities.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether no identity is annotated.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Identities and labels in ascending identity order.
+    pub fn iter(&self) -> impl Iterator<Item = (i32, &AttributeLabels)> {
+        self.labels.iter().map(|(id, labels)| (*id, labels))
+    }
+
+    fn add_csv(&mut self, path: &Path) -> Result<(), DataError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let error = |line: usize, reason: String| DataError::Csv {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let columns: Vec<&str> = CSV_HEADER.split(',').collect();
+        let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
+        match lines.next() {
+            Some((_, header)) if header.trim_start_matches('\u{feff}') == CSV_HEADER => {}
+            _ => return Err(error(1, format!("the header must be exactly {CSV_HEADER}"))),
+        }
+        for (line, row) in lines.filter(|(_, row)| !row.is_empty()) {
+            let fields: Vec<&str> = row.split(',').map(str::trim).collect();
+            if fields.len() != columns.len() {
+                let reason = format!("{} columns, expected {}", fields.len(), columns.len());
+                return Err(error(line, reason));
+            }
+            let values = fields
+                .iter()
+                .zip(&columns)
+                .map(|(text, column)| {
+                    text.parse::<i64>()
+                        .map_err(|_| format!("{column} = {text:?} is not an integer"))
+                })
+                .collect::<Result<Vec<i64>, String>>()
+                .map_err(|reason| error(line, reason))?;
+            let identity = i32::try_from(values[0])
+                .ok()
+                .filter(|id| *id >= 0)
+                .ok_or_else(|| error(line, format!("id {} is not an identity", values[0])))?;
+            let labels = labels_from(|name| {
+                let column = columns.iter().position(|c| *c == name)?;
+                Some(values[column])
+            })
+            .map_err(|reason| error(line, reason))?;
+            if self.labels.insert(identity, labels).is_some() {
+                return Err(error(
+                    line,
+                    format!("identity {identity} is annotated twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn add_mat_split(
+        &mut self,
+        part: &MatValue,
+        field: &str,
+        content: &impl Fn(&str, String) -> DataError,
+    ) -> Result<(), DataError> {
+        let index_field = format!("{field}.image_index");
+        let identities: Vec<i32> = match part.field("image_index") {
+            Some(MatValue::Cell { items, .. }) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let text = item.as_text().unwrap_or_default();
+                    text.trim().parse::<i32>().map_err(|_| {
+                        let reason = format!("{} is not an identity", item.describe());
+                        content(&format!("{index_field}{{{}}}", i + 1), reason)
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            other => {
+                let found = other.map_or("nothing".to_string(), MatValue::describe);
+                let reason = format!("expected a 1 x n cell of identity strings, found {found}");
+                return Err(content(&index_field, reason));
+            }
+        };
+        let mut columns = BTreeMap::new();
+        for name in file_columns() {
+            let column_field = format!("{field}.{name}");
+            let values = match part.field(&name) {
+                Some(MatValue::Numeric { data, .. }) if data.len() == identities.len() => data,
+                other => {
+                    let found = other.map_or("nothing".to_string(), MatValue::describe);
+                    let reason = format!(
+                        "expected {} numbers (one per image_index entry), found {found}",
+                        identities.len()
+                    );
+                    return Err(content(&column_field, reason));
+                }
+            };
+            let values = values
+                .iter()
+                .map(|v| (v.fract() == 0.0).then_some(*v as i64))
+                .collect::<Option<Vec<i64>>>()
+                .ok_or_else(|| content(&column_field, "holds a non-integer value".into()))?;
+            columns.insert(name, values);
+        }
+        for (j, identity) in identities.iter().enumerate() {
+            let labels = labels_from(|name| columns.get(name).map(|values| values[j]))
+                .map_err(|reason| content(field, format!("identity {identity}: {reason}")))?;
+            if self.labels.insert(*identity, labels).is_some() {
+                let reason = format!("identity {identity} is annotated twice");
+                return Err(content(&index_field, reason));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The colour-column prefix of a colour attribute (`upcolor` -> `up`), `None` for the others.
+fn colour_prefix(attribute_name: &str) -> Option<&str> {
+    attribute_name.strip_suffix("color")
+}
+
+/// The 27 file columns, named as in both files (`age`, ..., `upblack`, ..., `downbrown`).
+fn file_columns() -> Vec<String> {
+    ATTRIBUTES
+        .iter()
+        .flat_map(|a| match colour_prefix(a.name) {
+            Some(prefix) => a.labels.iter().map(|l| format!("{prefix}{l}")).collect(),
+            None => vec![a.name.to_string()],
+        })
+        .collect()
+}
+
+/// Class indices from one identity's file values, `value(column)` giving each column's value.
+fn labels_from(value: impl Fn(&str) -> Option<i64>) -> Result<AttributeLabels, String> {
+    let get = |column: &str| value(column).ok_or_else(|| format!("column {column} is missing"));
+    let mut labels = [0u8; NUM_ATTRIBUTES];
+    for (label, attribute) in labels.iter_mut().zip(&ATTRIBUTES) {
+        *label = match colour_prefix(attribute.name) {
+            None => {
+                let v = get(attribute.name)?;
+                let classes = attribute.classes() as i64;
+                if !(1..=classes).contains(&v) {
+                    return Err(format!("{} = {v}, expected 1..={classes}", attribute.name));
+                }
+                (v - 1) as u8
+            }
+            Some(prefix) => {
+                let mut set = Vec::new();
+                for (class, colour) in attribute.labels.iter().enumerate() {
+                    let column = format!("{prefix}{colour}");
+                    match get(&column)? {
+                        1 => {}
+                        2 => set.push((class, column)),
+                        v => return Err(format!("{column} = {v}, expected 1 or 2")),
+                    }
+                }
+                match set.as_slice() {
+                    [(class, _)] => *class as u8,
+                    _ => {
+                        let names: Vec<&str> = set.iter().map(|(_, c)| c.as_str()).collect();
+                        return Err(format!(
+                            "{}: {} columns set to 2 ({}), expected exactly one",
+                            attribute.name,
+                            set.len(),
+                            names.join(", ")
+                        ));
+                    }
+                }
+            }
+        };
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    /// The labels `tests/reference/make_mat_fixture.py` prints for its identities.
+    const EXPECTED: [(i32, AttributeLabels); 5] = [
+        (7, [1, 0, 1, 0, 1, 0, 1, 0, 0, 1, 2, 8]),
+        (2, [2, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 6]),
+        (10, [0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 7, 2]),
+        (5, [3, 0, 0, 0, 1, 0, 1, 1, 0, 1, 1, 0]),
+        (3, [2, 1, 1, 1, 1, 1, 1, 0, 0, 0, 5, 5]),
+    ];
+
+    #[test]
+    fn file_columns_match_the_csv_header() {
+        let mut columns = file_columns();
+        columns.insert(0, "id".into());
+        assert_eq!(columns.join(","), CSV_HEADER);
+    }
+
+    #[test]
+    fn reads_lin_mat_files_in_any_identity_order() {
+        for name in ["market_small.mat", "market_small_compressed.mat"] {
+            let table = AttributeTable::from_mat(&fixture(name)).unwrap();
+            assert_eq!(table.len(), 5, "{name}");
+            for (id, labels) in EXPECTED {
+                assert_eq!(table.get(id), Some(&labels), "{name}: identity {id}");
+            }
+            let ids: Vec<i32> = table.iter().map(|(id, _)| id).collect();
+            assert_eq!(ids, [2, 3, 5, 7, 10]);
+        }
+    }
+
+    #[test]
+    fn bad_mat_content_names_the_field() {
+        let err = AttributeTable::from_mat(&fixture("market_bad_colour.mat")).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, DataError::MatContent { .. }), "{text}");
+        assert!(text.contains("market_bad_colour.mat"), "{text}");
+        assert!(text.contains("market_attribute.train"), "{text}");
+        assert!(
+            text.contains("identity 4: upcolor: 2 columns set to 2 (upblack, upred)"),
+            "{text}"
+        );
+
+        let err = AttributeTable::from_mat(&fixture("market_missing_field.mat")).unwrap_err();
+        assert!(
+            err.to_string().contains("market_attribute.test.hat"),
+            "{err}"
+        );
+
+        let err = AttributeTable::from_mat(&fixture("matlab_style.mat")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("market_attribute: no such variable"),
+            "{err}"
+        );
+    }
+
+    /// One CSV row: `values` are age..gender as file values, then the up and down colour classes.
+    fn row(id: &str, values: [u8; 10], up: usize, down: usize) -> String {
+        let mut fields = vec![id.to_string()];
+        fields.extend(values.iter().map(u8::to_string));
+        fields.extend((0..8).map(|c| if c == up { "2" } else { "1" }.to_string()));
+        fields.extend((0..9).map(|c| if c == down { "2" } else { "1" }.to_string()));
+        fields.join(",")
+    }
+
+    fn write(dir: &Path, name: &str, rows: &[String]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{CSV_HEADER}\r\n{}\n\n", rows.join("\r\n"))).unwrap();
+        path
+    }
+
+    #[test]
+    fn reads_csv_train_and_test() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = [
+            row("7", [2, 1, 2, 1, 2, 1, 2, 1, 1, 2], 2, 8),
+            row("0002", [3, 2, 1, 1, 2, 2, 2, 1, 1, 1], 0, 6),
+        ];
+        write(dir.path(), "annotations_train.csv", &train);
+        write(
+            dir.path(),
+            "annotations_test.csv",
+            &[row("5", [4, 1, 1, 1, 2, 1, 2, 2, 1, 2], 1, 0)],
+        );
+        let table = AttributeTable::open(dir.path()).unwrap();
+        assert_eq!(table.len(), 3);
+        for (id, labels) in EXPECTED.iter().filter(|(id, _)| [7, 2, 5].contains(id)) {
+            assert_eq!(table.get(*id), Some(labels), "identity {id}");
+        }
+
+        // A market_attribute.mat next to the CSVs takes precedence.
+        std::fs::copy(
+            fixture("market_small.mat"),
+            dir.path().join("market_attribute.mat"),
+        )
+        .unwrap();
+        assert_eq!(AttributeTable::open(dir.path()).unwrap().len(), 5);
+
+        let empty = tempfile::tempdir().unwrap();
+        let err = AttributeTable::open(empty.path()).unwrap_err();
+        assert!(matches!(err, DataError::NoAnnotations { .. }), "{err}");
+    }
+
+    #[test]
+    fn malformed_csv_rows_are_errors_with_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = row("1", [1; 10], 0, 0);
+        let bad = |column: &str, value: &str| {
+            let position = CSV_HEADER.split(',').position(|c| c == column).unwrap();
+            let mut fields: Vec<&str> = good.split(',').collect();
+            fields[0] = "2";
+            fields[position] = value;
+            fields.join(",")
+        };
+        let cases: Vec<(String, &str)> = vec![
+            (bad("age", "5"), "age = 5, expected 1..=4"),
+            (bad("backpack", "0"), "backpack = 0, expected 1..=2"),
+            (bad("gender", "3"), "gender = 3"),
+            (bad("upblack", "1"), "upcolor: 0 columns set to 2"),
+            (
+                bad("downpink", "2"),
+                "downcolor: 2 columns set to 2 (downblack, downpink)",
+            ),
+            (bad("upwhite", "3"), "upwhite = 3, expected 1 or 2"),
+            (bad("hat", ""), "hat = \"\" is not an integer"),
+            (bad("id", "-1"), "id -1 is not an identity"),
+            (format!("{good},1"), "29 columns, expected 28"),
+            (good.clone(), "identity 1 is annotated twice"),
+        ];
+        for (bad, message) in cases {
+            let path = write(dir.path(), "a.csv", &[good.clone(), String::new(), bad]);
+            let err = AttributeTable::from_csv(&path).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(err, DataError::Csv { line: 4, .. }),
+                "{message}: {text}"
+            );
+            assert!(text.contains("a.csv:4: "), "{text}");
+            assert!(text.contains(message), "expected {message:?} in {text}");
+        }
+
+        let path = dir.path().join("b.csv");
+        std::fs::write(&path, CSV_HEADER.replace("hat,", "")).unwrap();
+        let err = AttributeTable::from_csv(&path).unwrap_err();
+        assert!(matches!(err, DataError::Csv { line: 1, .. }), "{err}");
+
+        // The same identity in train and test.
+        write(
+            dir.path(),
+            "annotations_train.csv",
+            std::slice::from_ref(&good),
+        );
+        write(dir.path(), "annotations_test.csv", &[good]);
+        let err = AttributeTable::open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("annotations_test.csv:2: identity 1"),
+            "{err}"
+        );
+    }
+}
