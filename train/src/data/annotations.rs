@@ -234,6 +234,22 @@ fn file_columns() -> Vec<String> {
         .collect()
 }
 
+/// The 27 file values (the columns of [`CSV_HEADER`] after `id`) of one identity's labels: the
+/// inverse of reading a row. Binary attributes and age are `class + 1`; a colour group has 2 in
+/// its class's column and 1 elsewhere.
+pub fn csv_row(labels: &AttributeLabels) -> Vec<u8> {
+    ATTRIBUTES
+        .iter()
+        .zip(labels)
+        .flat_map(|(a, &class)| match colour_prefix(a.name) {
+            Some(_) => (0..a.classes())
+                .map(|c| if c == usize::from(class) { 2 } else { 1 })
+                .collect(),
+            None => vec![class + 1],
+        })
+        .collect()
+}
+
 /// Class indices from one identity's file values, `value(column)` giving each column's value.
 fn labels_from(value: impl Fn(&str) -> Option<i64>) -> Result<AttributeLabels, String> {
     let get = |column: &str| value(column).ok_or_else(|| format!("column {column} is missing"));
@@ -295,6 +311,16 @@ mod tests {
         (5, [3, 0, 0, 0, 1, 0, 1, 1, 0, 1, 1, 0]),
         (3, [2, 1, 1, 1, 1, 1, 1, 0, 0, 0, 5, 5]),
     ];
+
+    #[test]
+    fn csv_rows_read_back_as_the_same_labels() {
+        let labels: AttributeLabels = [3, 1, 0, 1, 0, 1, 0, 1, 1, 0, 7, 8];
+        let row = csv_row(&labels);
+        assert_eq!(row.len(), 27);
+        let columns = file_columns();
+        let value = |c: &str| columns.iter().position(|x| x == c).map(|i| i64::from(row[i]));
+        assert_eq!(labels_from(value).unwrap(), labels);
+    }
 
     #[test]
     fn file_columns_match_the_csv_header() {

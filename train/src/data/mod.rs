@@ -34,7 +34,7 @@ mod split;
 
 use std::path::PathBuf;
 
-pub use annotations::{AttributeTable, CSV_HEADER};
+pub use annotations::{csv_row, AttributeTable, CSV_HEADER};
 pub use augment::Augment;
 pub use loader::{Batch, BatchLoader, LoaderConfig, NO_IDENTITY};
 pub use market::{list_folder, EvaluationSplit, MarketDataset, Record};
