@@ -92,12 +92,14 @@ impl GraphBuilder {
         Ok(name)
     }
 
-    /// Adds a 1-D int64 initializer (shapes for `Reshape`, axes, slice bounds).
-    pub fn ints(&mut self, hint: &str, data: &[i64]) -> String {
+    /// Adds an int64 initializer of shape `dims` (`[]` for a scalar): shapes for `Reshape`,
+    /// indices, slice bounds.
+    pub fn ints(&mut self, hint: &str, dims: &[usize], data: &[i64]) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len(), "{hint}");
         let name = self.fresh(hint);
         self.graph.initializer.push(pb::TensorProto {
             name: name.clone(),
-            dims: vec![data.len() as i64],
+            dims: dims.iter().map(|d| *d as i64).collect(),
             data_type: pb::tensor_proto::DataType::Int64 as i32,
             raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
             ..Default::default()

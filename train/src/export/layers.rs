@@ -1,20 +1,79 @@
-//! candle-nn layers as ONNX nodes: each method reads a layer's parameters (eval mode), folds a
+//! Network layers as ONNX nodes: each method reads a layer's parameters (eval mode), folds a
 //! following BatchNorm into it where there is one, and wires the matching standard ONNX operator.
 //!
-//! | candle | ONNX |
+//! | layer | ONNX |
 //! |---|---|
-//! | `Conv2d` (+ `BatchNorm`) | `Conv` with the BatchNorm folded into weight and bias |
-//! | `Linear` (+ `BatchNorm1d`) on `[N, C]` | `Gemm` (`transB = 1`), BatchNorm folded |
-//! | `Linear` on `[N, T, C]` | `MatMul` with the transposed weight, then `Add` |
-//! | `LayerNorm` | `LayerNormalization` over the last axis |
+//! | convolution (+ BatchNorm) | `Conv`, the BatchNorm folded into weight and bias |
+//! | linear (+ BatchNorm1d) on `[N, C]` | `Gemm` (`transB = 1`), the BatchNorm folded |
+//! | linear on `[N, T, C]` tokens | `MatMul` by the transposed weight, then `Add` |
+//! | layer norm | `LayerNormalization` over the last axis |
 //! | ReLU, LeakyReLU, max-pool, global average pool, softmax, ... | the operator of that name |
+//!
+//! Parallel branches reading the same input (the 12 attribute branches) can be given together to
+//! [`GraphBuilder::conv`] and [`GraphBuilder::linear`]: they become one operator whose output
+//! channels are the branches' in order, which runtimes execute as one larger matrix product;
+//! [`GraphBuilder::columns`] then takes each branch's part.
 
 use candle_core::Tensor;
-use candle_nn::{BatchNorm, Conv2d, LayerNorm, Linear};
+use candle_nn::{BatchNorm, Linear};
 
 use super::fold::{to_vec, WeightBias};
 use super::graph::{attr_float, attr_int, attr_ints, GraphBuilder};
 use super::ExportError;
+
+/// A convolution's parameters: square or rectangular kernel, no dilation, one group.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec<'a> {
+    /// `[out, in, kh, kw]`.
+    pub weight: &'a Tensor,
+    /// `[out]`, if any.
+    pub bias: Option<&'a Tensor>,
+    /// Stride as (rows, columns).
+    pub stride: (usize, usize),
+    /// Zero padding on all four sides.
+    pub padding: usize,
+}
+
+/// Weights and biases of parallel layers, each with its BatchNorm folded in, stacked along the
+/// output channels.
+fn stacked(
+    name: &str,
+    layers: impl Iterator<Item = Result<WeightBias, ExportError>>,
+) -> Result<WeightBias, ExportError> {
+    let mut all: Option<WeightBias> = None;
+    for layer in layers {
+        let layer = layer?;
+        match all.as_mut() {
+            None => all = Some(layer),
+            Some(all) => {
+                if all.dims[1..] != layer.dims[1..] {
+                    return Err(ExportError::Graph(format!(
+                        "{name}: parallel layers of weight shapes {:?} and {:?} cannot be merged",
+                        all.dims, layer.dims
+                    )));
+                }
+                all.dims[0] += layer.dims[0];
+                all.weight.extend(layer.weight);
+                all.bias.extend(layer.bias);
+            }
+        }
+    }
+    all.ok_or_else(|| ExportError::Graph(format!("{name}: no layer given")))
+}
+
+/// A layer's weight and bias, with its following BatchNorm folded in.
+fn folded(
+    name: &str,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    bn: Option<&BatchNorm>,
+) -> Result<WeightBias, ExportError> {
+    let wb = WeightBias::new(name, weight, bias)?;
+    match bn {
+        Some(bn) => wb.fold(name, bn),
+        None => Ok(wb),
+    }
+}
 
 impl GraphBuilder {
     /// An f32 initializer holding a candle tensor.
@@ -22,71 +81,92 @@ impl GraphBuilder {
         self.initializer(hint, t.dims(), &to_vec(t)?)
     }
 
-    /// A convolution (with its optional following BatchNorm folded in) with `strides` `[sh, sw]`;
-    /// padding, dilation and groups come from the layer's config.
+    /// Weight and bias initializers named `name.weight`, `name.bias`.
+    fn weight_bias(&mut self, name: &str, wb: &WeightBias) -> Result<[String; 2], ExportError> {
+        Ok([
+            self.initializer(&format!("{name}.weight"), &wb.dims, &wb.weight)?,
+            self.initializer(&format!("{name}.bias"), &[wb.bias.len()], &wb.bias)?,
+        ])
+    }
+
+    /// Convolutions (each with its optional following BatchNorm folded in) on `x` as one `Conv`;
+    /// they must agree in kernel, stride and padding.
     pub fn conv(
         &mut self,
         name: &str,
         x: &str,
-        conv: &Conv2d,
-        bn: Option<&BatchNorm>,
-        strides: [usize; 2],
+        convs: &[(ConvSpec, Option<&BatchNorm>)],
     ) -> Result<String, ExportError> {
-        let mut wb = WeightBias::new(name, conv.weight(), conv.bias())?;
-        if let Some(bn) = bn {
-            wb = wb.fold(name, bn)?;
+        let Some((first, _)) = convs.first() else {
+            return Err(ExportError::Graph(format!("{name}: no convolution given")));
+        };
+        if let Some((c, _)) = convs
+            .iter()
+            .find(|(c, _)| (c.stride, c.padding) != (first.stride, first.padding))
+        {
+            return Err(ExportError::Graph(format!(
+                "{name}: parallel convolutions with strides {:?} / {:?} and paddings {} / {}",
+                first.stride, c.stride, first.padding, c.padding
+            )));
         }
+        let wb = stacked(
+            name,
+            convs
+                .iter()
+                .map(|(c, bn)| folded(name, c.weight, c.bias, *bn)),
+        )?;
         let &[_, _, kh, kw] = wb.dims.as_slice() else {
             return Err(ExportError::Graph(format!(
                 "{name}: conv weight has shape {:?}, expected [O, I, kh, kw]",
                 wb.dims
             )));
         };
-        let cfg = conv.config();
-        let p = cfg.padding as i64;
-        let d = cfg.dilation as i64;
-        let w = self.initializer(&format!("{name}.weight"), &wb.dims, &wb.weight)?;
-        let b = self.initializer(&format!("{name}.bias"), &[wb.bias.len()], &wb.bias)?;
+        let [w, b] = self.weight_bias(name, &wb)?;
+        let p = first.padding as i64;
         Ok(self.node(
             name,
             "Conv",
             &[x, &w, &b],
             vec![
                 attr_ints("kernel_shape", &[kh as i64, kw as i64]),
-                attr_ints("strides", &[strides[0] as i64, strides[1] as i64]),
+                attr_ints("strides", &[first.stride.0 as i64, first.stride.1 as i64]),
                 attr_ints("pads", &[p, p, p, p]),
-                attr_ints("dilations", &[d, d]),
-                attr_int("group", cfg.groups as i64),
             ],
         ))
     }
 
-    /// A linear layer on `[N, C]` as `Gemm`, with its optional following BatchNorm1d folded in.
+    /// Linear layers (each with its optional following BatchNorm1d folded in) on `[N, C]` as one
+    /// `Gemm`.
     pub fn linear(
         &mut self,
         name: &str,
         x: &str,
-        linear: &Linear,
-        bn: Option<&BatchNorm>,
+        linears: &[(&Linear, Option<&BatchNorm>)],
     ) -> Result<String, ExportError> {
-        let mut wb = WeightBias::new(name, linear.weight(), linear.bias())?;
-        if let Some(bn) = bn {
-            wb = wb.fold(name, bn)?;
+        let wb = stacked(
+            name,
+            linears
+                .iter()
+                .map(|(l, bn)| folded(name, l.weight(), l.bias(), *bn)),
+        )?;
+        if wb.dims.len() != 2 {
+            return Err(ExportError::Graph(format!(
+                "{name}: linear weight has shape {:?}, expected [out, in]",
+                wb.dims
+            )));
         }
-        let w = self.initializer(&format!("{name}.weight"), &wb.dims, &wb.weight)?;
-        let b = self.initializer(&format!("{name}.bias"), &[wb.bias.len()], &wb.bias)?;
+        let [w, b] = self.weight_bias(name, &wb)?;
         Ok(self.node(name, "Gemm", &[x, &w, &b], vec![attr_int("transB", 1)]))
     }
 
-    /// A linear layer on `[N, T, C]` (tokens) as `MatMul` by the transposed weight, then `Add`.
+    /// A linear layer on `[N, T, C]` tokens as `MatMul` by the transposed weight, then `Add`.
     pub fn token_linear(
         &mut self,
         name: &str,
         x: &str,
         linear: &Linear,
     ) -> Result<String, ExportError> {
-        let wt = linear.weight().t()?;
-        let w = self.tensor(&format!("{name}.weight_t"), &wt)?;
+        let w = self.tensor(&format!("{name}.weight_t"), &linear.weight().t()?)?;
         let y = self.node(&format!("{name}.matmul"), "MatMul", &[x, &w], vec![]);
         match linear.bias() {
             Some(bias) => {
@@ -97,21 +177,20 @@ impl GraphBuilder {
         }
     }
 
-    /// `LayerNormalization` over the last axis.
+    /// `LayerNormalization` over the last axis with scale `weight`, shift `bias` and `eps`.
     pub fn layer_norm(
         &mut self,
         name: &str,
         x: &str,
-        ln: &LayerNorm,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        eps: f64,
     ) -> Result<String, ExportError> {
-        if !ln.remove_mean() {
-            return Err(ExportError::Graph(format!(
-                "{name}: an RMS norm is not a LayerNormalization"
-            )));
-        }
-        let scale = self.tensor(&format!("{name}.weight"), ln.weight())?;
-        let mut inputs = vec![x.to_string(), scale];
-        if let Some(bias) = ln.bias() {
+        let mut inputs = vec![
+            x.to_string(),
+            self.tensor(&format!("{name}.weight"), weight)?,
+        ];
+        if let Some(bias) = bias {
             inputs.push(self.tensor(&format!("{name}.bias"), bias)?);
         }
         let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
@@ -119,8 +198,22 @@ impl GraphBuilder {
             name,
             "LayerNormalization",
             &inputs,
-            vec![attr_int("axis", -1), attr_float("epsilon", ln.eps() as f32)],
+            vec![attr_int("axis", -1), attr_float("epsilon", eps as f32)],
         ))
+    }
+
+    /// Entries `start..end` of axis 1, the channels of `[N, C, ...]` (a `Slice`).
+    pub fn channels(&mut self, name: &str, x: &str, start: usize, end: usize) -> String {
+        let starts = self.ints(&format!("{name}.starts"), &[1], &[start as i64]);
+        let ends = self.ints(&format!("{name}.ends"), &[1], &[end as i64]);
+        let axes = self.ints(&format!("{name}.axes"), &[1], &[1]);
+        self.node(name, "Slice", &[x, &starts, &ends, &axes], vec![])
+    }
+
+    /// Entry `index` of `axis`, dropping that axis (a `Gather` with a scalar index).
+    pub fn take(&mut self, name: &str, x: &str, axis: i64, index: usize) -> String {
+        let i = self.ints(&format!("{name}.index"), &[], &[index as i64]);
+        self.node(name, "Gather", &[x, &i], vec![attr_int("axis", axis)])
     }
 
     /// `Relu`.
@@ -160,15 +253,10 @@ impl GraphBuilder {
         )
     }
 
-    /// Global average pooling of `[N, C, H, W]` to `[N, C]`.
+    /// Global average pooling of `[N, C, H, W]` to `[N, C]` (`GlobalAveragePool`, `Flatten`).
     pub fn global_avg_pool(&mut self, name: &str, x: &str) -> String {
         let pooled = self.node(&format!("{name}.pool"), "GlobalAveragePool", &[x], vec![]);
-        self.flatten(name, &pooled)
-    }
-
-    /// `[N, ...]` to `[N, prod(...)]`.
-    pub fn flatten(&mut self, name: &str, x: &str) -> String {
-        self.node(name, "Flatten", &[x], vec![attr_int("axis", 1)])
+        self.node(name, "Flatten", &[&pooled], vec![attr_int("axis", 1)])
     }
 
     /// `Softmax` along `axis`.
@@ -178,7 +266,7 @@ impl GraphBuilder {
 
     /// `Reshape` to `shape` (`0` copies the input's dimension, `-1` is inferred).
     pub fn reshape(&mut self, name: &str, x: &str, shape: &[i64]) -> String {
-        let shape = self.ints(&format!("{name}.shape"), shape);
+        let shape = self.ints(&format!("{name}.shape"), &[shape.len()], shape);
         self.node(name, "Reshape", &[x, &shape], vec![])
     }
 

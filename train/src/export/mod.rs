@@ -94,20 +94,21 @@ mod tests {
     use candle_nn::{VarBuilder, VarMap};
 
     use super::graph::{Dim, GraphBuilder};
+    use super::layers::ConvSpec;
     use super::*;
 
     /// Small candle layers covering every emitter: conv + BN with stride (2, 1), ReLU, 3x3
-    /// stride-1 max-pool, a residual 1x1 conv + BN, global average pool, Gemm + BatchNorm1d,
-    /// LeakyReLU, and single-head attention over two tokens with LayerNorm.
+    /// stride-1 max-pool, two parallel 1x1 conv + BN merged into one `Conv` for a residual, global
+    /// average pool, Gemm + BatchNorm1d, LeakyReLU, and single-head attention over two tokens
+    /// (from two merged linears) with LayerNorm.
     struct Tiny {
         conv1: candle_nn::Conv2d,
         bn1: candle_nn::BatchNorm,
-        conv2: candle_nn::Conv2d,
-        bn2: candle_nn::BatchNorm,
+        conv2: [candle_nn::Conv2d; 2],
+        bn2: [candle_nn::BatchNorm; 2],
         fc: candle_nn::Linear,
         bn_fc: candle_nn::BatchNorm,
-        tok_a: candle_nn::Linear,
-        tok_b: candle_nn::Linear,
+        tok: [candle_nn::Linear; 2],
         q: candle_nn::Linear,
         k: candle_nn::Linear,
         v: candle_nn::Linear,
@@ -120,15 +121,19 @@ mod tests {
                 padding: 1,
                 ..Default::default()
             };
+            let c2 = |i| candle_nn::conv2d_no_bias(4, 4, 1, Default::default(), vb.pp(i));
+            let bn = |c, p: &str| candle_nn::batch_norm(c, 1e-5, vb.pp(p));
             Ok(Tiny {
                 conv1: candle_nn::conv2d(3, 4, 3, c1, vb.pp("conv1"))?,
-                bn1: candle_nn::batch_norm(4, 1e-5, vb.pp("bn1"))?,
-                conv2: candle_nn::conv2d_no_bias(4, 4, 1, Default::default(), vb.pp("conv2"))?,
-                bn2: candle_nn::batch_norm(4, 1e-5, vb.pp("bn2"))?,
+                bn1: bn(4, "bn1")?,
+                conv2: [c2("conv2a")?, c2("conv2b")?],
+                bn2: [bn(4, "bn2a")?, bn(4, "bn2b")?],
                 fc: candle_nn::linear(4, 6, vb.pp("fc"))?,
-                bn_fc: candle_nn::batch_norm(6, 1e-5, vb.pp("bn_fc"))?,
-                tok_a: candle_nn::linear(4, 6, vb.pp("tok_a"))?,
-                tok_b: candle_nn::linear(4, 6, vb.pp("tok_b"))?,
+                bn_fc: bn(6, "bn_fc")?,
+                tok: [
+                    candle_nn::linear(4, 6, vb.pp("tok_a"))?,
+                    candle_nn::linear(4, 6, vb.pp("tok_b"))?,
+                ],
                 q: candle_nn::linear(6, 6, vb.pp("q"))?,
                 k: candle_nn::linear(6, 6, vb.pp("k"))?,
                 v: candle_nn::linear_no_bias(6, 6, vb.pp("v"))?,
@@ -136,8 +141,8 @@ mod tests {
             })
         }
 
-        /// Returns (embedding [N, 6], attended tokens [N, 2, 6]).
-        fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
+        /// Returns (embedding [N, 6], attended tokens [N, 2, 6], second token [N, 6]).
+        fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<[Tensor; 3]> {
             let h = self.conv1.forward(x)?;
             let rows: Vec<u32> = (0..h.dim(2)? as u32).step_by(2).collect();
             let rows = Tensor::new(rows.as_slice(), x.device())?;
@@ -148,13 +153,14 @@ mod tests {
             // After ReLU, zero padding is the same as -inf padding for a max-pool.
             let h = h.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
             let h = h.max_pool2d_with_stride(3, 1)?;
-            let r = self.conv2.forward(&h)?.apply_t(&self.bn2, train)?;
-            let h = (h + r)?.relu()?;
+            let ra = self.conv2[0].forward(&h)?.apply_t(&self.bn2[0], train)?;
+            let rb = self.conv2[1].forward(&h)?.apply_t(&self.bn2[1], train)?;
+            let h = (h + ra + rb)?.relu()?;
             let pooled = h.mean(D::Minus1)?.mean(D::Minus1)?;
             let emb = self.fc.forward(&pooled)?.apply_t(&self.bn_fc, train)?;
             let emb = candle_nn::ops::leaky_relu(&emb, 0.1)?;
             let tokens = Tensor::stack(
-                &[self.tok_a.forward(&pooled)?, self.tok_b.forward(&pooled)?],
+                &[self.tok[0].forward(&pooled)?, self.tok[1].forward(&pooled)?],
                 1,
             )?;
             let (q, k, v) = (
@@ -164,26 +170,51 @@ mod tests {
             );
             let scores = (q.matmul(&k.t()?)? * (1.0 / 6f64.sqrt()))?;
             let att = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?;
-            Ok((emb, self.ln.forward(&att)?))
+            let att = self.ln.forward(&att)?;
+            let second = att.i((.., 1))?;
+            Ok([emb, att, second])
         }
 
         fn export(&self) -> Result<pb::ModelProto, ExportError> {
             let n = || Dim::Symbolic("N".into());
+            fn spec(c: &candle_nn::Conv2d, stride: (usize, usize)) -> ConvSpec<'_> {
+                ConvSpec {
+                    weight: c.weight(),
+                    bias: c.bias(),
+                    stride,
+                    padding: c.config().padding,
+                }
+            }
             let mut g = GraphBuilder::new("tiny");
             let x = g.input("image", &[n(), Dim::Fixed(3), Dim::Fixed(8), Dim::Fixed(6)])?;
-            let h = g.conv("conv1", &x, &self.conv1, Some(&self.bn1), [2, 1])?;
+            let h = g.conv("conv1", &x, &[(spec(&self.conv1, (2, 1)), Some(&self.bn1))])?;
             let h = g.relu("relu1", &h);
             let h = g.max_pool("maxpool", &h, 3, 1, 1);
-            let r = g.conv("conv2", &h, &self.conv2, Some(&self.bn2), [1, 1])?;
-            let h = g.node("add", "Add", &[&h, &r], vec![]);
+            let r = g.conv(
+                "conv2",
+                &h,
+                &[
+                    (spec(&self.conv2[0], (1, 1)), Some(&self.bn2[0])),
+                    (spec(&self.conv2[1], (1, 1)), Some(&self.bn2[1])),
+                ],
+            )?;
+            let ra = g.channels("conv2a", &r, 0, 4);
+            let rb = g.channels("conv2b", &r, 4, 8);
+            let h = g.node("add", "Add", &[&h, &ra], vec![]);
+            let h = g.node("add", "Add", &[&h, &rb], vec![]);
             let h = g.relu("relu2", &h);
             let pooled = g.global_avg_pool("gap", &h);
-            let emb = g.linear("fc", &pooled, &self.fc, Some(&self.bn_fc))?;
+            let emb = g.linear("fc", &pooled, &[(&self.fc, Some(&self.bn_fc))])?;
             let emb = g.leaky_relu("embedding", &emb, 0.1);
             g.output(&emb, "embedding", &[n(), Dim::Fixed(6)])?;
-            let a = g.linear("tok_a", &pooled, &self.tok_a, None)?;
+            let ab = g.linear(
+                "tok",
+                &pooled,
+                &[(&self.tok[0], None), (&self.tok[1], None)],
+            )?;
+            let a = g.channels("tok_a", &ab, 0, 6);
             let a = g.reshape("tok_a.token", &a, &[0, 1, 6]);
-            let b = g.linear("tok_b", &pooled, &self.tok_b, None)?;
+            let b = g.channels("tok_b", &ab, 6, 12);
             let b = g.reshape("tok_b.token", &b, &[0, 1, 6]);
             let tokens = g.concat("tokens", &[&a, &b], 1);
             let q = g.token_linear("q", &tokens, &self.q)?;
@@ -194,8 +225,11 @@ mod tests {
             let scores = g.scale("scores.scaled", &scores, 1.0 / 6f32.sqrt())?;
             let att = g.softmax("att", &scores, -1);
             let att = g.node("attended", "MatMul", &[&att, &v], vec![]);
-            let out = g.layer_norm("ln", &att, &self.ln)?;
+            let ln = &self.ln;
+            let out = g.layer_norm("ln", &att, ln.weight(), ln.bias(), ln.eps())?;
             g.output(&out, "tokens_out", &[n(), Dim::Fixed(2), Dim::Fixed(6)])?;
+            let second = g.take("second", &out, 1, 1);
+            g.output(&second, "second", &[n(), Dim::Fixed(6)])?;
             Ok(g.finish())
         }
     }
@@ -210,32 +244,34 @@ mod tests {
             let x = (Tensor::randn(0f32, 2., (4, 3, 8, 6), &dev).unwrap() + i as f64).unwrap();
             net.forward_t(&x, true).unwrap();
         }
-        let mean = net.bn_fc.running_mean().to_vec1::<f32>().unwrap();
-        assert!(mean.iter().any(|m| m.abs() > 0.05), "{mean:?}");
+        for bn in [&net.bn1, &net.bn2[1], &net.bn_fc] {
+            let mean = bn.running_mean().to_vec1::<f32>().unwrap();
+            assert!(mean.iter().any(|m| m.abs() > 0.05), "{mean:?}");
+        }
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny.onnx");
         write_model(&net.export().unwrap(), &path).unwrap();
 
         let x = Tensor::randn(0f32, 1., (3, 3, 8, 6), &dev).unwrap();
-        let (emb, tokens) = net.forward_t(&x, false).unwrap();
+        let expected = net.forward_t(&x, false).unwrap();
         let outs = check::run_tract(&path, &x).unwrap();
-        assert_eq!(outs.len(), 2);
-        let d_emb = check::max_abs_diff(&path, "embedding", &emb, &outs[0]).unwrap();
-        let d_tok = check::max_abs_diff(&path, "tokens_out", &tokens, &outs[1]).unwrap();
-        assert!(d_emb < 1e-4 && d_tok < 1e-4, "{d_emb} {d_tok}");
+        let names = ["embedding", "tokens_out", "second"];
+        assert_eq!(outs.len(), 3);
+        for ((name, e), o) in names.iter().zip(&expected).zip(&outs) {
+            let d = check::max_abs_diff(&path, name, e, o).unwrap();
+            assert!(d < 1e-4, "{name}: candle vs tract {d}");
+        }
         // The comparison can fail: a wrong input gives different outputs.
-        let (other, _) = net.forward_t(&x.neg().unwrap(), false).unwrap();
+        let [other, _, _] = net.forward_t(&x.neg().unwrap(), false).unwrap();
         assert!(check::max_abs_diff(&path, "embedding", &other, &outs[0]).unwrap() > 1e-3);
-        let err = check::max_abs_diff(&path, "embedding", &emb.i(0..2).unwrap(), &outs[0]);
+        let err = check::max_abs_diff(&path, "embedding", &other.i(0..2).unwrap(), &outs[0]);
         assert!(err.unwrap_err().to_string().contains("shape"));
 
         if let Some((checker, ort)) = check::ort::run(&path, &x) {
             eprintln!("onnx checker: {checker}");
-            for (name, (t, o)) in ["embedding", "tokens_out"]
-                .iter()
-                .zip(outs.iter().zip(&ort))
-            {
+            assert_eq!(ort.len(), 3);
+            for ((name, t), o) in names.iter().zip(&outs).zip(&ort) {
                 let d = check::max_abs_diff(&path, name, t, o).unwrap();
                 assert!(d < 1e-4, "{name}: tract vs onnxruntime {d}");
             }
