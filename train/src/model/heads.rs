@@ -1,0 +1,310 @@
+//! The heads on top of the backbone (paper section 3): the 12 attribute heads in their three
+//! variants, the re-ID embedding head and the person-vs-junk head.
+//!
+//! `v` is the global average pool of `layer4` (`[N, C4]`); `layer3` is the last block's output of
+//! the third stage (after batch norm, residual add and ReLU). Widths scale with the backbone
+//! ([`HeadWidths`]); for ResNet18: C3 = 256, C4 = 512, hidden = token = 128, branch = 64.
+//!
+//! Variable names and ONNX mapping (opset 17):
+//! - Baseline, per attribute `attr.<name>.fc1` `[hidden, C4]` -> ReLU -> `attr.<name>.fc2`
+//!   `[classes, hidden]`: `Gemm`, `Relu`, `Gemm`. Two layers rather than one so that each branch
+//!   learns its own features from `v`, as the paper's "attribute-specific branches" intend.
+//! - ConvHead, per attribute on `layer3`: `attr.<name>.conv` (3x3, stride 1, padding 1, no bias)
+//!   -> `attr.<name>.bn` -> ReLU -> global average pool -> `attr.<name>.fc` `[classes, branch]`:
+//!   `Conv`, `BatchNormalization` (foldable), `Relu`, `GlobalAveragePool` + `Flatten`, `Gemm`. The
+//!   pool is global: flattening the `[branch, H/8, W/4]` map would give 12 dense layers of
+//!   `branch*H*W/32` inputs each, and would tie the model to one input size.
+//! - Sa: the same convolutional branches, whose `attr.<name>.fc` outputs a token `w_i` of width
+//!   `token`; `sa.v_proj` projects `v` to a token; the 13 tokens `[v', w_1..w_12]` (`Unsqueeze` /
+//!   `Reshape` + `Concat` on axis 1 to `[N, 13, token]`) go through two-head self-attention
+//!   `sa.attention.{q,k,v,out}` (`MatMul` + `Add` for each projection, `Reshape` `[N,13,2,token/2]`,
+//!   `Transpose` `[0,2,1,3]`, `MatMul` with the transposed keys, `Mul` by `1/sqrt(token/2)`,
+//!   `Softmax(axis=-1)`, `MatMul`, `Transpose` back, `Reshape` `[N,13,token]`, output projection),
+//!   a residual `Add` of the tokens, `sa.norm` (`LayerNormalization`), then per attribute the
+//!   attended `w_i` (`Gather`/`Slice` on axis 1) through `attr.<name>.out` `[classes, token]`. The
+//!   residual keeps each branch's own evidence when attention spreads the weights; the paper's text
+//!   (attention -> layer norm -> dense) is read as the standard post-norm transformer layer.
+//! - re-ID head, the same for all variants: `reid.fc` `[D, C4]` -> `reid.bn` (BatchNorm1d) ->
+//!   LeakyReLU(0.01): `Gemm`, `BatchNormalization` (or folded into the `Gemm`), `LeakyRelu`.
+//! - person head: `person` `[1, C4]`: `Gemm`.
+
+use candle_core::{Module, ModuleT, Result, Tensor, D};
+use candle_nn::{linear, BatchNorm, Linear, VarBuilder};
+use edge_reid::attributes::ATTRIBUTES;
+
+use super::layers::{global_avg_pool, Conv, ConvConfig, LayerNorm};
+use super::resnet::{batch_norm, Features};
+use super::{Backbone, HeadKind};
+
+/// Number of heads of the Sa variant's self-attention (the paper's "two-head attention layer").
+pub(crate) const ATTENTION_HEADS: usize = 2;
+
+/// Negative slope of the re-ID head's LeakyReLU (torch's default).
+pub(crate) const REID_LEAKY_SLOPE: f64 = 0.01;
+
+/// Widths of the heads, derived from the backbone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadWidths {
+    /// Channels of `layer3`.
+    pub(crate) layer3: usize,
+    /// Channels of `layer4`, the width of `v`.
+    pub(crate) global: usize,
+    /// Hidden width of the baseline's dense branches.
+    pub(crate) hidden: usize,
+    /// Channels of each convolutional branch.
+    pub(crate) branch: usize,
+    /// Width of the Sa variant's tokens.
+    pub(crate) token: usize,
+}
+
+impl HeadWidths {
+    /// The widths for `backbone`: a quarter of the stage it reads from.
+    pub(crate) fn new(backbone: Backbone) -> Self {
+        let [_, _, c3, c4] = backbone.stage_widths();
+        Self {
+            layer3: c3,
+            global: c4,
+            hidden: c4 / 4,
+            branch: c3 / 4,
+            token: c4 / 4,
+        }
+    }
+}
+
+/// A baseline attribute branch on `v`: `fc2(relu(fc1(v)))`.
+#[derive(Debug, Clone)]
+pub(crate) struct DenseBranch {
+    /// `[hidden, C4]`.
+    pub(crate) fc1: Linear,
+    /// `[classes, hidden]`.
+    pub(crate) fc2: Linear,
+}
+
+impl DenseBranch {
+    /// Creates `fc1` and `fc2` under `vb` (`attr.<name>`).
+    pub(crate) fn new(widths: &HeadWidths, classes: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            fc1: linear(widths.global, widths.hidden, vb.pp("fc1"))?,
+            fc2: linear(widths.hidden, classes, vb.pp("fc2"))?,
+        })
+    }
+}
+
+impl Module for DenseBranch {
+    fn forward(&self, v: &Tensor) -> Result<Tensor> {
+        self.fc2.forward(&self.fc1.forward(v)?.relu()?)
+    }
+}
+
+/// A convolutional attribute branch on `layer3`: `fc(pool(relu(bn(conv(x)))))`.
+#[derive(Debug, Clone)]
+pub(crate) struct ConvBranch {
+    /// 3x3, stride 1, padding 1, no bias, `C3 -> branch`.
+    pub(crate) conv: Conv,
+    /// After `conv`.
+    pub(crate) bn: BatchNorm,
+    /// `[out, branch]`: class logits (ConvHead) or the token `w_i` (Sa).
+    pub(crate) fc: Linear,
+}
+
+impl ConvBranch {
+    /// Creates the branch under `vb` (`attr.<name>`), ending in `out` features.
+    pub(crate) fn new(widths: &HeadWidths, out: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            conv: Conv::new(
+                ConvConfig::new(widths.layer3, widths.branch, 3, 1, 1),
+                vb.pp("conv"),
+            )?,
+            bn: batch_norm(widths.branch, vb.pp("bn"))?,
+            fc: linear(widths.branch, out, vb.pp("fc"))?,
+        })
+    }
+}
+
+impl ModuleT for ConvBranch {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()?;
+        self.fc.forward(&global_avg_pool(&y)?)
+    }
+}
+
+/// Multi-head self-attention over `[N, T, d]` tokens (candle has no such module).
+#[derive(Debug, Clone)]
+pub(crate) struct SelfAttention {
+    /// Number of heads; `d` is a multiple of it.
+    pub(crate) heads: usize,
+    /// Query projection `[d, d]`.
+    pub(crate) q: Linear,
+    /// Key projection `[d, d]`.
+    pub(crate) k: Linear,
+    /// Value projection `[d, d]`.
+    pub(crate) v: Linear,
+    /// Output projection `[d, d]`.
+    pub(crate) out: Linear,
+}
+
+impl SelfAttention {
+    /// Creates the four projections under `vb` (`sa.attention`).
+    pub(crate) fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        if heads == 0 || !dim.is_multiple_of(heads) {
+            candle_core::bail!("attention width {dim} is not a multiple of {heads} heads");
+        }
+        Ok(Self {
+            heads,
+            q: linear(dim, dim, vb.pp("q"))?,
+            k: linear(dim, dim, vb.pp("k"))?,
+            v: linear(dim, dim, vb.pp("v"))?,
+            out: linear(dim, dim, vb.pp("out"))?,
+        })
+    }
+}
+
+impl Module for SelfAttention {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, t, d) = x.dims3()?;
+        let head_dim = d / self.heads;
+        let split = |p: &Linear| -> Result<Tensor> {
+            p.forward(x)?
+                .reshape((n, t, self.heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let (q, k, v) = (split(&self.q)?, split(&self.k)?, split(&self.v)?);
+        let scores = (q.matmul(&k.t()?.contiguous()?)? / (head_dim as f64).sqrt())?;
+        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let y = weights.matmul(&v)?.transpose(1, 2)?.reshape((n, t, d))?;
+        self.out.forward(&y)
+    }
+}
+
+/// The Sa variant: convolutional branches giving tokens, self-attention with the global token,
+/// layer norm, one classifier per attribute.
+#[derive(Debug, Clone)]
+pub(crate) struct SaHead {
+    /// One branch per attribute, each ending in a token.
+    pub(crate) branches: Vec<ConvBranch>,
+    /// `v` to a token, `[token, C4]`.
+    pub(crate) v_proj: Linear,
+    /// Two-head self-attention over the 13 tokens.
+    pub(crate) attention: SelfAttention,
+    /// Applied to `tokens + attention(tokens)`.
+    pub(crate) norm: LayerNorm,
+    /// One per attribute, `[classes, token]`, on its attended token.
+    pub(crate) classifiers: Vec<Linear>,
+}
+
+impl SaHead {
+    /// Creates the head: branches under `attr.<name>`, the rest under `sa`.
+    pub(crate) fn new(widths: &HeadWidths, vb: VarBuilder) -> Result<Self> {
+        let mut branches = Vec::with_capacity(ATTRIBUTES.len());
+        let mut classifiers = Vec::with_capacity(ATTRIBUTES.len());
+        for a in &ATTRIBUTES {
+            let vb = vb.pp("attr").pp(a.name);
+            branches.push(ConvBranch::new(widths, widths.token, vb.clone())?);
+            classifiers.push(linear(widths.token, a.classes(), vb.pp("out"))?);
+        }
+        let sa = vb.pp("sa");
+        Ok(Self {
+            branches,
+            v_proj: linear(widths.global, widths.token, sa.pp("v_proj"))?,
+            attention: SelfAttention::new(widths.token, ATTENTION_HEADS, sa.pp("attention"))?,
+            norm: LayerNorm::new(widths.token, sa.pp("norm"))?,
+            classifiers,
+        })
+    }
+
+    fn forward_t(&self, layer3: &Tensor, v: &Tensor, train: bool) -> Result<Vec<Tensor>> {
+        let mut tokens = vec![self.v_proj.forward(v)?];
+        for branch in &self.branches {
+            tokens.push(branch.forward_t(layer3, train)?);
+        }
+        let tokens = Tensor::stack(&tokens, 1)?;
+        let attended = self
+            .norm
+            .forward(&(&tokens + self.attention.forward(&tokens)?)?)?;
+        self.classifiers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c.forward(&attended.narrow(1, i + 1, 1)?.squeeze(1)?))
+            .collect()
+    }
+}
+
+/// The 12 attribute heads, in [`ATTRIBUTES`] order, in one of the paper's three variants.
+#[derive(Debug, Clone)]
+pub(crate) enum AttributeHeads {
+    /// Dense branches on `v`.
+    Baseline(Vec<DenseBranch>),
+    /// Convolutional branches on `layer3`.
+    ConvHead(Vec<ConvBranch>),
+    /// Convolutional branches + self-attention with `v`.
+    Sa(SaHead),
+}
+
+impl AttributeHeads {
+    /// Creates the heads of `kind`.
+    pub(crate) fn new(kind: HeadKind, widths: &HeadWidths, vb: VarBuilder) -> Result<Self> {
+        let branch_vb = |name: &str| vb.pp("attr").pp(name);
+        Ok(match kind {
+            HeadKind::Baseline => Self::Baseline(
+                ATTRIBUTES
+                    .iter()
+                    .map(|a| DenseBranch::new(widths, a.classes(), branch_vb(a.name)))
+                    .collect::<Result<_>>()?,
+            ),
+            HeadKind::ConvHead => Self::ConvHead(
+                ATTRIBUTES
+                    .iter()
+                    .map(|a| ConvBranch::new(widths, a.classes(), branch_vb(a.name)))
+                    .collect::<Result<_>>()?,
+            ),
+            HeadKind::Sa => Self::Sa(SaHead::new(widths, vb)?),
+        })
+    }
+
+    /// The 12 logit tensors `[N, classes]`.
+    pub(crate) fn forward_t(
+        &self,
+        features: &Features,
+        v: &Tensor,
+        train: bool,
+    ) -> Result<Vec<Tensor>> {
+        match self {
+            Self::Baseline(branches) => branches.iter().map(|b| b.forward(v)).collect(),
+            Self::ConvHead(branches) => branches
+                .iter()
+                .map(|b| b.forward_t(&features.layer3, train))
+                .collect(),
+            Self::Sa(head) => head.forward_t(&features.layer3, v, train),
+        }
+    }
+}
+
+/// The re-ID head: `leaky_relu(bn(fc(v)))`, the embedding compared by Euclidean distance.
+#[derive(Debug, Clone)]
+pub(crate) struct ReidHead {
+    /// `[D, C4]`.
+    pub(crate) fc: Linear,
+    /// BatchNorm1d over the `D` features.
+    pub(crate) bn: BatchNorm,
+    /// LeakyReLU's negative slope.
+    pub(crate) negative_slope: f64,
+}
+
+impl ReidHead {
+    /// Creates `fc` and `bn` under `vb` (`reid`).
+    pub(crate) fn new(widths: &HeadWidths, dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            fc: linear(widths.global, dim, vb.pp("fc"))?,
+            bn: batch_norm(dim, vb.pp("bn"))?,
+            negative_slope: REID_LEAKY_SLOPE,
+        })
+    }
+}
+
+impl ModuleT for ReidHead {
+    fn forward_t(&self, v: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.bn.forward_t(&self.fc.forward(v)?, train)?;
+        candle_nn::ops::leaky_relu(&y, self.negative_slope)
+    }
+}

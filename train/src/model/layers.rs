@@ -1,0 +1,283 @@
+//! Small layers the network needs where candle's own either lacks an option or has no backward
+//! pass: a convolution with a (height, width) stride, the 3x3 stride-1 max-pool, global average
+//! pooling and a differentiable layer norm.
+//!
+//! ONNX mapping (opset 17), for the exporter:
+//! - [`Conv`]: one `Conv` node, `kernel_shape=[k,k]`, `strides=[sh,sw]`, `pads=[p,p,p,p]`, inputs
+//!   `weight` `[out,in,k,k]` and `bias` when present. candle only has a single stride, so a stride
+//!   `(2,1)` runs here as stride 1 followed by keeping every other row; that is the same function.
+//! - [`max_pool_3x3`]: `MaxPool`, `kernel_shape=[3,3]`, `strides=[1,1]`, `pads=[1,1,1,1]`.
+//! - [`global_avg_pool`]: `GlobalAveragePool` then `Flatten(axis=1)` (`[N,C,H,W]` to `[N,C]`).
+//! - [`LayerNorm`]: `LayerNormalization(axis=-1, epsilon)` with `weight` as scale and `bias` as B.
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
+use candle_nn::{Init, VarBuilder};
+
+/// Hyper-parameters of one 2-D convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvConfig {
+    /// Input channels.
+    pub(crate) in_channels: usize,
+    /// Output channels.
+    pub(crate) out_channels: usize,
+    /// Square kernel side.
+    pub(crate) kernel: usize,
+    /// Stride as (rows, columns).
+    pub(crate) stride: (usize, usize),
+    /// Zero padding on all four sides.
+    pub(crate) padding: usize,
+    /// Whether the convolution has a bias (torchvision's ResNet convolutions have none).
+    pub(crate) bias: bool,
+}
+
+impl ConvConfig {
+    /// A bias-free `k x k` convolution with a square stride, as in torchvision's ResNet.
+    pub(crate) fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel,
+            stride: (stride, stride),
+            padding,
+            bias: false,
+        }
+    }
+}
+
+/// A 2-D convolution with a possibly different stride on rows and columns.
+///
+/// Variables: `weight` `[out, in, k, k]` (Kaiming normal, fan-out, as torchvision initialises
+/// ResNet) and, when configured, `bias` `[out]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Conv {
+    /// Hyper-parameters.
+    pub(crate) cfg: ConvConfig,
+    /// Kernel, `[out, in, k, k]`.
+    pub(crate) weight: Tensor,
+    /// Bias, `[out]`.
+    pub(crate) bias: Option<Tensor>,
+}
+
+impl Conv {
+    /// Creates the convolution's variables under `vb`.
+    pub(crate) fn new(cfg: ConvConfig, vb: VarBuilder) -> Result<Self> {
+        let init = Init::Kaiming {
+            dist: NormalOrUniform::Normal,
+            fan: FanInOut::FanOut,
+            non_linearity: NonLinearity::ReLU,
+        };
+        let shape = (cfg.out_channels, cfg.in_channels, cfg.kernel, cfg.kernel);
+        let weight = vb.get_with_hints(shape, "weight", init)?;
+        let bias = if cfg.bias {
+            Some(vb.get_with_hints(cfg.out_channels, "bias", Init::Const(0.))?)
+        } else {
+            None
+        };
+        Ok(Self { cfg, weight, bias })
+    }
+}
+
+/// Keeps every `step`-th index of dimension `dim`, starting at 0.
+fn subsample(x: &Tensor, dim: usize, step: usize) -> Result<Tensor> {
+    if step == 1 {
+        return Ok(x.clone());
+    }
+    let len = x.dim(dim)? as u32;
+    let index = Tensor::arange_step(0u32, len, step as u32, x.device())?;
+    x.index_select(&index, dim)
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (sh, sw) = self.cfg.stride;
+        let p = self.cfg.padding;
+        let y = if sh == sw {
+            x.conv2d(&self.weight, p, sh, 1, 1)?
+        } else {
+            // Output row i of a stride-sh convolution is row i * sh of the stride-1 one (same for
+            // columns), so the subsampled stride-1 result is exactly the strided convolution.
+            let y = x.conv2d(&self.weight, p, 1, 1, 1)?;
+            subsample(&subsample(&y, 2, sh)?, 3, sw)?
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Max over 3x3 windows with stride 1 and padding 1 (torch `MaxPool2d(3, stride=1, padding=1)`).
+///
+/// candle's max-pool backward needs kernel == stride, so this is the max over shifted views,
+/// separably: rows first, then columns. The borders are padded by repeating the edge, which for a
+/// max is the same as torch's `-inf` padding (the edge value is already in every border window).
+pub(crate) fn max_pool_3x3(x: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let rows = x.pad_with_same(2, 1, 1)?;
+    let rows = rows
+        .narrow(2, 0, h)?
+        .maximum(&rows.narrow(2, 1, h)?)?
+        .maximum(&rows.narrow(2, 2, h)?)?;
+    let cols = rows.pad_with_same(3, 1, 1)?;
+    cols.narrow(3, 0, w)?
+        .maximum(&cols.narrow(3, 1, w)?)?
+        .maximum(&cols.narrow(3, 2, w)?)
+}
+
+/// Global average pooling, `[N, C, H, W]` to `[N, C]`.
+pub(crate) fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.mean((2, 3))
+}
+
+/// Layer normalisation over the last dimension, with a backward pass (candle-nn's fused
+/// `LayerNorm` has none for contiguous inputs, so gradients would silently stop there).
+///
+/// Variables: `weight` `[d]` (ones), `bias` `[d]` (zeros).
+#[derive(Debug, Clone)]
+pub(crate) struct LayerNorm {
+    /// Scale, `[d]`.
+    pub(crate) weight: Tensor,
+    /// Shift, `[d]`.
+    pub(crate) bias: Tensor,
+    /// Added to the variance.
+    pub(crate) eps: f64,
+}
+
+impl LayerNorm {
+    /// Creates a layer norm over `dim` features (epsilon 1e-5, as torch).
+    pub(crate) fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(dim, "weight", Init::Const(1.))?,
+            bias: vb.get_with_hints(dim, "bias", Init::Const(0.))?,
+            eps: 1e-5,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dtype() != DType::F32 && x.dtype() != DType::F64 {
+            candle_core::bail!("layer norm expects f32 or f64 input, got {:?}", x.dtype());
+        }
+        candle_nn::ops::layer_norm_slow(x, &self.weight, &self.bias, self.eps as f32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use candle_nn::VarMap;
+
+    /// Deterministic test values, the same formula as the torch script below.
+    fn wave(n: usize, a: f64, b: f64) -> Vec<f32> {
+        (0..n).map(|i| ((i as f64 * a + b).sin()) as f32).collect()
+    }
+
+    fn close(got: &[f32], want: &[f32], tol: f32) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= tol, "index {i}: got {g}, want {w}");
+        }
+    }
+
+    // The ResNet stem as modified by the paper (conv 7x7 stride (2,1) padding 3, then max-pool
+    // 3x3 stride 1 padding 1) against torch, on an odd height so the last row is exercised.
+    // Values and the gradient of sum(out * wave) w.r.t. the input come from:
+    //
+    // import torch, math
+    // def wave(n, a, b): return torch.tensor([math.sin(i * a + b) for i in range(n)])
+    // x = wave(2*9*5, 0.37, 0.1).reshape(1, 2, 9, 5).requires_grad_()
+    // w = wave(3*2*7*7, 0.11, 0.5).reshape(3, 2, 7, 7)
+    // b = wave(3, 1.3, 0.2)
+    // y = torch.nn.functional.conv2d(x, w, b, stride=(2, 1), padding=3)
+    // y = torch.nn.functional.max_pool2d(y, 3, stride=1, padding=1)
+    // g = wave(y.numel(), 0.7, 0.3).reshape(y.shape)
+    // (y * g).sum().backward()
+    // print(list(y.shape)); print([round(v, 5) for v in y.flatten().tolist()])
+    // print([round(v, 5) for v in x.grad.flatten().tolist()])
+    #[test]
+    fn stem_matches_torch() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_vec(wave(90, 0.37, 0.1), (1, 2, 9, 5), &dev)?;
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let cfg = ConvConfig {
+            in_channels: 2,
+            out_channels: 3,
+            kernel: 7,
+            stride: (2, 1),
+            padding: 3,
+            bias: true,
+        };
+        let mut conv = Conv::new(cfg, vb)?;
+        conv.weight = Tensor::from_vec(wave(294, 0.11, 0.5), (3, 2, 7, 7), &dev)?;
+        conv.bias = Some(Tensor::from_vec(wave(3, 1.3, 0.2), 3, &dev)?);
+        let y = max_pool_3x3(&conv.forward(x.as_tensor())?)?;
+        assert_eq!(y.dims(), &[1, 3, 5, 5]);
+        close(&y.flatten_all()?.to_vec1()?, &STEM_OUT, 1e-4);
+        let g = Tensor::from_vec(wave(75, 0.7, 0.3), y.shape(), &dev)?;
+        let grads = (y * g)?.sum_all()?.backward()?;
+        let dx = grads.get(x.as_tensor()).expect("input gradient");
+        close(&dx.flatten_all()?.to_vec1()?, &STEM_GRAD, 1e-4);
+        Ok(())
+    }
+
+    const STEM_OUT: [f32; 75] = [
+        1.04572, 1.69517, 2.32652, 3.0023, 3.0023, 2.25622, 2.25622, 2.32652, 3.0023, 3.0023,
+        2.25622, 2.25622, 1.79659, 1.34944, 0.88838, 2.25622, 2.25622, 1.79659, 1.34944, 0.88838,
+        -0.14547, -0.06801, 0.01267, 0.17576, 0.17576, 6.64086, 6.64086, 6.64086, 6.3759, 6.04593,
+        6.64086, 6.64086, 6.64086, 6.3759, 6.04593, 1.74184, 1.75812, 1.76521, 1.76521, 1.76521,
+        5.77242, 6.14114, 6.44768, 6.44768, 6.44768, 5.77242, 6.14114, 6.44768, 6.44768, 6.44768,
+        0.51827, 0.51827, 0.37487, 0.305, 0.2355, 0.54879, 1.01827, 1.47948, 2.05252, 2.05252,
+        0.54879, 1.01827, 1.47948, 2.05252, 2.05252, 3.38686, 3.38686, 2.85142, 2.23911, 2.05252,
+        3.38686, 3.38686, 2.85142, 2.23911, 1.60379,
+    ];
+    const STEM_GRAD: [f32; 90] = [
+        1.62767, 1.77471, 1.62049, 1.44668, -0.4113, 0.12351, -0.36889, -0.62763, -0.87878,
+        -0.73779, -1.45793, -1.9197, -2.06726, -2.18983, -0.8414, -3.61671, -4.34161, -4.20868,
+        -4.02487, -2.09983, -1.86386, -2.85043, -2.65122, -2.41996, -1.17375, -0.07428, -1.4055,
+        -1.24606, -1.07156, -0.81238, 1.87307, 0.88432, 0.84949, 0.80439, -0.25601, 0.44523,
+        0.44787, 0.35641, 0.26064, -0.12942, -1.36378, 0.05985, 0.03823, 0.01616, -0.00952,
+        1.41973, 2.13098, 2.17993, 2.20252, 1.10414, 1.8083, 1.62076, 1.41581, 1.19374, -0.11368,
+        0.39557, -0.07399, -0.33751, -0.59695, -0.67718, -3.64351, -3.4791, -3.7625, -4.00042,
+        -2.87211, -2.93267, -3.07855, -3.18964, -3.26217, -1.57503, -0.88663, -1.95239, -1.96616,
+        -1.95617, -0.79593, 2.18092, 0.76369, 0.81622, 0.85888, -0.22135, 2.01764, 0.91063,
+        0.88779, 0.85422, -0.26367, -0.13517, 0.18834, 0.179, 0.16749, 0.51733,
+    ];
+
+    // torch: F.layer_norm(x, (4,), w, b) with x = wave(8, 0.9, 0.0).reshape(2, 4),
+    // w = wave(4, 0.5, 1.0), b = wave(4, 0.3, 2.0); gradient of sum(y * wave(8, 0.7, 0.3)).
+    // print(y.flatten().tolist(), x.grad.flatten().tolist())
+    #[test]
+    fn layer_norm_matches_torch_with_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_vec(wave(8, 0.9, 0.0), (2, 4), &dev)?;
+        let ln = LayerNorm {
+            weight: Tensor::from_vec(wave(4, 0.5, 1.0), 4, &dev)?,
+            bias: Tensor::from_vec(wave(4, 0.3, 2.0), 4, &dev)?,
+            eps: 1e-5,
+        };
+        let y = ln.forward(x.as_tensor())?;
+        close(&y.flatten_all()?.to_vec1()?, &LN_OUT, 1e-4);
+        let g = Tensor::from_vec(wave(8, 0.7, 0.3), (2, 4), &dev)?;
+        let grads = (y * g)?.sum_all()?.backward()?;
+        let dx = grads.get(x.as_tensor()).expect("input gradient");
+        close(&dx.flatten_all()?.to_vec1()?, &LN_GRAD, 1e-4);
+        Ok(())
+    }
+
+    const LN_OUT: [f32; 8] = [
+        -0.32824, 1.38282, 1.5628, 0.04786, 1.13648, -0.40479, -0.03791, 1.13218,
+    ];
+    const LN_GRAD: [f32; 8] = [
+        0.12695, 0.18435, -0.02065, -0.29065, 1.33502, 0.05888, -0.85083, -0.54306,
+    ];
+}

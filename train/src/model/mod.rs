@@ -1,0 +1,345 @@
+//! The multi-task network of the paper (section 3): a ResNet backbone, 12 attribute heads
+//! (baseline, ConvHead or self-attention), a re-ID embedding head and an optional person-vs-junk
+//! head, as candle blocks.
+//!
+//! Each block is a struct with `new(cfg, vb)` and `forward_t(x, train)` (`train` selects batch
+//! statistics and running-statistics updates in every batch norm; validation and export use
+//! `false`). The backbone's variables carry torchvision's names at the root of the `VarBuilder`,
+//! the heads live under `attr.`, `sa.`, `reid.` and `person`.
+//!
+//! For the ONNX exporter every block's variables and hyper-parameters are `pub(crate)` fields, and
+//! every operation maps to a standard ONNX operator: see the `//!` headers of `layers.rs`,
+//! `resnet.rs` and `heads.rs`. At the top: `v` = `GlobalAveragePool` + `Flatten` of `layer4`; the
+//! outputs are `embedding` (re-ID head), `attr_<name>` (one per attribute) and `person`.
+
+pub(crate) mod heads;
+pub(crate) mod layers;
+mod pretrained;
+pub(crate) mod resnet;
+
+use candle_core::{ModuleT, Result, Tensor};
+use candle_nn::{linear, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use heads::{AttributeHeads, HeadWidths, ReidHead};
+use layers::global_avg_pool;
+use resnet::ResNet;
+
+pub use pretrained::{load_pretrained, PretrainedError};
+
+/// Which backbone the network uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backbone {
+    /// torchvision's ResNet18 (stage widths 64/128/256/512, two blocks per stage); loads
+    /// ImageNet weights.
+    Resnet18,
+    /// The same structure with widths 16/32/64/128 and one block per stage, for tests and CPU runs.
+    Small,
+}
+
+impl Backbone {
+    /// Output channels of `layer1`..`layer4` (`layer1`'s is also the stem's).
+    pub fn stage_widths(self) -> [usize; 4] {
+        match self {
+            Self::Resnet18 => [64, 128, 256, 512],
+            Self::Small => [16, 32, 64, 128],
+        }
+    }
+
+    /// Residual blocks in each stage.
+    pub fn blocks_per_stage(self) -> usize {
+        match self {
+            Self::Resnet18 => 2,
+            Self::Small => 1,
+        }
+    }
+}
+
+/// Which attribute heads the network uses (paper section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadKind {
+    /// 12 dense branches on the global embedding `v`.
+    Baseline,
+    /// 12 convolutional branches on `layer3`.
+    #[serde(rename = "convhead")]
+    #[value(name = "convhead")]
+    ConvHead,
+    /// Convolutional branches whose embeddings attend to each other and to `v`.
+    Sa,
+}
+
+/// Everything that fixes the network's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetConfig {
+    /// Backbone.
+    pub backbone: Backbone,
+    /// Attribute heads.
+    pub head: HeadKind,
+    /// Width of the re-ID embedding.
+    pub embedding_dim: usize,
+    /// Whether the network has a person-vs-junk logit.
+    pub person_head: bool,
+    /// Input height in pixels.
+    pub input_height: usize,
+    /// Input width in pixels.
+    pub input_width: usize,
+}
+
+impl Default for NetConfig {
+    /// The paper's network: ResNet18, baseline heads, 128-d embedding, 128x64 input.
+    fn default() -> Self {
+        Self {
+            backbone: Backbone::Resnet18,
+            head: HeadKind::Baseline,
+            embedding_dim: 128,
+            person_head: false,
+            input_height: 128,
+            input_width: 64,
+        }
+    }
+}
+
+/// What the network computes for a batch.
+#[derive(Debug, Clone)]
+pub struct NetOutput {
+    /// Re-ID embeddings, `[N, embedding_dim]`.
+    pub embedding: Tensor,
+    /// Attribute logits in [`edge_reid::attributes::ATTRIBUTES`] order, each `[N, classes]`.
+    pub attributes: Vec<Tensor>,
+    /// Person-vs-junk logits `[N, 1]`, when the network has that head.
+    pub person: Option<Tensor>,
+}
+
+/// The multi-task network.
+#[derive(Debug, Clone)]
+pub struct MultiTaskNet {
+    pub(crate) cfg: NetConfig,
+    pub(crate) backbone: ResNet,
+    pub(crate) attributes: AttributeHeads,
+    pub(crate) reid: ReidHead,
+    pub(crate) person: Option<Linear>,
+}
+
+impl MultiTaskNet {
+    /// Creates the network's variables in `vb` (a `VarMap`-backed builder for training, or one
+    /// reading a checkpoint).
+    pub fn new(cfg: &NetConfig, vb: VarBuilder) -> Result<Self> {
+        if cfg.embedding_dim == 0 {
+            candle_core::bail!("embedding_dim must be at least 1");
+        }
+        if cfg.input_height == 0 || cfg.input_width == 0 {
+            candle_core::bail!(
+                "input size {}x{} is empty",
+                cfg.input_height,
+                cfg.input_width
+            );
+        }
+        let widths = HeadWidths::new(cfg.backbone);
+        Ok(Self {
+            cfg: *cfg,
+            backbone: ResNet::new(cfg.backbone, vb.clone())?,
+            attributes: AttributeHeads::new(cfg.head, &widths, vb.clone())?,
+            reid: ReidHead::new(&widths, cfg.embedding_dim, vb.pp("reid"))?,
+            person: if cfg.person_head {
+                Some(linear(widths.global, 1, vb.pp("person"))?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The configuration the network was built with.
+    pub fn config(&self) -> &NetConfig {
+        &self.cfg
+    }
+
+    /// Runs the network on normalised `[N, 3, input_height, input_width]` images. `train` uses
+    /// batch statistics in the batch norms and updates their running statistics (N >= 2 then).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<NetOutput> {
+        let (_, c, h, w) = x.dims4()?;
+        if (c, h, w) != (3, self.cfg.input_height, self.cfg.input_width) {
+            candle_core::bail!(
+                "input is {:?}, the network takes [N, 3, {}, {}]",
+                x.dims(),
+                self.cfg.input_height,
+                self.cfg.input_width
+            );
+        }
+        let features = self.backbone.forward_t(x, train)?;
+        let v = global_avg_pool(&features.layer4)?;
+        Ok(NetOutput {
+            embedding: self.reid.forward_t(&v, train)?,
+            attributes: self.attributes.forward_t(&features, &v, train)?,
+            person: self
+                .person
+                .as_ref()
+                .map(|p| p.forward_t(&v, train))
+                .transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::{attribute_loss, person_loss, triplet_loss, KendallWeights, TripletMining};
+    use candle_core::{DType, Device};
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+    use edge_reid::attributes::ATTRIBUTES;
+
+    const HEADS: [HeadKind; 3] = [HeadKind::Baseline, HeadKind::ConvHead, HeadKind::Sa];
+
+    fn tiny(backbone: Backbone, head: HeadKind) -> NetConfig {
+        NetConfig {
+            backbone,
+            head,
+            embedding_dim: 8,
+            person_head: true,
+            input_height: 32,
+            input_width: 16,
+        }
+    }
+
+    fn build(cfg: &NetConfig) -> (VarMap, MultiTaskNet) {
+        let vm = VarMap::new();
+        let net = MultiTaskNet::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))
+            .expect("network");
+        (vm, net)
+    }
+
+    /// A deterministic `[n, 3, 32, 16]` batch.
+    fn images(n: usize) -> Tensor {
+        let v = (0..n * 3 * 32 * 16)
+            .map(|i| ((i as f32) * 0.013).sin() + ((i / 512) as f32 * 0.7).cos())
+            .collect();
+        Tensor::from_vec(v, (n, 3, 32, 16), &Device::Cpu).expect("images")
+    }
+
+    #[test]
+    fn output_and_feature_shapes_for_every_variant() {
+        for backbone in [Backbone::Small, Backbone::Resnet18] {
+            let [_, _, c3, c4] = backbone.stage_widths();
+            for head in HEADS {
+                let (_, net) = build(&tiny(backbone, head));
+                let x = images(2);
+                let features = net.backbone.forward_t(&x, false).unwrap();
+                // conv1 stride (2,1) halves rows only, the max-pool keeps the size.
+                assert_eq!(features.layer3.dims(), &[2, c3, 4, 4]);
+                assert_eq!(features.layer4.dims(), &[2, c4, 2, 2]);
+                let out = net.forward_t(&x, false).unwrap();
+                assert_eq!(out.embedding.dims(), &[2, 8], "{backbone:?} {head:?}");
+                assert_eq!(out.attributes.len(), 12);
+                for (a, logits) in ATTRIBUTES.iter().zip(&out.attributes) {
+                    assert_eq!(logits.dims(), &[2, a.classes()], "{}", a.name);
+                }
+                assert_eq!(out.person.expect("person head").dims(), &[2, 1]);
+            }
+        }
+    }
+
+    #[test]
+    fn names_follow_torchvision_and_wrong_inputs_are_refused() {
+        let cfg = NetConfig {
+            person_head: false,
+            ..tiny(Backbone::Small, HeadKind::Sa)
+        };
+        let (vm, net) = build(&cfg);
+        let vars = vm.data().lock().unwrap();
+        for name in [
+            "conv1.weight",
+            "bn1.running_var",
+            "layer1.0.conv1.weight",
+            "layer2.0.downsample.0.weight",
+            "layer4.0.downsample.1.bias",
+            "attr.downcolor.conv.weight",
+            "attr.age.out.weight",
+            "sa.attention.q.weight",
+            "sa.norm.bias",
+            "reid.bn.running_mean",
+        ] {
+            assert!(vars.contains_key(name), "{name}");
+        }
+        assert!(!vars.contains_key("layer1.0.downsample.0.weight"));
+        assert!(!vars.keys().any(|k| k.starts_with("person")));
+        drop(vars);
+        assert!(net.forward_t(&images(2), false).unwrap().person.is_none());
+        let wrong = Tensor::zeros((2, 3, 16, 16), DType::F32, &Device::Cpu).unwrap();
+        let err = net.forward_t(&wrong, false).unwrap_err().to_string();
+        assert!(err.contains("[N, 3, 32, 16]"), "{err}");
+    }
+
+    /// The full objective on a 2 x 2 batch: Kendall(attributes, triplet) + person.
+    fn objective(
+        net: &MultiTaskNet,
+        kendall: &KendallWeights,
+        x: &Tensor,
+        targets: &Tensor,
+    ) -> Tensor {
+        let out = net.forward_t(x, true).unwrap();
+        let l_ar = attribute_loss(&out.attributes, targets).unwrap();
+        let l_id = triplet_loss(&out.embedding, &[0, 0, 1, 1], 0.3, TripletMining::All).unwrap();
+        let person_t = Tensor::new(&[[1f32], [1.], [0.], [1.]], x.device()).unwrap();
+        let l_p = person_loss(&out.person.unwrap(), &person_t).unwrap();
+        (kendall.combine(&l_ar, &l_id).unwrap() + l_p).unwrap()
+    }
+
+    #[test]
+    fn training_steps_reduce_the_loss_and_update_batch_norm() {
+        let dev = &Device::Cpu;
+        let x = images(4);
+        let t: Vec<u32> = (0..4)
+            .flat_map(|r| ATTRIBUTES.iter().map(move |a| (r % a.classes()) as u32))
+            .collect();
+        let targets = Tensor::from_vec(t, (4, 12), dev).unwrap();
+        for head in HEADS {
+            let (vm, net) = build(&tiny(Backbone::Small, head));
+            let kendall =
+                KendallWeights::new(VarBuilder::from_varmap(&vm, DType::F32, dev)).unwrap();
+            let params = ParamsAdamW {
+                lr: 1e-3,
+                weight_decay: 0.0,
+                ..Default::default()
+            };
+            let mut opt = AdamW::new(vm.all_vars(), params).unwrap();
+            let eval_before = net.forward_t(&x, false).unwrap().embedding;
+            let mut losses = Vec::new();
+            for step in 0..8 {
+                let loss = objective(&net, &kendall, &x, &targets);
+                losses.push(loss.to_scalar::<f32>().unwrap());
+                let grads = loss.backward().unwrap();
+                if step == 0 {
+                    // Every learned variable gets a gradient (running statistics are not learned).
+                    for (name, var) in vm.data().lock().unwrap().iter() {
+                        let learned =
+                            !name.ends_with("running_mean") && !name.ends_with("running_var");
+                        assert_eq!(grads.get(var).is_some(), learned, "{head:?} {name}");
+                    }
+                }
+                opt.step(&grads).unwrap();
+            }
+            assert!(
+                losses[7] < 0.9 * losses[0],
+                "{head:?}: the loss did not go down: {losses:?}"
+            );
+            assert_ne!(kendall.s_ar().unwrap(), 0.0, "s_ar is learned");
+            let vars = vm.data().lock().unwrap();
+            let running: Vec<f32> = vars["layer1.0.bn1.running_mean"].to_vec1().unwrap();
+            assert!(
+                running.iter().any(|v| v.abs() > 1e-4),
+                "running mean updated"
+            );
+            drop(vars);
+            // Eval mode uses the running statistics, which training moved.
+            let eval_after = net.forward_t(&x, false).unwrap().embedding;
+            let change = (eval_after - eval_before)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            assert!(change.to_scalar::<f32>().unwrap() > 1e-3);
+        }
+    }
+}
