@@ -6,13 +6,13 @@
 //! - [`export_onnx`] writes a network and its card; [`verify`] checks a written file.
 //! - [`graph`]: a small ONNX graph builder (initializers, nodes, typed inputs and outputs, opset,
 //!   metadata).
-//! - [`fold`]: BatchNorm folding into convolution and linear weights.
+//! - `fold`: BatchNorm folding into convolution and linear weights.
 //! - [`layers`]: network layers as ONNX nodes.
 //! - `net`: the [`MultiTaskNet`] as one graph.
-//! - [`check`]: running an exported file with tract and comparing with candle.
+//! - `check`: running an exported file with tract and comparing with candle.
 
-pub mod check;
-pub mod fold;
+pub(crate) mod check;
+pub(crate) mod fold;
 pub mod graph;
 pub mod layers;
 mod net;
