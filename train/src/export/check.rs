@@ -50,7 +50,7 @@ pub fn max_abs_diff(
     if expected.dims() != actual.dims() {
         return Err(ExportError::Mismatch {
             path: path.to_path_buf(),
-            output: output.to_string(),
+            what: format!("output {output:?}"),
             detail: format!(
                 "has shape {:?}, the network gives {:?}",
                 actual.dims(),

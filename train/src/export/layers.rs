@@ -12,7 +12,7 @@
 //! Parallel branches reading the same input (the 12 attribute branches) can be given together to
 //! [`GraphBuilder::conv`] and [`GraphBuilder::linear`]: they become one operator whose output
 //! channels are the branches' in order, which runtimes execute as one larger matrix product;
-//! [`GraphBuilder::columns`] then takes each branch's part.
+//! [`GraphBuilder::channels`] then takes each branch's part.
 
 use candle_core::Tensor;
 use candle_nn::{BatchNorm, Linear};

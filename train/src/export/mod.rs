@@ -1,29 +1,55 @@
 //! ONNX export: the network written as a standard opset-17 ONNX file that any runtime loads,
 //! built from `tract_onnx::pb` messages and encoded with prost, BatchNorm folded into the layer
 //! before it, the model card in the `edge_reid.card` metadata property, and every export checked
-//! by running the file with tract against the candle forward pass.
+//! by running the file with tract against the candle forward pass (eval mode).
 //!
+//! - [`export_onnx`] writes a network and its card; [`verify`] checks a written file.
 //! - [`graph`]: a small ONNX graph builder (initializers, nodes, typed inputs and outputs, opset,
 //!   metadata).
-//! - [`fold`]: BatchNorm folding into convolution and linear weights.
-//! - [`layers`]: candle-nn layers as ONNX nodes.
-//! - [`check`]: running an exported file with tract and comparing with candle.
+//! - `fold`: BatchNorm folding into convolution and linear weights.
+//! - [`layers`]: network layers as ONNX nodes.
+//! - `net`: the [`MultiTaskNet`] as one graph.
+//! - `check`: running an exported file with tract and comparing with candle.
 
-pub mod check;
-pub mod fold;
+pub(crate) mod check;
+pub(crate) mod fold;
 pub mod graph;
 pub mod layers;
+mod net;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use candle_core::Tensor;
+use clap::ValueEnum;
+use edge_reid::attributes::ATTRIBUTES;
+use edge_reid::card::{
+    ChannelOrder, DistanceMetric, EmbeddingSpec, InputSpec, ModelCard, PersonSpec, Task,
+    TrainingSummary, CARD_FORMAT_VERSION, CARD_KEY,
+};
 use prost::Message;
 use tract_onnx::pb;
+use tract_onnx::prelude::Framework;
+
+use crate::model::{MultiTaskNet, NetConfig};
+
+/// Name of the graph input.
+const INPUT: &str = "image";
+/// Name of the embedding output.
+const EMBEDDING: &str = "embedding";
+/// Name of the person-vs-junk output.
+const PERSON: &str = "person";
+
+/// The largest absolute difference tolerated between the candle network and the exported file.
+pub const TOLERANCE: f32 = 1e-4;
+
+/// Random images [`export_onnx`] checks the written file on.
+const CHECK_SAMPLES: usize = 2;
 
 /// What can go wrong while exporting or checking a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// A candle operation failed while reading the network.
+    /// A candle operation failed while reading or running the network.
     #[error("reading the network: {0}")]
     Candle(#[from] candle_core::Error),
     /// The network cannot be written as this graph (a shape or parameter that does not fit).
@@ -48,44 +74,197 @@ pub enum ExportError {
         /// tract's error chain.
         message: String,
     },
-    /// The exported file does not reproduce the candle network.
-    #[error("{path}: output {output:?} {detail}")]
+    /// The exported file does not reproduce the network or does not match its card.
+    #[error("{path}: {what} {detail}")]
     Mismatch {
         /// The exported file.
         path: PathBuf,
-        /// The graph output that differs.
-        output: String,
+        /// The output or part of the file that differs.
+        what: String,
         /// How it differs.
         detail: String,
     },
 }
 
-/// Encodes `model` and writes it to `path` atomically: a temporary file in the same directory,
-/// synced, then renamed over `path`, so a reader never sees a half-written model.
-pub fn write_model(model: &pb::ModelProto, path: &Path) -> Result<(), ExportError> {
-    let io = |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
+/// The card describing a network of `cfg` fed with `(pixel / 255 - mean) / std`; the training
+/// summary's backbone and head are set from `cfg`.
+pub fn model_card(
+    cfg: &NetConfig,
+    mut training: TrainingSummary,
+    mean: [f32; 3],
+    std: [f32; 3],
+) -> ModelCard {
+    let cli_name = |v: Option<clap::builder::PossibleValue>| {
+        v.map(|v| v.get_name().to_string()).unwrap_or_default()
     };
-    let name = path.file_name().ok_or_else(|| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a file path",
-        ))
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(&model.encode_to_vec())?;
-        f.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
+    training.backbone = cli_name(cfg.backbone.to_possible_value());
+    training.head = cli_name(cfg.head.to_possible_value());
+    ModelCard {
+        format_version: CARD_FORMAT_VERSION,
+        task: Task::ArReid,
+        input: InputSpec {
+            name: INPUT.to_string(),
+            height: cfg.input_height,
+            width: cfg.input_width,
+            mean,
+            std,
+            channel_order: ChannelOrder::Rgb,
+        },
+        attributes: ModelCard::standard_attributes(),
+        embedding: Some(EmbeddingSpec {
+            output: EMBEDDING.to_string(),
+            dim: cfg.embedding_dim,
+            metric: DistanceMetric::Euclidean,
+        }),
+        person: cfg.person_head.then(|| PersonSpec {
+            output: PERSON.to_string(),
+        }),
+        training,
     }
-    Ok(())
+}
+
+/// Exports `net` to `path` with its card (see [`model_card`]) and returns the card.
+///
+/// The file is written next to `path` under a temporary name, checked with [`verify`] on random
+/// images, and only then renamed to `path`: a failed export leaves no file and an earlier model at
+/// `path` untouched.
+pub fn export_onnx(
+    net: &MultiTaskNet,
+    training: TrainingSummary,
+    mean: [f32; 3],
+    std: [f32; 3],
+    path: &Path,
+) -> Result<ModelCard, ExportError> {
+    let card = model_card(net.config(), training, mean, std);
+    card.check()?;
+    let model = net::build(net, &card)?;
+    let tmp = temp_path(path)?;
+    let result = write_synced(&model, &tmp)
+        .and_then(|()| verify(net, &tmp, CHECK_SAMPLES))
+        .and_then(|_| {
+            std::fs::rename(&tmp, path).map_err(|source| ExportError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map(|()| card)
+}
+
+/// Checks an exported file against `net`: its card parses and names the graph's input and
+/// outputs, and tract running the file on `samples` random images agrees with the candle network
+/// (eval mode) within [`TOLERANCE`] on every output. Returns the largest difference.
+pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, ExportError> {
+    let mismatch = |what: &str, detail: String| ExportError::Mismatch {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        detail,
+    };
+    let proto = tract_onnx::onnx()
+        .proto_model_for_path(path)
+        .map_err(|e| ExportError::Tract {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
+    let graph = proto.graph.unwrap_or_default();
+    let json = proto
+        .metadata_props
+        .iter()
+        .find(|p| p.key == CARD_KEY)
+        .ok_or_else(|| mismatch("metadata", format!("has no {CARD_KEY:?} property")))?;
+    let card = ModelCard::from_json(&json.value).map_err(|e| mismatch("card", e.to_string()))?;
+
+    let cfg = net.config();
+    let input: Vec<&str> = graph.input.iter().map(|i| i.name.as_str()).collect();
+    let card_input = (
+        card.input.name.as_str(),
+        card.input.height,
+        card.input.width,
+    );
+    if input != [card_input.0] || card_input != (INPUT, cfg.input_height, cfg.input_width) {
+        return Err(mismatch(
+            "card",
+            format!(
+                "describes input {card_input:?}, the graph has inputs {input:?} and the network \
+                 takes {}x{}",
+                cfg.input_height, cfg.input_width
+            ),
+        ));
+    }
+    let mut card_outputs: Vec<&str> = card.attributes.iter().map(|a| a.output.as_str()).collect();
+    card_outputs.extend(card.embedding.iter().map(|e| e.output.as_str()));
+    card_outputs.extend(card.person.iter().map(|p| p.output.as_str()));
+    card_outputs.sort_unstable();
+    let mut graph_outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    graph_outputs.sort_unstable();
+    if card_outputs != graph_outputs {
+        return Err(mismatch(
+            "card",
+            format!("lists outputs {card_outputs:?}, the graph has {graph_outputs:?}"),
+        ));
+    }
+
+    let device = net.backbone.conv1.weight.device();
+    let shape = (samples.max(1), 3, cfg.input_height, cfg.input_width);
+    let x = Tensor::randn(0f32, 1., shape, device)?;
+    let out = net.forward_t(&x, false)?;
+    let mut expected: Vec<(String, Tensor)> = vec![(EMBEDDING.to_string(), out.embedding)];
+    expected.extend(
+        ATTRIBUTES
+            .iter()
+            .map(|a| a.output_name())
+            .zip(out.attributes),
+    );
+    expected.extend(out.person.map(|p| (PERSON.to_string(), p)));
+    let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    let expected_names: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    if names != expected_names {
+        return Err(mismatch(
+            "graph",
+            format!("has outputs {names:?}, the network gives {expected_names:?}"),
+        ));
+    }
+    let actual = check::run_tract(path, &x)?;
+    let mut worst = 0f32;
+    for ((name, e), a) in expected.iter().zip(&actual) {
+        let d = check::max_abs_diff(path, name, e, a)?;
+        if d > TOLERANCE {
+            return Err(mismatch(
+                &format!("output {name:?}"),
+                format!("differs from the network by {d} (tolerance {TOLERANCE})"),
+            ));
+        }
+        worst = worst.max(d);
+    }
+    Ok(worst)
+}
+
+/// A temporary name next to `path`, in the same directory so that a rename replaces `path`
+/// atomically.
+fn temp_path(path: &Path) -> Result<PathBuf, ExportError> {
+    let name = path.file_name().ok_or_else(|| ExportError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
+    })?;
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".tmp{}", std::process::id()));
+    Ok(path.with_file_name(tmp))
+}
+
+/// Encodes `model` into a new file at `path` and syncs it to disk.
+fn write_synced(model: &pb::ModelProto, path: &Path) -> Result<(), ExportError> {
+    std::fs::File::create(path)
+        .and_then(|mut f| {
+            f.write_all(&model.encode_to_vec())?;
+            f.sync_all()
+        })
+        .map_err(|source| ExportError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -93,9 +272,12 @@ mod tests {
     use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
     use candle_nn::{VarBuilder, VarMap};
 
+    use edge_reid::card::{IMAGENET_MEAN, IMAGENET_STD};
+
     use super::graph::{Dim, GraphBuilder};
     use super::layers::ConvSpec;
     use super::*;
+    use crate::model::{Backbone, HeadKind};
 
     /// Small candle layers covering every emitter: conv + BN with stride (2, 1), ReLU, 3x3
     /// stride-1 max-pool, two parallel 1x1 conv + BN merged into one `Conv` for a residual, global
@@ -251,7 +433,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny.onnx");
-        write_model(&net.export().unwrap(), &path).unwrap();
+        write_synced(&net.export().unwrap(), &path).unwrap();
 
         let x = Tensor::randn(0f32, 1., (3, 3, 8, 6), &dev).unwrap();
         let expected = net.forward_t(&x, false).unwrap();
@@ -278,20 +460,127 @@ mod tests {
         }
     }
 
-    #[test]
-    fn write_model_replaces_the_file_and_leaves_no_temporary() {
+    fn small_net(head: HeadKind, backbone: Backbone, person_head: bool) -> MultiTaskNet {
+        let cfg = NetConfig {
+            backbone,
+            head,
+            embedding_dim: 8,
+            person_head,
+            input_height: 32,
+            input_width: 16,
+        };
+        let vm = VarMap::new();
+        let dev = Device::Cpu;
+        let net = MultiTaskNet::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        // Training-mode passes on shifted inputs move every BatchNorm's running statistics.
+        for i in 0..2 {
+            let x = (Tensor::randn(0f32, 1.5, (4, 3, 32, 16), &dev).unwrap() + i as f64).unwrap();
+            net.forward_t(&x, true).unwrap();
+        }
+        let mean = net.reid.bn.running_mean().to_vec1::<f32>().unwrap();
+        assert!(mean.iter().any(|m| m.abs() > 0.01), "{mean:?}");
+        net
+    }
+
+    fn summary() -> TrainingSummary {
+        TrainingSummary {
+            data: "synthetic".into(),
+            epochs: 3,
+            validation: [("map".to_string(), 0.5)].into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Exports `net`, checks the card in the file and candle against tract (on another batch size
+    /// than the export's own check), then tract against onnxruntime.
+    fn export_and_check(net: &MultiTaskNet) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.onnx");
+        let path = dir.path().join("model.onnx");
+        let card = export_onnx(net, summary(), IMAGENET_MEAN, IMAGENET_STD, &path).unwrap();
+        let cfg = net.config();
+        assert_eq!(
+            card.training.backbone,
+            format!("{:?}", cfg.backbone).to_lowercase()
+        );
+        assert_eq!(card.person.is_some(), cfg.person_head);
+
+        let proto = tract_onnx::onnx().proto_model_for_path(&path).unwrap();
+        assert_eq!(proto.opset_import[0].version, 17);
+        let json = &proto
+            .metadata_props
+            .iter()
+            .find(|p| p.key == CARD_KEY)
+            .unwrap()
+            .value;
+        assert_eq!(ModelCard::from_json(json).unwrap(), card);
+        let ops: Vec<&str> = proto
+            .graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .map(|n| n.op_type.as_str())
+            .collect();
+        assert!(!ops.contains(&"BatchNormalization"), "BatchNorm is folded");
+        assert!(
+            !ops.contains(&"Identity"),
+            "outputs are named by their nodes"
+        );
+
+        let diff = verify(net, &path, 3).unwrap();
+        assert!(diff < TOLERANCE, "{diff}");
+
+        let x = Tensor::randn(0f32, 1., (3, 3, 32, 16), &Device::Cpu).unwrap();
+        let tract = check::run_tract(&path, &x).unwrap();
+        if let Some((checker, ort)) = check::ort::run(&path, &x) {
+            eprintln!("onnx checker: {checker}");
+            assert_eq!(ort.len(), tract.len());
+            for (i, (t, o)) in tract.iter().zip(&ort).enumerate() {
+                let d = check::max_abs_diff(&path, &i.to_string(), t, o).unwrap();
+                assert!(d < 1e-4, "output {i}: tract vs onnxruntime {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn exports_baseline_heads() {
+        export_and_check(&small_net(HeadKind::Baseline, Backbone::Small, true));
+    }
+
+    #[test]
+    fn exports_convhead() {
+        export_and_check(&small_net(HeadKind::ConvHead, Backbone::Small, true));
+    }
+
+    #[test]
+    fn exports_self_attention_heads() {
+        export_and_check(&small_net(HeadKind::Sa, Backbone::Small, false));
+    }
+
+    #[test]
+    fn exports_resnet18() {
+        export_and_check(&small_net(HeadKind::Sa, Backbone::Resnet18, true));
+    }
+
+    #[test]
+    fn verify_refuses_another_network_and_export_replaces_atomically() {
+        let net = small_net(HeadKind::Baseline, Backbone::Small, false);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
         std::fs::write(&path, b"old").unwrap();
-        let mut g = GraphBuilder::new("g");
-        g.metadata("k", "v");
-        let model = g.finish();
-        write_model(&model, &path).unwrap();
-        let back = pb::ModelProto::decode(std::fs::read(&path).unwrap().as_slice()).unwrap();
-        assert_eq!(back, model);
+        export_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, &path).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(names.len(), 1);
-        let err = write_model(&model, &dir.path().join("missing/m.onnx")).unwrap_err();
-        assert!(err.to_string().contains("missing/m.onnx"), "{err}");
+        assert_eq!(names.len(), 1, "no temporary file left");
+
+        let other = small_net(HeadKind::Baseline, Backbone::Small, false);
+        let err = verify(&other, &path, 2).unwrap_err().to_string();
+        assert!(err.contains("differs from the network"), "{err}");
+        let with_person = small_net(HeadKind::Baseline, Backbone::Small, true);
+        let err = verify(&with_person, &path, 2).unwrap_err().to_string();
+        assert!(err.contains("the network gives"), "{err}");
+
+        let missing = dir.path().join("missing/model.onnx");
+        let err = export_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, &missing);
+        assert!(err.unwrap_err().to_string().contains("missing/"));
     }
 }

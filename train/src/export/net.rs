@@ -1,0 +1,284 @@
+//! The [`MultiTaskNet`] as one ONNX graph, following the mapping documented in the model's
+//! modules: the ResNet backbone (BatchNorms folded into the convolutions), `v` = global average
+//! pool of `layer4`, the attribute heads of the network's variant, the re-ID head (BatchNorm1d
+//! folded into its `Gemm`) and the optional person head.
+//!
+//! Graph outputs, in this order: `embedding` `[N, D]`, `attr_<name>` `[N, classes]` in
+//! [`ATTRIBUTES`] order, then `person` `[N, 1]` when the network has that head. The batch
+//! dimension is the symbol `N`.
+//!
+//! The 12 attribute branches read the same tensor, so their first layers are merged: the
+//! baseline's `fc1` layers into one `Gemm`, the convolutional branches' `conv` + `bn` into one
+//! `Conv` (followed by one `Relu` and one pool); a `Slice` per branch takes its channels back.
+
+use candle_nn::Linear;
+use edge_reid::attributes::ATTRIBUTES;
+use edge_reid::card::{ModelCard, CARD_KEY};
+use tract_onnx::pb;
+
+use super::graph::{Dim, GraphBuilder};
+use super::layers::ConvSpec;
+use super::{ExportError, EMBEDDING, INPUT, PERSON};
+use crate::model::heads::{AttributeHeads, ConvBranch, SaHead, SelfAttention};
+use crate::model::layers::Conv;
+use crate::model::resnet::{BasicBlock, ResNet};
+use crate::model::MultiTaskNet;
+
+/// The batch dimension's symbol.
+const BATCH: &str = "N";
+
+fn batch() -> Dim {
+    Dim::Symbolic(BATCH.to_string())
+}
+
+/// A model convolution's parameters.
+fn spec(conv: &Conv) -> ConvSpec<'_> {
+    ConvSpec {
+        weight: &conv.weight,
+        bias: conv.bias.as_ref(),
+        stride: conv.cfg.stride,
+        padding: conv.cfg.padding,
+    }
+}
+
+/// The whole network as an ONNX model carrying `card` (which describes it) in its metadata.
+pub(super) fn build(net: &MultiTaskNet, card: &ModelCard) -> Result<pb::ModelProto, ExportError> {
+    let cfg = net.config();
+    let mut g = GraphBuilder::new("edge_reid");
+    let image = g.input(
+        INPUT,
+        &[
+            batch(),
+            Dim::Fixed(3),
+            Dim::Fixed(cfg.input_height),
+            Dim::Fixed(cfg.input_width),
+        ],
+    )?;
+    let (layer3, layer4) = backbone(&mut g, &net.backbone, &image)?;
+    let v = g.global_avg_pool("v", &layer4);
+
+    let reid = &net.reid;
+    let embedding = g.linear("reid.fc", &v, &[(&reid.fc, Some(&reid.bn))])?;
+    let embedding = g.leaky_relu(EMBEDDING, &embedding, reid.negative_slope);
+    g.output(
+        &embedding,
+        EMBEDDING,
+        &[batch(), Dim::Fixed(cfg.embedding_dim)],
+    )?;
+
+    let logits = attribute_heads(&mut g, &net.attributes, &layer3, &v)?;
+    for (attribute, value) in ATTRIBUTES.iter().zip(&logits) {
+        g.output(
+            value,
+            &attribute.output_name(),
+            &[batch(), Dim::Fixed(attribute.classes())],
+        )?;
+    }
+
+    if let Some(person) = &net.person {
+        let logit = g.linear(PERSON, &v, &[(person, None)])?;
+        g.output(&logit, PERSON, &[batch(), Dim::Fixed(1)])?;
+    }
+
+    g.metadata(CARD_KEY, &card.to_json());
+    Ok(g.finish())
+}
+
+/// Stem and `layer1`..`layer4`; returns the outputs of `layer3` and `layer4`.
+fn backbone(
+    g: &mut GraphBuilder,
+    resnet: &ResNet,
+    image: &str,
+) -> Result<(String, String), ExportError> {
+    let x = g.conv("conv1", image, &[(spec(&resnet.conv1), Some(&resnet.bn1))])?;
+    let x = g.relu("relu", &x);
+    // The model's stem pool: 3x3, stride 1, padding 1.
+    let x = g.max_pool("maxpool", &x, 3, 1, 1);
+    let mut stage = |index: usize, x: String| {
+        let mut blocks = resnet.layers[index].iter().enumerate();
+        blocks.try_fold(x, |x, (i, block)| {
+            basic_block(g, &format!("layer{}.{i}", index + 1), block, &x)
+        })
+    };
+    let layer3 = (0..3).try_fold(x, |x, index| stage(index, x))?;
+    let layer4 = stage(3, layer3.clone())?;
+    Ok((layer3, layer4))
+}
+
+/// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, BatchNorms folded.
+fn basic_block(
+    g: &mut GraphBuilder,
+    name: &str,
+    block: &BasicBlock,
+    x: &str,
+) -> Result<String, ExportError> {
+    let y = g.conv(
+        &format!("{name}.conv1"),
+        x,
+        &[(spec(&block.conv1), Some(&block.bn1))],
+    )?;
+    let y = g.relu(&format!("{name}.relu1"), &y);
+    let y = g.conv(
+        &format!("{name}.conv2"),
+        &y,
+        &[(spec(&block.conv2), Some(&block.bn2))],
+    )?;
+    let shortcut = match &block.downsample {
+        Some((conv, bn)) => g.conv(&format!("{name}.downsample"), x, &[(spec(conv), Some(bn))])?,
+        None => x.to_string(),
+    };
+    let sum = g.node(&format!("{name}.add"), "Add", &[&y, &shortcut], vec![]);
+    Ok(g.relu(name, &sum))
+}
+
+/// The 12 attribute logits `[N, classes]`, in [`ATTRIBUTES`] order.
+fn attribute_heads(
+    g: &mut GraphBuilder,
+    heads: &AttributeHeads,
+    layer3: &str,
+    v: &str,
+) -> Result<Vec<String>, ExportError> {
+    match heads {
+        AttributeHeads::Baseline(branches) => {
+            let fc1: Vec<_> = branches.iter().map(|b| (&b.fc1, None)).collect();
+            let hidden = g.linear("attr.fc1", v, &fc1)?;
+            let hidden = g.relu("attr.fc1.relu", &hidden);
+            let mut start = 0;
+            branches
+                .iter()
+                .zip(&ATTRIBUTES)
+                .map(|(b, a)| {
+                    let width = b.fc1.weight().dim(0)?;
+                    let name = format!("attr.{}", a.name);
+                    let h = g.channels(&format!("{name}.hidden"), &hidden, start, start + width);
+                    start += width;
+                    g.linear(&a.output_name(), &h, &[(&b.fc2, None)])
+                })
+                .collect()
+        }
+        AttributeHeads::ConvHead(branches) => {
+            let pooled = conv_branches(g, branches, layer3)?;
+            branches
+                .iter()
+                .zip(&ATTRIBUTES)
+                .zip(pooled)
+                .map(|((b, a), p)| g.linear(&a.output_name(), &p, &[(&b.fc, None)]))
+                .collect()
+        }
+        AttributeHeads::Sa(head) => sa_head(g, head, layer3, v),
+    }
+}
+
+/// The convolutional branches up to their pooled features: one merged `Conv` (BatchNorms folded),
+/// `Relu`, global average pool, then each branch's channels `[N, branch]`.
+fn conv_branches(
+    g: &mut GraphBuilder,
+    branches: &[ConvBranch],
+    layer3: &str,
+) -> Result<Vec<String>, ExportError> {
+    let convs: Vec<_> = branches
+        .iter()
+        .map(|b| (spec(&b.conv), Some(&b.bn)))
+        .collect();
+    let maps = g.conv("attr.conv", layer3, &convs)?;
+    let maps = g.relu("attr.conv.relu", &maps);
+    let pooled = g.global_avg_pool("attr.pool", &maps);
+    let mut start = 0;
+    let pooled = branches
+        .iter()
+        .zip(&ATTRIBUTES)
+        .map(|(b, a)| {
+            let width = b.conv.cfg.out_channels;
+            let p = g.channels(
+                &format!("attr.{}.pool", a.name),
+                &pooled,
+                start,
+                start + width,
+            );
+            start += width;
+            p
+        })
+        .collect();
+    Ok(pooled)
+}
+
+/// The Sa head: tokens `[v', w_1..w_12]`, two-head self-attention with a residual, LayerNorm,
+/// one classifier per attended `w_i`.
+fn sa_head(
+    g: &mut GraphBuilder,
+    head: &SaHead,
+    layer3: &str,
+    v: &str,
+) -> Result<Vec<String>, ExportError> {
+    let token = head.v_proj.weight().dim(0)?;
+    let count = head.branches.len() + 1;
+    let pooled = conv_branches(g, &head.branches, layer3)?;
+    let v_token = g.linear("sa.v_proj", v, &[(&head.v_proj, None)])?;
+    let mut tokens = vec![g.reshape("sa.v_proj.token", &v_token, &[0, 1, token as i64])];
+    for ((b, a), p) in head.branches.iter().zip(&ATTRIBUTES).zip(pooled) {
+        let name = format!("attr.{}.fc", a.name);
+        let w = g.linear(&name, &p, &[(&b.fc, None)])?;
+        tokens.push(g.reshape(&format!("{name}.token"), &w, &[0, 1, token as i64]));
+    }
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let tokens = g.concat("sa.tokens", &tokens, 1);
+
+    let attended = self_attention(g, &head.attention, &tokens, count, token)?;
+    let residual = g.node("sa.residual", "Add", &[&tokens, &attended], vec![]);
+    let norm = &head.norm;
+    let normed = g.layer_norm(
+        "sa.norm",
+        &residual,
+        &norm.weight,
+        Some(&norm.bias),
+        norm.eps,
+    )?;
+
+    head.classifiers
+        .iter()
+        .zip(&ATTRIBUTES)
+        .enumerate()
+        .map(|(i, (c, a))| {
+            let w = g.take(&format!("attr.{}.attended", a.name), &normed, 1, i + 1);
+            g.linear(&a.output_name(), &w, &[(c, None)])
+        })
+        .collect()
+}
+
+/// Multi-head self-attention over `[N, count, token]` tokens, as the model computes it.
+fn self_attention(
+    g: &mut GraphBuilder,
+    att: &SelfAttention,
+    tokens: &str,
+    count: usize,
+    token: usize,
+) -> Result<String, ExportError> {
+    let heads = att.heads;
+    let head_dim = token / heads;
+    // A projection of the tokens, [N, T, token] -> [N, heads, T, head_dim] (`perm` [0, 2, 1, 3]),
+    // or [N, heads, head_dim, T] for the keys ([0, 2, 3, 1]).
+    let mut split = |name: &str, linear: &Linear, perm: &[i64]| -> Result<String, ExportError> {
+        let y = g.token_linear(name, tokens, linear)?;
+        let shape = [0, count as i64, heads as i64, head_dim as i64];
+        let y = g.reshape(&format!("{name}.heads"), &y, &shape);
+        Ok(g.transpose(&format!("{name}.split"), &y, perm))
+    };
+    let q = split("sa.attention.q", &att.q, &[0, 2, 1, 3])?;
+    let kt = split("sa.attention.k", &att.k, &[0, 2, 3, 1])?;
+    let values = split("sa.attention.v", &att.v, &[0, 2, 1, 3])?;
+    let scores = g.node("sa.attention.scores", "MatMul", &[&q, &kt], vec![]);
+    let scores = g.scale(
+        "sa.attention.scaled",
+        &scores,
+        (1.0 / (head_dim as f64).sqrt()) as f32,
+    )?;
+    let weights = g.softmax("sa.attention.weights", &scores, -1);
+    let mixed = g.node("sa.attention.mixed", "MatMul", &[&weights, &values], vec![]);
+    let mixed = g.transpose("sa.attention.merge", &mixed, &[0, 2, 1, 3]);
+    let mixed = g.reshape(
+        "sa.attention.merged",
+        &mixed,
+        &[0, count as i64, token as i64],
+    );
+    g.token_linear("sa.attention.out", &mixed, &att.out)
+}
