@@ -9,9 +9,10 @@
 //! - `fold`: BatchNorm folding into convolution and linear weights.
 //! - [`layers`]: network layers as ONNX nodes.
 //! - `net`: the [`MultiTaskNet`] as one graph.
-//! - `check`: running an exported file with tract and comparing with candle.
+//! - `check` (tests): running a hand-built file with tract and comparing with candle.
 
-pub(crate) mod check;
+#[cfg(test)]
+mod check;
 pub(crate) mod fold;
 pub mod graph;
 pub mod layers;
@@ -25,13 +26,14 @@ use clap::ValueEnum;
 use edge_reid::attributes::ATTRIBUTES;
 use edge_reid::card::{
     ChannelOrder, DistanceMetric, EmbeddingSpec, InputSpec, ModelCard, PersonSpec, Task,
-    TrainingSummary, CARD_FORMAT_VERSION, CARD_KEY,
+    TrainingSummary, CARD_FORMAT_VERSION,
 };
 use prost::Message;
 use tract_onnx::pb;
-use tract_onnx::prelude::Framework;
 
 use crate::model::{MultiTaskNet, NetConfig};
+use edge_reid::model::Model;
+use fold::to_vec;
 
 /// Name of the graph input.
 const INPUT: &str = "image";
@@ -153,83 +155,82 @@ pub fn export_onnx(
     result.map(|()| card)
 }
 
-/// Checks an exported file against `net`: its card parses and names the graph's input and
-/// outputs, and tract running the file on `samples` random images agrees with the candle network
-/// (eval mode) within [`TOLERANCE`] on every output. Returns the largest difference.
+/// Checks an exported file against `net`: the runtime's own loader ([`edge_reid::model::Model`])
+/// accepts it (its card parses and matches the graph), the card describes this network, and the
+/// file run by tract on `samples` random images agrees with the candle network (eval mode) within
+/// [`TOLERANCE`] on every output. Returns the largest difference.
 pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, ExportError> {
     let mismatch = |what: &str, detail: String| ExportError::Mismatch {
         path: path.to_path_buf(),
         what: what.to_string(),
         detail,
     };
-    let proto = tract_onnx::onnx()
-        .proto_model_for_path(path)
-        .map_err(|e| ExportError::Tract {
-            path: path.to_path_buf(),
-            message: format!("{e:#}"),
-        })?;
-    let graph = proto.graph.unwrap_or_default();
-    let json = proto
-        .metadata_props
-        .iter()
-        .find(|p| p.key == CARD_KEY)
-        .ok_or_else(|| mismatch("metadata", format!("has no {CARD_KEY:?} property")))?;
-    let card = ModelCard::from_json(&json.value).map_err(|e| mismatch("card", e.to_string()))?;
-
+    let n = samples.max(1);
+    let model = Model::load(path, n).map_err(|e| ExportError::Tract {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let card = model.card();
     let cfg = net.config();
-    let input: Vec<&str> = graph.input.iter().map(|i| i.name.as_str()).collect();
-    let card_input = (
-        card.input.name.as_str(),
+    let described = (
         card.input.height,
         card.input.width,
+        card.embedding.as_ref().map(|e| e.dim),
+        card.attributes.len(),
+        card.person.is_some(),
     );
-    if input != [card_input.0] || card_input != (INPUT, cfg.input_height, cfg.input_width) {
+    let network = (
+        cfg.input_height,
+        cfg.input_width,
+        Some(cfg.embedding_dim),
+        ATTRIBUTES.len(),
+        cfg.person_head,
+    );
+    if described != network {
         return Err(mismatch(
             "card",
             format!(
-                "describes input {card_input:?}, the graph has inputs {input:?} and the network \
-                 takes {}x{}",
-                cfg.input_height, cfg.input_width
+                "describes (height, width, embedding, attributes, person) = {described:?}, \
+                 the network is {network:?}"
             ),
-        ));
-    }
-    let mut card_outputs: Vec<&str> = card.attributes.iter().map(|a| a.output.as_str()).collect();
-    card_outputs.extend(card.embedding.iter().map(|e| e.output.as_str()));
-    card_outputs.extend(card.person.iter().map(|p| p.output.as_str()));
-    card_outputs.sort_unstable();
-    let mut graph_outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
-    graph_outputs.sort_unstable();
-    if card_outputs != graph_outputs {
-        return Err(mismatch(
-            "card",
-            format!("lists outputs {card_outputs:?}, the graph has {graph_outputs:?}"),
         ));
     }
 
     let device = net.backbone.conv1.weight.device();
-    let shape = (samples.max(1), 3, cfg.input_height, cfg.input_width);
-    let x = Tensor::randn(0f32, 1., shape, device)?;
-    let out = net.forward_t(&x, false)?;
-    let mut expected: Vec<(String, Tensor)> = vec![(EMBEDDING.to_string(), out.embedding)];
-    expected.extend(
-        ATTRIBUTES
-            .iter()
-            .map(|a| a.output_name())
-            .zip(out.attributes),
-    );
-    expected.extend(out.person.map(|p| (PERSON.to_string(), p)));
-    let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
-    let expected_names: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-    if names != expected_names {
-        return Err(mismatch(
-            "graph",
-            format!("has outputs {names:?}, the network gives {expected_names:?}"),
-        ));
+    let x = Tensor::randn(0f32, 1., (n, 3, cfg.input_height, cfg.input_width), device)?;
+    let expected = net.forward_t(&x, false)?;
+    let actual = model
+        .run(&to_vec(&x)?, n)
+        .map_err(|e| mismatch("run", e.to_string()))?;
+    let mut pairs: Vec<(String, Tensor, Vec<f32>)> = vec![(
+        EMBEDDING.to_string(),
+        expected.embedding,
+        actual.embeddings().unwrap_or_default().to_vec(),
+    )];
+    for (a, logits) in expected.attributes.into_iter().enumerate() {
+        let got = (0..n)
+            .flat_map(|i| actual.attribute_logits(i, a).unwrap_or_default().to_vec())
+            .collect();
+        pairs.push((ATTRIBUTES[a].output_name(), logits, got));
     }
-    let actual = check::run_tract(path, &x)?;
+    if let Some(person) = expected.person {
+        let got = (0..n).filter_map(|i| actual.person_logit(i)).collect();
+        pairs.push((PERSON.to_string(), person, got));
+    }
     let mut worst = 0f32;
-    for ((name, e), a) in expected.iter().zip(&actual) {
-        let d = check::max_abs_diff(path, name, e, a)?;
+    for (name, e, a) in pairs {
+        let e = to_vec(&e)?;
+        if e.len() != a.len() {
+            return Err(mismatch(
+                &format!("output {name:?}"),
+                format!("has {} values, the network gives {}", a.len(), e.len()),
+            ));
+        }
+        let d = e
+            .iter()
+            .zip(&a)
+            .map(|(e, a)| (e - a).abs())
+            .fold(0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
         if d > TOLERANCE {
             return Err(mismatch(
                 &format!("output {name:?}"),
@@ -277,6 +278,8 @@ mod tests {
     use super::graph::{Dim, GraphBuilder};
     use super::layers::ConvSpec;
     use super::*;
+    use edge_reid::card::CARD_KEY;
+    use tract_onnx::prelude::Framework;
     use crate::model::{Backbone, HeadKind};
 
     /// Small candle layers covering every emitter: conv + BN with stride (2, 1), ReLU, 3x3
@@ -577,7 +580,7 @@ mod tests {
         assert!(err.contains("differs from the network"), "{err}");
         let with_person = small_net(HeadKind::Baseline, Backbone::Small, true);
         let err = verify(&with_person, &path, 2).unwrap_err().to_string();
-        assert!(err.contains("the network gives"), "{err}");
+        assert!(err.contains("12, false), the network is"), "{err}");
 
         let missing = dir.path().join("missing/model.onnx");
         let err = export_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, &missing);
