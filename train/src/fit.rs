@@ -9,13 +9,14 @@
 //! - `best.safetensors`: the weights of the epoch with the best [`Validation::score`];
 //! - `metrics.csv` and `curve.png`: the per-epoch table and the paper-style Figure 4.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use edge_reid::atomic_file::write_atomic;
-use edge_reid::card::{IMAGENET_MEAN, IMAGENET_STD};
+use edge_reid::card::{ModelCard, TrainingSummary, IMAGENET_MEAN, IMAGENET_STD};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{
@@ -23,6 +24,7 @@ use crate::data::{
     PkSampler, Record,
 };
 use crate::evaluate::{EvalSet, Predictor};
+use crate::export::export_onnx;
 use crate::history::{self, EpochRecord, Validation};
 use crate::loss::{attribute_loss, person_loss, triplet_loss, KendallWeights, TripletMining};
 use crate::model::{load_pretrained, MultiTaskNet, NetConfig};
@@ -167,6 +169,38 @@ pub struct RunState {
     pub stopped_early: bool,
     /// One record per completed epoch.
     pub history: Vec<EpochRecord>,
+}
+
+impl RunState {
+    /// The training summary for a model card of the checkpoint saved at the end of `epoch`
+    /// (validation metrics of that epoch, in `[0, 1]`).
+    pub fn summary(&self, cfg: &RunConfig, epoch: usize) -> TrainingSummary {
+        let mut validation = BTreeMap::new();
+        if let Some(r) = self.history.iter().find(|r| r.epoch == epoch) {
+            let v = &r.val;
+            for (key, value) in [
+                ("attr_accuracy", v.mean_accuracy()),
+                ("balanced_accuracy", v.mean_balanced_accuracy()),
+                ("mfc_accuracy", v.mean_mfc_accuracy()),
+                ("map", v.map),
+                ("rank1", v.rank1),
+                ("rank5", v.rank5),
+                ("rank10", v.rank10),
+                ("score", v.score()),
+            ] {
+                validation.insert(key.to_string(), value);
+            }
+            if let Some(p) = v.person_accuracy {
+                validation.insert("person_accuracy".to_string(), p);
+            }
+        }
+        TrainingSummary {
+            data: cfg.data.display().to_string(),
+            epochs: epoch,
+            validation,
+            ..TrainingSummary::default()
+        }
+    }
 }
 
 /// Reports progress to the caller (the binary draws a progress bar; tests stay quiet).
@@ -507,4 +541,120 @@ fn train_epoch(
         seconds: 0.0,
         val: Validation::default(),
     })
+}
+
+/// Exports a run's checkpoint (`best.safetensors` or `last.safetensors`) to `out`, with a card
+/// carrying that epoch's validation metrics; the file is verified against the network.
+pub fn export_run(run: &RunDir, checkpoint: &Path, out: &Path) -> Result<ModelCard, TrainError> {
+    let cfg = run.read_config()?;
+    let state = run.read_state()?;
+    let epoch = if checkpoint == run.best() {
+        state.best_epoch
+    } else {
+        state.epoch
+    };
+    let t = Trainable::load(&cfg.net, checkpoint, &Device::Cpu)?;
+    Ok(export_onnx(&t.net, state.summary(&cfg, epoch), cfg.mean, cfg.std, out)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::{eval_run, Split};
+    use crate::model::{Backbone, HeadKind};
+    use crate::synth::{write_dataset, SynthConfig};
+
+    /// synth -> fit (2 epochs) -> resume (3rd epoch) -> eval -> export -> predict, on a tiny set.
+    #[test]
+    fn trains_resumes_evaluates_exports_and_predicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut synth = SynthConfig::new(&data, 16, 3);
+        synth.images_per_identity = 4..=6;
+        synth.junk = 16;
+        synth.distractors = 4;
+        synth.threads = 1;
+        write_dataset(&synth, |_, _| {}).unwrap();
+
+        let mut cfg = RunConfig {
+            data: data.clone(),
+            net: NetConfig {
+                backbone: Backbone::Small,
+                head: HeadKind::ConvHead,
+                embedding_dim: 16,
+                person_head: true,
+                input_height: 32,
+                input_width: 16,
+            },
+            epochs: 2,
+            p: 3,
+            k: 2,
+            junk_per_batch: 2,
+            warmup_epochs: 1,
+            lr: 1e-3,
+            val_fraction: 0.4,
+            patience: 0,
+            max_batches: Some(2),
+            seed: 5,
+            ..RunConfig::default()
+        };
+        let run = RunDir(dir.path().join("run"));
+        let summary = fit(&cfg, &run, &Device::Cpu, 1, false, &mut Quiet).unwrap();
+        assert_eq!(summary.epochs, 2);
+        let first = run.read_state().unwrap();
+        assert_eq!(first.history.len(), 2);
+        for r in &first.history {
+            assert!(r.loss.is_finite() && r.loss > 0.0, "{r:?}");
+            assert!((0.0..=1.0).contains(&r.val.map), "{r:?}");
+            assert_eq!(r.val.accuracy.len(), 12);
+            assert!(r.val.person_accuracy.is_some());
+        }
+        assert_eq!(std::fs::read_to_string(run.csv()).unwrap().lines().count(), 3);
+        assert!(run.curve().is_file() && run.best().is_file());
+
+        // Resuming continues the same run: two epochs kept as they were, a third appended.
+        cfg.epochs = 3;
+        fit(&cfg, &run, &Device::Cpu, 1, true, &mut Quiet).unwrap();
+        let state = run.read_state().unwrap();
+        assert_eq!(state.epoch, 3);
+        assert_eq!(state.history[..2], first.history[..]);
+        assert_eq!(std::fs::read_to_string(run.csv()).unwrap().lines().count(), 4);
+
+        // `eval` on the best checkpoint reproduces that epoch's validation scores.
+        let scores = eval_run(&cfg, &run.best(), &data, Split::Validation, 1).unwrap();
+        let best = &state.history[state.best_epoch - 1].val;
+        assert!((scores.validation().map - best.map).abs() < 1e-9);
+        assert!((scores.validation().mean_accuracy() - best.mean_accuracy()).abs() < 1e-9);
+        let test = eval_run(&cfg, &run.best(), &data, Split::Test, 1).unwrap();
+        assert!(test.ranking.num_valid_queries > 0);
+
+        // The export is read by the runtime's loader and carries that epoch's metrics.
+        let onnx = dir.path().join("model.onnx");
+        let card = export_run(&run, &run.best(), &onnx).unwrap();
+        assert_eq!(card.training.epochs, state.best_epoch);
+        assert!((card.training.validation["map"] - best.map).abs() < 1e-9);
+        let model = edge_reid::model::Model::load(&onnx, 1).unwrap();
+        assert_eq!(model.card(), &card);
+
+        // The course's submission files.
+        let out = dir.path().join("submission");
+        let written = crate::predict::predict(
+            &cfg,
+            &run.best(),
+            &data.join("bounding_box_test"),
+            &data.join("query"),
+            &out,
+            1,
+        )
+        .unwrap();
+        let csv = std::fs::read_to_string(&written.classification).unwrap();
+        assert_eq!(csv.lines().count(), written.test_images + 1);
+        assert!(csv.starts_with(crate::data::CSV_HEADER));
+        let reid = std::fs::read_to_string(&written.reid).unwrap();
+        assert_eq!(reid.lines().count(), written.queries);
+        let first_line = reid.lines().next().unwrap();
+        let (query, ranked) = first_line.split_once(": ").unwrap();
+        assert!(query.ends_with(".jpg"));
+        assert_eq!(ranked.split(", ").count(), written.test_images);
+    }
 }

@@ -10,7 +10,7 @@ use edge_reid_train::fit::{self, Progress, RunConfig, RunDir};
 use edge_reid_train::history::EpochRecord;
 use edge_reid_train::loss::TripletMining;
 use edge_reid_train::model::{Backbone, HeadKind, NetConfig};
-use edge_reid_train::{evaluate, export, predict, synth};
+use edge_reid_train::{evaluate, predict, synth};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -52,7 +52,7 @@ struct SynthArgs {
     out: PathBuf,
     /// Number of identities (Market-1501 has 1,501).
     #[arg(long, default_value_t = 1500)]
-    identities: usize,
+    identities: u32,
     /// Seed: the same seed renders the same dataset.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -334,13 +334,32 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Synth(a) => {
-            let summary = synth::write_dataset(&synth::SynthConfig {
-                identities: a.identities,
-                seed: a.seed,
-                ..synth::SynthConfig::new(a.out.clone())
+            let cfg = synth::SynthConfig::new(a.out.clone(), a.identities, a.seed);
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("rendering [{bar:30}] {pos}/{len} images ({per_sec})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            let summary = synth::write_dataset(&cfg, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
             })
             .with_context(|| format!("rendering a synthetic dataset into {}", a.out.display()))?;
-            println!("{summary}");
+            bar.finish_and_clear();
+            println!(
+                "wrote {} images to {}: {} training identities ({} images, {} junk), {} test identities ({} queries, {} gallery, {} junk, {} distractors)",
+                summary.images(),
+                a.out.display(),
+                summary.train_identities,
+                summary.train_images,
+                summary.junk_train,
+                summary.test_identities,
+                summary.query_images,
+                summary.gallery_images,
+                summary.junk_test,
+                summary.distractors
+            );
         }
         Command::Fit(a) => run_fit(&a)?,
         Command::Eval(a) => {
@@ -363,7 +382,7 @@ fn main() -> Result<()> {
         }
         Command::Export(a) => {
             let run = RunDir(a.run.clone());
-            let card = export::export_run(&run, &checkpoint(&run, a.checkpoint), &a.out)
+            let card = fit::export_run(&run, &checkpoint(&run, a.checkpoint), &a.out)
                 .with_context(|| format!("exporting {} to {}", a.run.display(), a.out.display()))?;
             println!(
                 "wrote {} ({} attributes, {}-d embedding); candle and tract agree within 1e-4",
