@@ -258,7 +258,9 @@ mod tests {
 
     #[test]
     fn refuses_other_versions_and_inconsistent_cards() {
-        let json = card().to_json().replace("\"format_version\":1", "\"format_version\":7");
+        let json = card()
+            .to_json()
+            .replace("\"format_version\":1", "\"format_version\":7");
         assert!(matches!(
             ModelCard::from_json(&json),
             Err(CardError::Version { found: 7 })
