@@ -442,391 +442,300 @@ impl Painter {
     }
 }
 
-/// Joint positions of one leg or arm.
-struct Limb {
-    root: V3,
-    mid: V3,
-    end: V3,
+/// One person being drawn: appearance, proportions, camera and gait.
+struct Figure<'a> {
+    a: &'a PersonAppearance,
+    b: Body,
+    /// The view's projection, raised so the lower foot touches the ground.
+    p: Projection,
+    /// Walking phase in radians and stride.
+    phase: f32,
+    stride: f32,
+    up: Garment,
+    down: Garment,
 }
 
-/// Draws `appearance` on `canvas` as placed by `view`. Parts outside the canvas are clipped.
-pub fn draw_person(canvas: &mut RgbImage, appearance: &PersonAppearance, view: &View) {
-    if !(view.height.is_finite() && view.height > 0.0) {
-        return;
-    }
-    let a = appearance;
-    let t = &a.traits;
-    let b = Body::new(a);
-    let p = Projection::new(view);
-    let labels = a.attributes();
-    let old = a.is(attr::AGE, attr::OLD);
-
-    let up = Garment {
-        base: UP_SHADES[usize::from(labels[attr::UPCOLOR])].pick(t.up_shade),
-        pattern: t.pattern,
-        second: t.pattern_colour,
-    };
-    let down = Garment {
-        base: DOWN_SHADES[usize::from(labels[attr::DOWNCOLOR])].pick(t.down_shade),
-        pattern: Pattern::Plain,
-        second: t.pattern_colour,
-    };
-    let sleeve_colour = if t.pattern == Pattern::Yoke {
-        t.pattern_colour
-    } else {
-        up.base
-    };
-    let hair = palette::hair(t.hair_shade, old);
-
-    // Gait: legs swing opposite to each other and to the arms; the stance foot stays on the ground.
-    let phase = view.phase * std::f32::consts::TAU;
-    let stride = view.stride * t.stride * if old { 0.6 } else { 1.0 };
-    let leg_angle = 0.3 * stride * phase.sin();
-    let knee_flex = |swing_dir: f32| 0.55 * stride * swing_dir.max(0.0).powf(1.5);
+/// Hip, knee and ankle of both legs (right first) at `phase` and `stride`.
+fn leg_joints(b: &Body, phase: f32, stride: f32) -> [(f32, [V3; 3]); 2] {
     let thigh = (b.hip_y - 0.045) * 0.5;
-    let legs: Vec<(f32, Limb, V3)> = [1.0f32, -1.0]
-        .iter()
-        .map(|&side| {
-            let angle = side * leg_angle;
-            let flex = knee_flex(side * phase.cos());
-            let root = [side * b.hips * 0.48, b.hip_y, 0.0];
-            let mid = swing(root, thigh, angle, 0.0);
-            let end = swing(mid, thigh, angle - flex, 0.0);
-            let toe = add(end, [0.0, -0.02, 0.1]);
-            (side, Limb { root, mid, end }, toe)
-        })
-        .collect();
-    let lowest = legs
-        .iter()
-        .map(|(_, l, _)| l.end[1])
-        .fold(f32::INFINITY, f32::min);
-    let lift = 0.045 - lowest;
-    let up3 = |v: V3| add(v, [0.0, lift, 0.0]);
-    let mut painter = Painter {
-        p,
-        prims: Vec::new(),
+    let joints = |side: f32| {
+        let angle = side * 0.3 * stride * phase.sin();
+        // The knee bends while the leg swings forward.
+        let flex = 0.55 * stride * (side * phase.cos()).max(0.0).powf(1.5);
+        let hip = [side * b.hips * 0.48, b.hip_y, 0.0];
+        let knee = swing(hip, thigh, angle, 0.0);
+        (side, [hip, knee, swing(knee, thigh, angle - flex, 0.0)])
     };
+    [joints(1.0), joints(-1.0)]
+}
 
-    // Ground shadow.
-    let shadow = Shape::Ellipse {
-        c: p.origin,
-        r: [p.scale * 0.15, p.scale * 0.022],
-    };
-    fill_flat(canvas, &shadow, [20.0, 20.0, 20.0], 0.22);
+impl Figure<'_> {
+    fn painter(&self) -> Painter {
+        Painter {
+            p: self.p,
+            prims: Vec::new(),
+        }
+    }
 
-    // Legs: always behind the trunk, far leg first.
-    let dress = a.is(attr::CLOTHES, attr::DRESS);
-    let short_down = a.is(attr::DOWN, attr::SHORT);
-    let mut leg_painter = Painter {
-        p,
-        prims: Vec::new(),
-    };
-    for (side, leg, toe) in &legs {
-        let (root, mid, end) = (up3(leg.root), up3(leg.mid), up3(leg.end));
-        let depth = p.depth(mid);
-        let widen = if dress || short_down {
-            0.0
-        } else {
-            0.006 * t.lower_width
-        };
-        leg_painter.limb(depth, root, mid, b.thigh_r, b.knee_r, t.skin);
-        leg_painter.limb(depth, mid, end, b.knee_r, b.ankle_r, t.skin);
-        if !dress {
-            if short_down {
-                let cut = lerp3(root, mid, 0.35 + 0.55 * t.lower_length);
+    /// Forward lean of the trunk at body height `y` (old people stoop).
+    fn lean_at(&self, y: f32) -> f32 {
+        let b = &self.b;
+        b.lean * ((y - b.hip_y) / (b.shoulder_y - b.hip_y)).clamp(0.0, 1.0)
+    }
+
+    fn slice(&self, y: f32, wx: f32, wz: f32) -> Slice {
+        Slice {
+            y,
+            z: self.lean_at(y),
+            wx,
+            wz,
+        }
+    }
+
+    fn surface(&self, top: Slice, bottom: Slice, garment: Garment) -> Surface {
+        Surface {
+            top,
+            bottom,
+            projection: self.p,
+            garment,
+            chest: self.b.shoulder_y - 0.09,
+        }
+    }
+
+    /// Legs, drawn straight onto the canvas: always behind the trunk, far leg first.
+    fn legs(&self, canvas: &mut RgbImage) {
+        let (a, b, t, p) = (self.a, &self.b, &self.a.traits, &self.p);
+        let dress = a.is(attr::CLOTHES, attr::DRESS);
+        let shorts = a.is(attr::DOWN, attr::SHORT);
+        let colour = self.down.base;
+        let mut painter = self.painter();
+        for (side, [hip, knee, ankle]) in leg_joints(b, self.phase, self.stride) {
+            let depth = p.depth(knee);
+            painter.limb(depth, hip, knee, b.thigh_r, b.knee_r, t.skin);
+            painter.limb(depth, knee, ankle, b.knee_r, b.ankle_r, t.skin);
+            if !dress && shorts {
+                let cut = lerp3(hip, knee, 0.35 + 0.55 * t.lower_length);
                 let r = b.thigh_r + (b.knee_r - b.thigh_r) * 0.5 + 0.004;
-                leg_painter.limb(depth, root, cut, b.thigh_r + 0.004, r, down.base);
-            } else {
+                painter.limb(depth, hip, cut, b.thigh_r + 0.004, r, colour);
+            } else if !dress {
+                let widen = 0.003 + 0.006 * t.lower_width;
                 let (rt, rk, ra) = (b.thigh_r + widen, b.knee_r + widen, b.ankle_r + widen);
-                leg_painter.limb(depth, root, mid, rt + 0.003, rk + 0.003, down.base);
-                leg_painter.limb(
-                    depth,
-                    mid,
-                    add(end, [0.0, 0.01, 0.0]),
-                    rk + 0.003,
-                    ra + 0.004,
-                    down.base,
-                );
+                painter.limb(depth, hip, knee, rt, rk, colour);
+                painter.limb(depth, knee, add(ankle, [0.0, 0.01, 0.0]), rk, ra, colour);
                 if t.side_stripe {
-                    let out = [side * (b.thigh_r + widen) * 0.9, 0.0, 0.0];
-                    let stripe = [side * (b.ankle_r + widen) * 0.9, 0.0, 0.0];
-                    leg_painter.limb(
-                        depth,
-                        add(root, out),
-                        add(end, stripe),
-                        0.006,
-                        0.006,
-                        t.pattern_colour,
+                    let (top, low) = (
+                        add(hip, [side * rt * 0.9, 0.0, 0.0]),
+                        add(ankle, [side * ra * 0.9, 0.0, 0.0]),
                     );
+                    painter.limb(depth, top, low, 0.006, 0.006, t.pattern_colour);
                 }
             }
+            let heel = add(ankle, [0.0, -0.025, -0.02]);
+            let toe = add(ankle, [0.0, -0.02, 0.1]);
+            painter.limb(depth, heel, toe, 0.026, 0.022, t.shoes);
         }
-        let heel = add(end, [0.0, -0.025, -0.02]);
-        leg_painter.limb(depth, heel, up3(*toe), 0.026, 0.022, t.shoes);
+        painter.draw(canvas);
     }
-    leg_painter.draw(canvas);
 
-    // Trunk slices.
-    let lean_at = |y: f32| b.lean * ((y - b.hip_y) / (b.shoulder_y - b.hip_y)).clamp(0.0, 1.0);
-    let slice = |y: f32, wx: f32, wz: f32| Slice {
-        y: y + lift,
-        z: lean_at(y),
-        wx,
-        wz,
-    };
-    let shoulders = slice(b.shoulder_y, b.shoulders, b.chest_depth);
-    let neckline = slice(
-        b.shoulder_y + 0.022,
-        b.shoulders * 0.45,
-        b.chest_depth * 0.6,
-    );
-    let waist = slice(b.waist_y, b.waist, b.chest_depth * 0.9);
-    let hips = slice(b.hip_y - 0.02, b.hips, b.hip_depth);
-    let hem_y = b.hip_y + 0.065 - 0.05 * t.hem;
-    let hem_w = b.waist + (b.hips - b.waist) * (b.waist_y - hem_y) / (b.waist_y - b.hip_y + 0.02);
-    let hem = slice(hem_y, hem_w + 0.006, b.hip_depth + 0.004);
-    let chest = b.shoulder_y - 0.09 + lift;
-    let surface = |top: Slice, bottom: Slice, garment: Garment| Surface {
-        top,
-        bottom,
-        projection: p,
-        garment,
-        chest,
-    };
-
-    // Neck, lower garment, skirt, top.
-    let head_c = [0.0, 1.0 - b.head * 0.5 + lift, b.lean * 1.3];
-    let neck_base = [0.0, b.shoulder_y + lift - 0.01, lean_at(b.shoulder_y)];
-    let neck_top = [0.0, head_c[1] - b.head * 0.3, head_c[2]];
-    painter.limb(0.0, neck_base, neck_top, 0.03, 0.027, t.skin);
-    let lower = surface(waist, hips, down);
-    painter.add(
-        0.0,
-        lower.polygon(&[(waist, -1.0), (waist, 1.0), (hips, 1.0), (hips, -1.0)]),
-        Paint::Surface(lower),
-    );
-    if dress {
-        let hem_y = if short_down {
-            0.3 + 0.08 * t.lower_length
-        } else {
-            0.1 + 0.12 * t.lower_length
-        };
-        let flare = b.hips * 1.15 + if short_down { 0.02 } else { 0.05 };
-        let skirt_hem = slice(hem_y, flare, b.hip_depth * 1.4);
-        let skirt = surface(waist, skirt_hem, down);
-        painter.add(
-            0.0,
-            skirt.polygon(&[
-                (waist, -1.0),
-                (waist, 1.0),
-                (skirt_hem, 1.0),
-                (skirt_hem, -1.0),
-            ]),
-            Paint::Surface(skirt),
+    /// Neck, lower garment, skirt and top.
+    fn trunk(&self, painter: &mut Painter) {
+        let (a, b, t) = (self.a, &self.b, &self.a.traits);
+        let shoulders = self.slice(b.shoulder_y, b.shoulders, b.chest_depth);
+        let neckline = self.slice(
+            b.shoulder_y + 0.022,
+            b.shoulders * 0.45,
+            b.chest_depth * 0.6,
         );
-    }
-    let top = surface(neckline, hem, up);
-    painter.add(
-        0.0,
-        top.polygon(&[
-            (neckline, -1.0),
-            (neckline, 1.0),
-            (shoulders, 1.0),
-            (waist, 1.0),
-            (waist, -1.0),
-            (shoulders, -1.0),
-        ]),
-        Paint::Surface(top),
-    );
-    painter.add(
-        0.0,
-        top.polygon(&[(waist, -1.0), (waist, 1.0), (hem, 1.0), (hem, -1.0)]),
-        Paint::Surface(top),
-    );
-    if t.pattern == Pattern::Yoke {
-        let yoke = slice(b.shoulder_y - 0.07, b.shoulders * 0.95, b.chest_depth);
-        let band = Surface {
-            garment: Garment {
-                base: t.pattern_colour,
-                ..up
-            },
-            ..top
-        };
+        let waist = self.slice(b.waist_y, b.waist, b.chest_depth * 0.9);
+        let hips = self.slice(b.hip_y - 0.02, b.hips, b.hip_depth);
+        let hem_y = b.hip_y + 0.065 - 0.05 * t.hem;
+        let hem_w =
+            b.waist + (b.hips - b.waist) * (b.waist_y - hem_y) / (b.waist_y - b.hip_y + 0.02);
+        let hem = self.slice(hem_y, hem_w + 0.006, b.hip_depth + 0.004);
+        let quad =
+            |top: Slice, bottom: Slice| [(top, -1.0), (top, 1.0), (bottom, 1.0), (bottom, -1.0)];
+
+        let neck_base = [0.0, b.shoulder_y - 0.01, self.lean_at(b.shoulder_y)];
+        let neck_top = [0.0, 1.0 - b.head * 0.8, b.lean * 1.3];
+        painter.limb(0.0, neck_base, neck_top, 0.03, 0.027, t.skin);
+        let lower = self.surface(waist, hips, self.down);
         painter.add(
             0.0,
-            band.polygon(&[
+            lower.polygon(&quad(waist, hips)),
+            Paint::Surface(lower),
+        );
+        if a.is(attr::CLOTHES, attr::DRESS) {
+            let (hem_y, flare) = if a.is(attr::DOWN, attr::SHORT) {
+                (0.3 + 0.08 * t.lower_length, 0.02)
+            } else {
+                (0.1 + 0.12 * t.lower_length, 0.05)
+            };
+            let skirt_hem = self.slice(hem_y, b.hips * 1.15 + flare, b.hip_depth * 1.4);
+            let skirt = self.surface(waist, skirt_hem, self.down);
+            painter.add(
+                0.0,
+                skirt.polygon(&quad(waist, skirt_hem)),
+                Paint::Surface(skirt),
+            );
+        }
+        let chest = |top: &Surface, bottom: Slice| {
+            top.polygon(&[
                 (neckline, -1.0),
                 (neckline, 1.0),
                 (shoulders, 1.0),
-                (yoke, 1.0),
-                (yoke, -1.0),
+                (bottom, 1.0),
+                (bottom, -1.0),
                 (shoulders, -1.0),
-            ]),
-            Paint::Surface(band),
-        );
+            ])
+        };
+        let top = self.surface(neckline, hem, self.up);
+        painter.add(0.0, chest(&top, waist), Paint::Surface(top));
+        painter.add(0.0, top.polygon(&quad(waist, hem)), Paint::Surface(top));
+        if t.pattern == Pattern::Yoke {
+            let yoke = self.slice(b.shoulder_y - 0.07, b.shoulders * 0.95, b.chest_depth);
+            let band = Surface {
+                garment: Garment {
+                    base: t.pattern_colour,
+                    ..self.up
+                },
+                ..top
+            };
+            painter.add(0.0, chest(&band, yoke), Paint::Surface(band));
+        }
     }
 
-    // Head and hair.
-    let long_hair = a.is(attr::HAIR, attr::LONG_HAIR);
-    let head_r = [b.head * 0.37, b.head * 0.5, b.head * 0.43];
-    if long_hair {
-        // Hair falling behind the head onto the shoulders or the back.
-        let length = 0.03 + 0.12 * t.hair_style;
-        let top_c = add(head_c, [0.0, b.head * 0.1, -b.head * 0.2]);
-        let bottom = [
-            0.0,
-            b.shoulder_y + lift - length,
-            head_c[2] - b.chest_depth * 0.9,
-        ];
-        let centre = lerp3(top_c, bottom, 0.5);
-        let width = head_r[0] * (0.9 + 0.25 * t.hair_style);
-        painter.limb(
-            p.depth(centre) - 0.01,
-            top_c,
-            bottom,
-            width,
-            width * 0.8,
-            hair,
-        );
-    }
-    let hairline = if long_hair {
-        0.25 + 0.2 * t.hair_style
-    } else {
-        0.3 + 0.3 * t.hair_style
-    };
-    let hat = a.has(attr::HAT).then_some((
-        t.hat,
-        match t.hat_style {
+    /// Head, hair (long hair falls behind onto the shoulders or back) and hat.
+    fn head(&self, painter: &mut Painter) {
+        let (a, b, t, p) = (self.a, &self.b, &self.a.traits, &self.p);
+        let hair = palette::hair(t.hair_shade, a.is(attr::AGE, attr::OLD));
+        let long_hair = a.is(attr::HAIR, attr::LONG_HAIR);
+        let centre = [0.0, 1.0 - b.head * 0.5, b.lean * 1.3];
+        let radius = [b.head * 0.37, b.head * 0.5, b.head * 0.43];
+        if long_hair {
+            let length = 0.03 + 0.12 * t.hair_style;
+            let top = add(centre, [0.0, b.head * 0.1, -b.head * 0.2]);
+            let bottom = [0.0, b.shoulder_y - length, centre[2] - b.chest_depth * 0.9];
+            let width = radius[0] * (0.9 + 0.25 * t.hair_style);
+            let depth = p.depth(lerp3(top, bottom, 0.5)) - 0.01;
+            painter.limb(depth, top, bottom, width, width * 0.8, hair);
+        }
+        let hat_line = match t.hat_style {
             HatStyle::Cap => 0.2,
             HatStyle::Beanie => 0.05,
             HatStyle::SunHat => 0.3,
-        },
-    ));
-    let head = Head {
-        centre: p.point(head_c),
-        radius: [p.half_width(head_r[0], head_r[2]), p.scale * head_r[1]],
-        projection: p,
-        skin: t.skin,
-        hair,
-        long_hair,
-        hairline,
-        hat,
-    };
-    painter.blob(0.0, head_c, head_r, Paint::Head(head));
-    if a.has(attr::HAT) {
-        let brim_y = head_c[1] + b.head * 0.5 * hat.map_or(0.2, |h| h.1);
-        match t.hat_style {
-            HatStyle::Cap => {
-                let c = [0.0, brim_y, head_c[2] + head_r[2] * 0.95];
-                let r = [head_r[0] * 0.85, b.head * 0.04, head_r[2] * 0.55];
+        };
+        let hat = a.has(attr::HAT);
+        let head = Head {
+            centre: p.point(centre),
+            radius: [p.half_width(radius[0], radius[2]), p.scale * radius[1]],
+            projection: *p,
+            skin: t.skin,
+            hair,
+            long_hair,
+            hairline: if long_hair {
+                0.25 + 0.2 * t.hair_style
+            } else {
+                0.3 + 0.3 * t.hair_style
+            },
+            hat: hat.then_some((t.hat, hat_line)),
+        };
+        painter.blob(0.0, centre, radius, Paint::Head(head));
+        let brim_y = centre[1] + radius[1] * hat_line;
+        match (hat, t.hat_style) {
+            (true, HatStyle::Cap) => {
+                let c = [0.0, brim_y, centre[2] + radius[2] * 0.95];
+                let r = [radius[0] * 0.85, b.head * 0.04, radius[2] * 0.55];
                 painter.blob(p.depth(c), c, r, Paint::Round(shade(t.hat, 0.85)));
             }
-            HatStyle::SunHat => {
-                let c = [0.0, brim_y, head_c[2]];
-                let r = [head_r[0] * 1.7, b.head * 0.06, head_r[2] * 1.7];
-                painter.blob(0.001, c, r, Paint::Round(t.hat));
+            (true, HatStyle::SunHat) => {
+                let r = [radius[0] * 1.7, b.head * 0.06, radius[2] * 1.7];
+                painter.blob(0.001, [0.0, brim_y, centre[2]], r, Paint::Round(t.hat));
             }
-            HatStyle::Beanie => {}
+            _ => {}
         }
     }
 
-    // Arms (a hand holding a handbag swings less).
-    let handbag = a.has(attr::HANDBAG);
-    let arm_swing = 0.32 * stride.min(1.2) * t.arm_swing;
-    let short_sleeves = a.is(attr::UP, attr::SHORT);
-    for side in [1.0f32, -1.0] {
-        let holding = handbag && side == t.handbag_side;
-        let angle = -side * arm_swing * phase.sin() * if holding { 0.3 } else { 1.0 };
-        let bend = 0.12 + 0.35 * angle.max(0.0) + if holding { 0.2 } else { 0.0 };
-        let root = [
-            side * (b.shoulders - b.arm_r * 0.8),
-            b.shoulder_y + lift - 0.015,
-            lean_at(b.shoulder_y),
-        ];
-        let elbow = swing(root, b.upper_arm, angle, side * 0.012);
-        let wrist = swing(elbow, b.forearm, angle + bend, side * 0.006);
-        let hand = swing(wrist, 0.035, angle + bend, 0.0);
-        let arm = Limb {
-            root,
-            mid: elbow,
-            end: wrist,
-        };
-        let depth = p.depth(arm.mid);
-        painter.limb(depth, arm.root, arm.mid, b.arm_r, b.arm_r * 0.85, t.skin);
-        painter.limb(
-            depth,
-            arm.mid,
-            arm.end,
-            b.arm_r * 0.85,
-            b.arm_r * 0.7,
-            t.skin,
-        );
-        painter.blob(depth, hand, [0.02, 0.028, 0.02], Paint::Round(t.skin));
-        let cap_r = b.arm_r + 0.008;
-        if short_sleeves {
-            let cut = lerp3(arm.root, arm.mid, 0.3 + 0.5 * t.sleeve);
-            painter.limb(depth, arm.root, cut, cap_r, cap_r * 0.95, sleeve_colour);
+    /// Arms with sleeves; the hand holding a handbag swings less.
+    fn arms(&self, painter: &mut Painter) {
+        let (a, b, t, p) = (self.a, &self.b, &self.a.traits, &self.p);
+        let handbag = a.has(attr::HANDBAG);
+        let swing_amplitude = 0.32 * self.stride.min(1.2) * t.arm_swing;
+        let sleeve = if t.pattern == Pattern::Yoke {
+            t.pattern_colour
         } else {
-            let cuff = lerp3(arm.mid, arm.end, 0.9 + 0.1 * t.sleeve);
-            painter.limb(
-                depth,
-                arm.root,
-                arm.mid,
-                cap_r,
-                b.arm_r * 0.85 + 0.007,
-                sleeve_colour,
-            );
-            painter.limb(
-                depth,
-                arm.mid,
-                cuff,
-                b.arm_r * 0.85 + 0.007,
-                b.arm_r * 0.7 + 0.006,
-                sleeve_colour,
-            );
-        }
-        if holding {
-            let size = t.handbag_size;
-            let c = add(hand, [0.0, -0.07 * size, 0.0]);
-            let half = [0.028, 0.05 * size, 0.075 * size];
-            painter.limb(
-                p.depth(c) + 0.001,
-                hand,
-                add(c, [0.0, half[1], 0.0]),
-                0.006,
-                0.006,
-                shade(t.handbag, 0.7),
-            );
-            painter.block(p.depth(c) + 0.001, c, half, Paint::Round(t.handbag));
+            self.up.base
+        };
+        for side in [1.0f32, -1.0] {
+            let holding = handbag && side == t.handbag_side;
+            let angle =
+                -side * swing_amplitude * self.phase.sin() * if holding { 0.3 } else { 1.0 };
+            let bend = 0.12 + 0.35 * angle.max(0.0) + if holding { 0.2 } else { 0.0 };
+            let shoulder = [
+                side * (b.shoulders - b.arm_r * 0.8),
+                b.shoulder_y - 0.015,
+                self.lean_at(b.shoulder_y),
+            ];
+            let elbow = swing(shoulder, b.upper_arm, angle, side * 0.012);
+            let wrist = swing(elbow, b.forearm, angle + bend, side * 0.006);
+            let hand = swing(wrist, 0.035, angle + bend, 0.0);
+            let depth = p.depth(elbow);
+            let (r_elbow, r_wrist) = (b.arm_r * 0.85, b.arm_r * 0.7);
+            painter.limb(depth, shoulder, elbow, b.arm_r, r_elbow, t.skin);
+            painter.limb(depth, elbow, wrist, r_elbow, r_wrist, t.skin);
+            painter.blob(depth, hand, [0.02, 0.028, 0.02], Paint::Round(t.skin));
+            let cap = b.arm_r + 0.008;
+            if a.is(attr::UP, attr::SHORT) {
+                let cut = lerp3(shoulder, elbow, 0.3 + 0.5 * t.sleeve);
+                painter.limb(depth, shoulder, cut, cap, cap * 0.95, sleeve);
+            } else {
+                let cuff = lerp3(elbow, wrist, 0.9 + 0.1 * t.sleeve);
+                painter.limb(depth, shoulder, elbow, cap, r_elbow + 0.007, sleeve);
+                painter.limb(depth, elbow, cuff, r_elbow + 0.007, r_wrist + 0.006, sleeve);
+            }
+            if holding {
+                let size = t.handbag_size;
+                let c = add(hand, [0.0, -0.07 * size, 0.0]);
+                let half = [0.028, 0.05 * size, 0.075 * size];
+                let depth = p.depth(c) + 0.001;
+                let handle = shade(t.handbag, 0.7);
+                painter.limb(
+                    depth,
+                    hand,
+                    add(c, [0.0, half[1], 0.0]),
+                    0.006,
+                    0.006,
+                    handle,
+                );
+                painter.block(depth, c, half, Paint::Round(t.handbag));
+            }
         }
     }
 
-    // Backpack: a block on the back, straps over the shoulders in front.
-    if a.has(attr::BACKPACK) {
+    /// A block on the back with a pocket, straps over the shoulders in front.
+    fn backpack(&self, painter: &mut Painter) {
+        let (b, t, p) = (&self.b, &self.a.traits, &self.p);
         let size = t.backpack_size;
         let half = [0.085 * size.min(1.1), 0.13 * size, 0.05 * size];
+        let lean = self.lean_at(b.shoulder_y);
         let c = [
             0.0,
-            b.shoulder_y + lift - 0.02 - half[1],
-            -(b.chest_depth + half[2]) + lean_at(b.shoulder_y),
+            b.shoulder_y - 0.02 - half[1],
+            lean - b.chest_depth - half[2],
         ];
         painter.block(p.depth(c), c, half, Paint::Round(t.backpack));
         let pocket = add(c, [0.0, -half[1] * 0.4, -half[2] - 0.004]);
+        let pocket_half = [half[0] * 0.7, half[1] * 0.35, 0.004];
         painter.block(
             p.depth(pocket),
             pocket,
-            [half[0] * 0.7, half[1] * 0.35, 0.004],
+            pocket_half,
             Paint::Round(shade(t.backpack, 0.75)),
         );
         for side in [1.0f32, -1.0] {
-            let over = [
-                side * b.shoulders * 0.55,
-                b.shoulder_y + lift + 0.01,
-                lean_at(b.shoulder_y),
-            ];
+            let over = [side * b.shoulders * 0.55, b.shoulder_y + 0.01, lean];
             let front = [
                 side * b.shoulders * 0.62,
-                b.shoulder_y + lift - 0.2,
+                b.shoulder_y - 0.2,
                 b.chest_depth + 0.006,
             ];
             painter.limb(
@@ -840,26 +749,79 @@ pub fn draw_person(canvas: &mut RgbImage, appearance: &PersonAppearance, view: &
         }
     }
 
-    // Shoulder bag: strap front and back, bag at the hip.
-    if a.has(attr::BAG) {
-        let s = t.bag_side;
-        let size = t.bag_size;
+    /// A bag at the hip on a strap over one shoulder (or across the body), front and back.
+    fn shoulder_bag(&self, painter: &mut Painter) {
+        let (b, t, p) = (&self.b, &self.a.traits, &self.p);
+        let (s, size) = (t.bag_side, t.bag_size);
+        let strap = shade(t.bag, 0.75);
         let shoulder_x = if t.bag_cross { -s } else { s } * b.shoulders * 0.6;
-        let c = [s * (b.hips + 0.04 * size), b.hip_y + lift + 0.02, 0.01];
-        let half = [0.03, 0.055 * size, 0.065 * size];
         for face in [1.0f32, -1.0] {
-            let over = [shoulder_x, b.shoulder_y + lift + 0.01, 0.0];
-            let low = [
-                s * b.hips * 0.95,
-                b.hip_y + lift + 0.07,
-                face * b.hip_depth * 0.9,
-            ];
+            let over = [shoulder_x, b.shoulder_y + 0.01, 0.0];
+            let low = [s * b.hips * 0.95, b.hip_y + 0.07, face * b.hip_depth * 0.9];
             let mid = lerp3(over, low, 0.5);
             let mid = [mid[0], mid[1], face * b.chest_depth * 1.05];
-            painter.limb(p.depth(mid), over, mid, 0.009, 0.009, shade(t.bag, 0.75));
-            painter.limb(p.depth(mid), mid, low, 0.009, 0.009, shade(t.bag, 0.75));
+            painter.limb(p.depth(mid), over, mid, 0.009, 0.009, strap);
+            painter.limb(p.depth(mid), mid, low, 0.009, 0.009, strap);
         }
+        let c = [s * (b.hips + 0.04 * size), b.hip_y + 0.02, 0.01];
+        let half = [0.03, 0.055 * size, 0.065 * size];
         painter.block(p.depth(c) + 0.002, c, half, Paint::Round(t.bag));
+    }
+}
+
+/// Draws `appearance` on `canvas` as placed by `view`. Parts outside the canvas are clipped.
+pub fn draw_person(canvas: &mut RgbImage, appearance: &PersonAppearance, view: &View) {
+    if !(view.height.is_finite() && view.height > 0.0) {
+        return;
+    }
+    let a = appearance;
+    let t = &a.traits;
+    let labels = a.attributes();
+    let b = Body::new(a);
+    let mut p = Projection::new(view);
+
+    let shadow = Shape::Ellipse {
+        c: p.origin,
+        r: [p.scale * 0.15, p.scale * 0.022],
+    };
+    fill_flat(canvas, &shadow, [20.0, 20.0, 20.0], 0.22);
+
+    // Gait: legs swing opposite to each other and to the arms; the stance foot stays on the ground.
+    let phase = view.phase * std::f32::consts::TAU;
+    let stride = view.stride * t.stride * if a.is(attr::AGE, attr::OLD) { 0.6 } else { 1.0 };
+    let lowest = leg_joints(&b, phase, stride)
+        .iter()
+        .map(|(_, joints)| joints[2][1])
+        .fold(f32::INFINITY, f32::min);
+    p.origin[1] -= (0.045 - lowest) * p.scale;
+
+    let figure = Figure {
+        a,
+        b,
+        p,
+        phase,
+        stride,
+        up: Garment {
+            base: UP_SHADES[usize::from(labels[attr::UPCOLOR])].pick(t.up_shade),
+            pattern: t.pattern,
+            second: t.pattern_colour,
+        },
+        down: Garment {
+            base: DOWN_SHADES[usize::from(labels[attr::DOWNCOLOR])].pick(t.down_shade),
+            pattern: Pattern::Plain,
+            second: t.pattern_colour,
+        },
+    };
+    figure.legs(canvas);
+    let mut painter = figure.painter();
+    figure.trunk(&mut painter);
+    figure.head(&mut painter);
+    figure.arms(&mut painter);
+    if a.has(attr::BACKPACK) {
+        figure.backpack(&mut painter);
+    }
+    if a.has(attr::BAG) {
+        figure.shoulder_bag(&mut painter);
     }
     painter.draw(canvas);
 }
