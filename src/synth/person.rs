@@ -1124,4 +1124,47 @@ mod tests {
             assert!(img.pixels().all(|q| q.0 == BG));
         }
     }
+
+    #[test]
+    fn people_compose_on_a_larger_canvas_at_any_size_and_place() {
+        let mut scene = RgbImage::from_pixel(200, 150, image::Rgb(BG));
+        // (feet, height): a near person, a far one, one half outside the left edge.
+        let placed = [
+            ([60.0, 140.0], 100.0),
+            ([170.0, 80.0], 30.0),
+            ([-4.0, 150.0], 120.0),
+        ];
+        for (i, (feet, height)) in placed.into_iter().enumerate() {
+            let mut view = View::new(Viewpoint::Right, height, feet);
+            view.phase = 0.3 * i as f32;
+            draw_person(&mut scene, &PersonAppearance::new(SEED, i as u32), &view);
+        }
+        let inside = |x: u32, y: u32| {
+            placed.iter().any(|([fx, fy], h)| {
+                let (x, y) = (x as f32 + 0.5, y as f32 + 0.5);
+                (x - fx).abs() < 0.3 * h && y > fy - 1.03 * h && y < fy + 0.05 * h
+            })
+        };
+        let drawn: Vec<(u32, u32)> = scene
+            .enumerate_pixels()
+            .filter(|(_, _, p)| p.0 != BG)
+            .map(|(x, y, _)| (x, y))
+            .collect();
+        assert!(
+            drawn.iter().all(|&(x, y)| inside(x, y)),
+            "pixels drawn outside the people's boxes"
+        );
+        for ([fx, fy], h) in placed {
+            let mine = drawn
+                .iter()
+                .filter(|&&(x, y)| {
+                    (x as f32 - fx).abs() < 0.3 * h && (y as f32) > fy - 1.03 * h && (y as f32) < fy
+                })
+                .count();
+            assert!(
+                mine as f32 > 0.03 * h * h,
+                "person at {fx},{fy} ({h} px): {mine} pixels"
+            );
+        }
+    }
 }

@@ -220,22 +220,19 @@ pub fn draw_background(canvas: &mut RgbImage, style: Background, unit: f32, seed
         let light = 0.82 + 0.3 * value_noise(fx, fy, unit * 0.7, light_seed);
         px.0 = shade(c, light).map(|v| v.round() as u8);
     }
-    // Props standing in the scene, smaller further up.
+    // Props standing in the scene, smaller further up (people only in the distance, so a crop
+    // never gains a second full-size person from its background).
     let props = match style {
         Background::Plaza | Background::Road => r.random_range(1..4),
         _ => r.random_range(0..3),
     };
+    let bottom = canvas.height() as f32 + unit * 0.2;
     for _ in 0..props {
-        let y = r.random_range(look.horizon..canvas.height() as f32 + unit * 0.2);
-        let x = r.random_range(0.0..canvas.width() as f32);
         let kind = Prop::random(&mut r, style == Background::Plaza);
-        draw_prop(
-            canvas,
-            kind,
-            [x, y],
-            unit * r.random_range(0.5..0.9),
-            &mut r,
-        );
+        let near: f32 = r.random_range(0.0..if kind == Prop::Person { 0.4 } else { 1.0 });
+        let y = look.horizon + near * (bottom - look.horizon);
+        let x = r.random_range(0.0..canvas.width() as f32);
+        draw_prop(canvas, kind, [x, y], unit * (0.3 + 0.6 * near), &mut r);
     }
     look.horizon
 }
