@@ -554,7 +554,13 @@ pub fn export_run(run: &RunDir, checkpoint: &Path, out: &Path) -> Result<ModelCa
         state.epoch
     };
     let t = Trainable::load(&cfg.net, checkpoint, &Device::Cpu)?;
-    Ok(export_onnx(&t.net, state.summary(&cfg, epoch), cfg.mean, cfg.std, out)?)
+    Ok(export_onnx(
+        &t.net,
+        state.summary(&cfg, epoch),
+        cfg.mean,
+        cfg.std,
+        out,
+    )?)
 }
 
 #[cfg(test)]
@@ -609,7 +615,10 @@ mod tests {
             assert_eq!(r.val.accuracy.len(), 12);
             assert!(r.val.person_accuracy.is_some());
         }
-        assert_eq!(std::fs::read_to_string(run.csv()).unwrap().lines().count(), 3);
+        assert_eq!(
+            std::fs::read_to_string(run.csv()).unwrap().lines().count(),
+            3
+        );
         assert!(run.curve().is_file() && run.best().is_file());
 
         // Resuming continues the same run: two epochs kept as they were, a third appended.
@@ -618,7 +627,10 @@ mod tests {
         let state = run.read_state().unwrap();
         assert_eq!(state.epoch, 3);
         assert_eq!(state.history[..2], first.history[..]);
-        assert_eq!(std::fs::read_to_string(run.csv()).unwrap().lines().count(), 4);
+        assert_eq!(
+            std::fs::read_to_string(run.csv()).unwrap().lines().count(),
+            4
+        );
 
         // `eval` on the best checkpoint reproduces that epoch's validation scores.
         let scores = eval_run(&cfg, &run.best(), &data, Split::Validation, 1).unwrap();

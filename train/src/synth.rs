@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use edge_reid::attributes::{AttributeLabels, ATTRIBUTES, DOWN_COLORS, UP_COLORS};
+use crate::data::{csv_row, CSV_HEADER};
 use edge_reid::synth::{
     render_crop, render_distractor, render_junk, Camera, PersonAppearance, SynthError, CAMERAS,
 };
@@ -372,31 +372,6 @@ fn render(cfg: &SynthConfig, shot: &Shot) -> Result<(), SynthWriteError> {
     writer.flush().map_err(io(path))
 }
 
-/// The attribute files' header (`id`, the ten two-or-four-class attributes, then one column per
-/// upper and lower colour).
-pub fn csv_header() -> String {
-    let mut columns = vec!["id".to_string()];
-    columns.extend(ATTRIBUTES[..10].iter().map(|a| a.name.to_string()));
-    columns.extend(UP_COLORS.iter().map(|c| format!("up{c}")));
-    columns.extend(DOWN_COLORS.iter().map(|c| format!("down{c}")));
-    columns.join(",")
-}
-
-/// One CSV row: class `k` is written `k + 1`; colours as one `2` among `1`s.
-fn csv_row(identity: u32, labels: &AttributeLabels) -> String {
-    let mut row = vec![identity.to_string()];
-    row.extend(labels[..10].iter().map(|&k| (k + 1).to_string()));
-    for (colours, &class) in [
-        (UP_COLORS.len(), &labels[10]),
-        (DOWN_COLORS.len(), &labels[11]),
-    ] {
-        row.extend(
-            (0..colours).map(|c| if c == usize::from(class) { "2" } else { "1" }.to_string()),
-        );
-    }
-    row.join(",")
-}
-
 fn write_text(path: &Path, text: &str) -> Result<(), SynthWriteError> {
     fs::write(path, text).map_err(io(path))
 }
@@ -474,9 +449,13 @@ pub fn write_dataset(
     }
 
     for (file, ids) in [(TRAIN_CSV, &train), (TEST_CSV, &test)] {
-        let mut text = csv_header() + "\n";
+        let mut text = format!("{CSV_HEADER}\n");
         for &id in ids {
-            text += &csv_row(id, &PersonAppearance::new(cfg.seed, id).attributes());
+            let values = csv_row(&PersonAppearance::new(cfg.seed, id).attributes());
+            text += &id.to_string();
+            for v in values {
+                text += &format!(",{v}");
+            }
             text.push('\n');
         }
         write_text(&cfg.out.join(file), &text)?;

@@ -318,7 +318,12 @@ mod tests {
         let row = csv_row(&labels);
         assert_eq!(row.len(), 27);
         let columns = file_columns();
-        let value = |c: &str| columns.iter().position(|x| x == c).map(|i| i64::from(row[i]));
+        let value = |c: &str| {
+            columns
+                .iter()
+                .position(|x| x == c)
+                .map(|i| i64::from(row[i]))
+        };
         assert_eq!(labels_from(value).unwrap(), labels);
     }
 

@@ -230,7 +230,10 @@ pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, Ex
             .iter()
             .zip(&a)
             .map(|(e, a)| (e - a).abs())
-            .fold(0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
+            .fold(
+                0f32,
+                |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+            );
         if d > TOLERANCE {
             return Err(mismatch(
                 &format!("output {name:?}"),
@@ -278,9 +281,9 @@ mod tests {
     use super::graph::{Dim, GraphBuilder};
     use super::layers::ConvSpec;
     use super::*;
+    use crate::model::{Backbone, HeadKind};
     use edge_reid::card::CARD_KEY;
     use tract_onnx::prelude::Framework;
-    use crate::model::{Backbone, HeadKind};
 
     /// Small candle layers covering every emitter: conv + BN with stride (2, 1), ReLU, 3x3
     /// stride-1 max-pool, two parallel 1x1 conv + BN merged into one `Conv` for a residual, global
