@@ -172,6 +172,22 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// Appends the record of the next epoch, keeps the best score and its epoch, and sets
+    /// `stopped_early` once `patience` epochs (0: never) have passed without a better score.
+    /// Returns whether this epoch is the new best.
+    pub fn push(&mut self, record: EpochRecord, patience: usize) -> bool {
+        let score = record.val.score();
+        let best = self.history.is_empty() || score > self.best_score;
+        self.epoch = record.epoch;
+        if best {
+            self.best_score = score;
+            self.best_epoch = record.epoch;
+        }
+        self.stopped_early = patience > 0 && self.epoch - self.best_epoch >= patience;
+        self.history.push(record);
+        best
+    }
+
     /// The training summary for a model card of the checkpoint saved at the end of `epoch`
     /// (validation metrics of that epoch, in `[0, 1]`).
     pub fn summary(&self, cfg: &RunConfig, epoch: usize) -> TrainingSummary {
@@ -390,17 +406,10 @@ pub fn fit(
             val,
             ..record
         };
-        let score = record.val.score();
-        let best = state.history.is_empty() || score > state.best_score;
-        if best {
-            state.best_score = score;
-            state.best_epoch = epoch;
+        progress.epoch_end(&record, state.push(record.clone(), cfg.patience));
+        if state.best_epoch == epoch {
             save_weights(&trainable.varmap, &run.best())?;
         }
-        state.epoch = epoch;
-        state.stopped_early = cfg.patience > 0 && epoch - state.best_epoch >= cfg.patience;
-        progress.epoch_end(&record, best);
-        state.history.push(record);
         save_weights(&trainable.varmap, &run.last())?;
         adam.save(&run.optim())
             .map_err(|e| TrainError::Checkpoint {
@@ -569,6 +578,36 @@ mod tests {
     use crate::evaluate::{eval_run, Split};
     use crate::model::{Backbone, HeadKind};
     use crate::synth::{write_dataset, SynthConfig};
+
+    #[test]
+    fn keeps_the_best_epoch_and_stops_after_patience_epochs_without_progress() {
+        let mut state = RunState::default();
+        let record = |epoch, map| {
+            let mut r = EpochRecord {
+                epoch,
+                ..EpochRecord::default()
+            };
+            r.val.map = map;
+            r
+        };
+        let bests: Vec<bool> = [0.1, 0.3, 0.2, 0.3, 0.25]
+            .iter()
+            .zip(1..)
+            .map(|(&map, epoch)| {
+                let best = state.push(record(epoch, map), 3);
+                assert_eq!(state.stopped_early, epoch == 5, "epoch {epoch}");
+                best
+            })
+            .collect();
+        assert_eq!(bests, [true, true, false, false, false]);
+        assert_eq!((state.epoch, state.best_epoch), (5, 2));
+        assert!((state.best_score - 0.15).abs() < 1e-12);
+        let mut never = RunState::default();
+        (1..=20).for_each(|e| {
+            never.push(record(e, 0.0), 0);
+        });
+        assert!(!never.stopped_early);
+    }
 
     /// synth -> fit (2 epochs) -> resume (3rd epoch) -> eval -> export -> predict, on a tiny set.
     #[test]
