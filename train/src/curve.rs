@@ -101,6 +101,9 @@ pub fn draw(records: &[EpochRecord], path: &Path) -> Result<(), CurveError> {
             .map_err(|e| fail(&e))?;
         for (name, color, points) in series {
             chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| fail(&e))?;
+            chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
                 .map_err(|e| fail(&e))?
                 .label(name)

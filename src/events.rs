@@ -1,0 +1,202 @@
+//! Events: what the runtime tells the world, one JSON object per line (JSON Lines).
+//!
+//! Two kinds, told apart by the `event` field (the README documents the schema):
+//! - `observation`: one person crop seen in one frame, with its box, attributes, person score and
+//!   identity (or `null` for unknown);
+//! - `summary`: the closing line of a run, with frame and crop counts and milliseconds per stage.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use heapless::Vec as BoundedVec;
+use serde::Serialize;
+
+use crate::attributes::NUM_ATTRIBUTES;
+
+/// Most gallery candidates an observation lists.
+pub const MAX_CANDIDATES: usize = 5;
+
+/// A box in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BoxPx {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// One attribute's predicted label and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttributeValue {
+    /// Attribute name (`age`, `gender`, ...).
+    pub name: String,
+    /// Predicted label (`teenager`, `female`, ...).
+    pub label: String,
+    /// Softmax probability of that label.
+    pub score: f32,
+}
+
+/// A gallery identity and its distance to the observation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdentityMatch {
+    /// Enrolled name.
+    pub name: String,
+    /// Distance by the model card's metric.
+    pub distance: f32,
+}
+
+/// One person crop in one frame.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    /// RFC 3339 UTC time the frame was processed.
+    pub time: String,
+    /// Source description (device path, file, `stdin`, `synthetic`).
+    pub camera: String,
+    /// Frame number in the stream (0-based).
+    pub frame: u64,
+    /// Crop number within the frame (0-based).
+    pub crop: usize,
+    /// Where the crop is in the frame.
+    #[serde(rename = "box")]
+    pub bbox: BoxPx,
+    /// Probability that the crop shows a person: the pre-detector's or the model's person head when
+    /// present, else the confidence-based score (see `pipeline`).
+    pub person_score: f32,
+    /// The attributes, in schema order.
+    pub attributes: BoundedVec<AttributeValue, NUM_ATTRIBUTES>,
+    /// The closest enrolled identity within the unknown threshold, or `null`.
+    pub identity: Option<IdentityMatch>,
+    /// The nearest gallery identities, closest first (within or beyond the threshold).
+    pub candidates: BoundedVec<IdentityMatch, MAX_CANDIDATES>,
+}
+
+/// Milliseconds spent per stage over a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageMillis {
+    /// Reading and decoding frames.
+    pub capture: f64,
+    /// Cropping, resizing and normalising.
+    pub preprocess: f64,
+    /// The pre-detector.
+    pub pre_detector: f64,
+    /// The attribute + re-ID model.
+    pub model: f64,
+    /// Gallery search.
+    pub gallery: f64,
+    /// Writing events.
+    pub output: f64,
+}
+
+/// The closing line of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Frames read.
+    pub frames: u64,
+    /// Crops cut.
+    pub crops: u64,
+    /// Crops the pre-detector dropped as junk.
+    pub dropped: u64,
+    /// Observations emitted.
+    pub observations: u64,
+    /// Total milliseconds per stage.
+    pub ms: StageMillis,
+    /// Mean milliseconds per frame, all stages.
+    pub ms_per_frame: f64,
+}
+
+/// Any event, tagged by `event`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// An observation.
+    Observation(Observation),
+    /// The end-of-run summary.
+    Summary(Summary),
+}
+
+/// Formats a time as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Writes events as JSON Lines and flushes each line, so a reader sees every event as it happens.
+pub struct EventWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> EventWriter<W> {
+    /// Writes to `out`.
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+
+    /// Writes one event as one line.
+    pub fn write(&mut self, event: &Event) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, event)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_one_json_object_per_line_with_the_documented_fields() {
+        let mut attributes = BoundedVec::new();
+        attributes
+            .push(AttributeValue {
+                name: "gender".into(),
+                label: "female".into(),
+                score: 0.75,
+            })
+            .unwrap();
+        let observation = Observation {
+            time: rfc3339(SystemTime::UNIX_EPOCH),
+            camera: "synthetic".into(),
+            frame: 3,
+            crop: 1,
+            bbox: BoxPx {
+                x: 1,
+                y: 2,
+                width: 64,
+                height: 128,
+            },
+            person_score: 0.5,
+            attributes,
+            identity: None,
+            candidates: BoundedVec::new(),
+        };
+        let mut buf = Vec::new();
+        let mut w = EventWriter::new(&mut buf);
+        w.write(&Event::Observation(observation)).unwrap();
+        w.write(&Event::Summary(Summary {
+            frames: 4,
+            crops: 8,
+            dropped: 1,
+            observations: 7,
+            ms: StageMillis::default(),
+            ms_per_frame: 2.5,
+        }))
+        .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        let o = &lines[0];
+        assert_eq!(o["event"], "observation");
+        assert_eq!(o["time"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(o["box"]["height"], 128);
+        assert_eq!(o["attributes"][0]["label"], "female");
+        assert!(o["identity"].is_null());
+        assert_eq!(lines[1]["event"], "summary");
+        assert_eq!(lines[1]["ms"]["model"], 0.0);
+    }
+}
