@@ -109,7 +109,7 @@ fn rows(what: &'static str, data: &[f32], dim: usize) -> Result<usize, MetricsEr
 const LANES: usize = 8;
 
 /// `sum((a - b)^2)` of two equally long vectors.
-fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = ca
@@ -128,7 +128,7 @@ fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `sum(a * b)` of two equally long vectors.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = ca

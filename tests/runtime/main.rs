@@ -1,0 +1,3 @@
+//! Runtime integration tests: one test binary (`cargo test --test runtime`), one module per area.
+
+mod gallery;
