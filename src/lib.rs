@@ -10,4 +10,5 @@ pub mod card;
 pub mod metrics;
 pub mod model;
 pub mod preprocess;
+pub mod source;
 pub mod synth;
