@@ -11,5 +11,7 @@ pub mod events;
 pub mod gallery;
 pub mod metrics;
 pub mod model;
+pub mod pipeline;
 pub mod preprocess;
+pub mod source;
 pub mod synth;
