@@ -115,7 +115,9 @@ impl Stage {
             }
             *ms_pre += millis(started);
             let started = Instant::now();
-            let outputs = self.model.run(&self.input[..chunk.len() * slot], chunk.len())?;
+            let outputs = self
+                .model
+                .run(&self.input[..chunk.len() * slot], chunk.len())?;
             *ms_model += millis(started);
             for i in 0..chunk.len() {
                 each(chunk_index * self.model.batch() + i, &outputs, i);
@@ -215,40 +217,54 @@ impl Recognizer {
         let ms = &mut self.stats.ms;
         if let Some(pre) = &mut self.pre_detector {
             let mut pre_ms = 0.0;
-            pre.run(image, regions, &mut ms.preprocess, &mut pre_ms, |i, out, j| {
-                results[i].person_score = out.person_logit(j).map_or(0.0, sigmoid);
-            })?;
+            pre.run(
+                image,
+                regions,
+                &mut ms.preprocess,
+                &mut pre_ms,
+                |i, out, j| {
+                    results[i].person_score = out.person_logit(j).map_or(0.0, sigmoid);
+                },
+            )?;
             ms.pre_detector += pre_ms;
             for r in &mut results {
                 r.dropped = r.person_score < self.junk_threshold;
             }
             self.stats.dropped += results.iter().filter(|r| r.dropped).count() as u64;
         }
-        let kept: Vec<usize> = (0..results.len()).filter(|&i| !results[i].dropped).collect();
+        let kept: Vec<usize> = (0..results.len())
+            .filter(|&i| !results[i].dropped)
+            .collect();
         let kept_regions: Vec<Region> = kept.iter().map(|&i| results[i].region).collect();
         let has_pre = self.pre_detector.is_some();
         let main = &mut self.main;
-        main.run(image, &kept_regions, &mut ms.preprocess, &mut ms.model, |k, out, j| {
-            let r = &mut results[kept[k]];
-            for a in 0..classes.len() {
-                let probs = out.attribute_probabilities(j, a).unwrap_or_default();
-                let best = probs
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .fold((0, f32::MIN), |b, (c, p)| if p > b.1 { (c, p) } else { b });
-                // The card holds at most NUM_ATTRIBUTES attributes in the standard schema; extra
-                // ones are not reported.
-                let _ = r.attributes.push(best);
-            }
-            r.embedding = out.embedding(j).unwrap_or_default().to_vec();
-            if !has_pre {
-                r.person_score = match out.person_logit(j) {
-                    Some(logit) => sigmoid(logit),
-                    None => confidence_score(&r.attributes, &classes),
-                };
-            }
-        })?;
+        main.run(
+            image,
+            &kept_regions,
+            &mut ms.preprocess,
+            &mut ms.model,
+            |k, out, j| {
+                let r = &mut results[kept[k]];
+                for a in 0..classes.len() {
+                    let probs = out.attribute_probabilities(j, a).unwrap_or_default();
+                    let best = probs
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .fold((0, f32::MIN), |b, (c, p)| if p > b.1 { (c, p) } else { b });
+                    // The card holds at most NUM_ATTRIBUTES attributes in the standard schema; extra
+                    // ones are not reported.
+                    let _ = r.attributes.push(best);
+                }
+                r.embedding = out.embedding(j).unwrap_or_default().to_vec();
+                if !has_pre {
+                    r.person_score = match out.person_logit(j) {
+                        Some(logit) => sigmoid(logit),
+                        None => confidence_score(&r.attributes, &classes),
+                    };
+                }
+            },
+        )?;
         Ok(results)
     }
 

@@ -1,0 +1,341 @@
+//! The commands of `edge-reid`: each opens what it needs (model, gallery, source) with errors that
+//! name the file, then drives the library.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use edge_reid::events::{Event, EventWriter};
+use edge_reid::gallery::{EmbeddingSpace, Gallery};
+use edge_reid::model::Model;
+use edge_reid::pipeline::{CropMode, Pipeline, Recognition, Recognizer};
+use edge_reid::preprocess::Region;
+use edge_reid::source::{
+    CameraConfig, Frame, FrameSize, FrameSource, ImageFiles, RawFrames, SyntheticCamera,
+    SyntheticConfig, V4lCamera,
+};
+use serde_json::json;
+
+use crate::{EmbedArgs, EnrollArgs, GalleryAction, GalleryArgs, IdentifyArgs, ModelArgs, RunArgs};
+
+/// Where a model is looked for when `--model` is not given.
+const MODEL_FILE: &str = "models/edge-reid.onnx";
+/// The gallery used when `--gallery` is not given.
+const GALLERY_FILE: &str = "edge-reid.gallery";
+/// The camera used when no source is given, if it exists.
+const DEFAULT_DEVICE: &str = "/dev/video0";
+
+/// Parses `x,y,w,h`.
+pub fn parse_roi(text: &str) -> Result<Region, String> {
+    let v: Vec<u32> = text
+        .split(',')
+        .map(|p| p.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{text:?} is not x,y,w,h (four whole numbers)"))?;
+    match v[..] {
+        [x, y, width, height] if width > 0 && height > 0 => Ok(Region {
+            x,
+            y,
+            width,
+            height,
+        }),
+        _ => Err(format!(
+            "{text:?} is not x,y,w,h with a positive width and height"
+        )),
+    }
+}
+
+/// The model path: `--model`, `$EDGE_REID_MODEL`, or [`MODEL_FILE`] under the working directory,
+/// the binary's directory or the source tree the binary was built from.
+fn model_path(args: &ModelArgs) -> Result<PathBuf> {
+    if let Some(p) = &args.model {
+        return Ok(p.clone());
+    }
+    if let Some(p) = std::env::var_os("EDGE_REID_MODEL") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut places = vec![PathBuf::from(MODEL_FILE)];
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        places.push(dir.join(MODEL_FILE));
+    }
+    places.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL_FILE));
+    places.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        let tried: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+        anyhow!(
+            "no model given and none found (looked for {}): pass --model FILE.onnx or set EDGE_REID_MODEL",
+            tried.join(", ")
+        )
+    })
+}
+
+fn gallery_path(args: &ModelArgs) -> PathBuf {
+    args.gallery
+        .clone()
+        .or_else(|| std::env::var_os("EDGE_REID_GALLERY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(GALLERY_FILE))
+}
+
+fn load_model(path: &Path, batch: usize) -> Result<Model> {
+    Model::load(path, batch.max(1)).with_context(|| format!("loading model {}", path.display()))
+}
+
+fn recognizer(
+    args: &ModelArgs,
+    pre_detector: Option<&Path>,
+    junk_threshold: f32,
+) -> Result<Recognizer> {
+    let model = load_model(&model_path(args)?, args.batch)?;
+    let pre = pre_detector
+        .map(|p| load_model(p, args.batch))
+        .transpose()?;
+    Ok(Recognizer::new(model, pre, junk_threshold)?)
+}
+
+/// Opens the gallery for reading; a missing file is an empty gallery (everyone is unknown).
+fn open_gallery(path: &Path, recognizer: &Recognizer) -> Result<Option<Gallery>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let gallery =
+        Gallery::open(path).with_context(|| format!("opening gallery {}", path.display()))?;
+    gallery
+        .check_model(&EmbeddingSpace::of_card(recognizer.card())?)
+        .with_context(|| format!("gallery {}", path.display()))?;
+    Ok(Some(gallery))
+}
+
+fn decode(path: &Path) -> Result<image::RgbImage> {
+    Ok(image::open(path)
+        .with_context(|| format!("cannot read image {}", path.display()))?
+        .to_rgb8())
+}
+
+/// Image files given directly or found in folders, in order.
+fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    Ok(ImageFiles::new(inputs)?.paths().to_vec())
+}
+
+/// The source `edge-reid run` reads, and whether its frames carry people boxes.
+fn open_source(a: &RunArgs) -> Result<(Box<dyn FrameSource>, bool)> {
+    if a.input.len() == 1 && a.input[0] == Path::new("-") {
+        let size: FrameSize = a
+            .size
+            .as_deref()
+            .ok_or_else(|| {
+                anyhow!("--input - reads raw RGB frames: give their size with --size WxH")
+            })?
+            .parse()
+            .map_err(|e| anyhow!("--size: {e}"))?;
+        return Ok((Box::new(RawFrames::stdin(size)?), false));
+    }
+    if !a.input.is_empty() {
+        return Ok((Box::new(ImageFiles::new(&a.input)?), false));
+    }
+    let device = a.device.clone().or_else(|| {
+        (!a.synthetic && Path::new(DEFAULT_DEVICE).exists()).then(|| PathBuf::from(DEFAULT_DEVICE))
+    });
+    if let Some(device) = device {
+        let mut cfg = CameraConfig::new(&device);
+        cfg.size = FrameSize::new(a.width, a.height);
+        cfg.fps = a.fps;
+        let camera =
+            V4lCamera::open(cfg).with_context(|| format!("opening camera {}", device.display()))?;
+        return Ok((Box::new(camera), false));
+    }
+    if !a.synthetic {
+        eprintln!("edge-reid: no source given and no {DEFAULT_DEVICE}: using the synthetic camera");
+    }
+    Ok((
+        Box::new(SyntheticCamera::new(SyntheticConfig::default())?),
+        true,
+    ))
+}
+
+/// `edge-reid [run]`.
+pub fn run(a: &RunArgs) -> Result<()> {
+    let recognizer = recognizer(&a.model, a.pre_detector.as_deref(), a.junk_threshold)?;
+    let gallery = open_gallery(&gallery_path(&a.model), &recognizer)?;
+    let (mut source, has_truth) = open_source(a)?;
+    let files_source = !a.input.is_empty() && a.input[0] != Path::new("-");
+    let crops = if !a.roi.is_empty() {
+        CropMode::Regions(a.roi.clone())
+    } else if has_truth {
+        CropMode::Truth
+    } else {
+        CropMode::WholeFrame
+    };
+    let mut pipeline = Pipeline::new(recognizer, gallery, crops, a.max_distance);
+    let out: Box<dyn Write> = match &a.events {
+        Some(p) => {
+            Box::new(BufWriter::new(File::create(p).with_context(|| {
+                format!("creating events file {}", p.display())
+            })?))
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut events = EventWriter::new(out);
+    let camera = source.describe();
+    eprintln!("edge-reid: reading {camera}");
+    let mut frame = Frame::default();
+    let mut failed = 0usize;
+    let mut read = 0u64;
+    while a.frames.is_none_or(|n| read < n) {
+        let started = Instant::now();
+        let next = source.next_frame_into(&mut frame);
+        let capture = started.elapsed().as_secs_f64() * 1e3;
+        match next {
+            Ok(true) => {}
+            Ok(false) => break,
+            // A bad file fails only itself; the other images are still processed.
+            Err(e) if files_source => {
+                eprintln!("edge-reid: {e}");
+                failed += 1;
+                continue;
+            }
+            Err(e) => return Err(e).context(format!("reading {camera}")),
+        }
+        read += 1;
+        let observations = pipeline.process(&frame, &camera)?;
+        let started = Instant::now();
+        for o in observations {
+            events
+                .write(&Event::Observation(o))
+                .context("writing events")?;
+        }
+        pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
+    }
+    events
+        .write(&Event::Summary(pipeline.summary()))
+        .context("writing events")?;
+    if failed > 0 {
+        bail!("{failed} input image(s) could not be read (see above)");
+    }
+    Ok(())
+}
+
+/// Recognises each image as one whole-image crop.
+fn recognize_files(recognizer: &mut Recognizer, paths: &[PathBuf]) -> Result<Vec<Recognition>> {
+    paths
+        .iter()
+        .map(|path| {
+            let image = decode(path)?;
+            let mut r = recognizer.recognize(&image, &[Region::full(&image)])?;
+            Ok(r.remove(0))
+        })
+        .collect()
+}
+
+/// `edge-reid enroll`.
+pub fn enroll(a: &EnrollArgs) -> Result<()> {
+    let mut recognizer = recognizer(&a.model, None, 0.0)?;
+    let recognitions = recognize_files(&mut recognizer, &image_paths(&a.images)?)?;
+    let embeddings: Vec<f32> = recognitions
+        .iter()
+        .flat_map(|r| r.embedding.iter().copied())
+        .collect();
+    let path = gallery_path(&a.model);
+    let space = EmbeddingSpace::of_card(recognizer.card())?;
+    let mut gallery = Gallery::open_or_create(&path, space)
+        .with_context(|| format!("opening gallery {}", path.display()))?;
+    let receipt = gallery
+        .enroll(&a.name, &embeddings)
+        .with_context(|| format!("enrolling {:?} into {}", a.name, path.display()))?;
+    println!(
+        "{} {:?}: {} embedding(s) added, {} in total, gallery {} ({} identities)",
+        if receipt.new_identity {
+            "enrolled"
+        } else {
+            "updated"
+        },
+        a.name,
+        receipt.added,
+        receipt.total,
+        path.display(),
+        gallery.identities()
+    );
+    Ok(())
+}
+
+/// `edge-reid identify`: one observation event per image.
+pub fn identify(a: &IdentifyArgs) -> Result<()> {
+    let recognizer = recognizer(&a.model, None, 0.0)?;
+    let gallery = open_gallery(&gallery_path(&a.model), &recognizer)?;
+    let paths = image_paths(&a.inputs)?;
+    let mut pipeline = Pipeline::new(recognizer, gallery, CropMode::WholeFrame, a.max_distance);
+    let mut events = EventWriter::new(std::io::stdout().lock());
+    for (index, path) in paths.iter().enumerate() {
+        let frame = Frame {
+            image: decode(path)?,
+            index: index as u64,
+            ..Frame::default()
+        };
+        for o in pipeline.process(&frame, &path.display().to_string())? {
+            events.write(&Event::Observation(o))?;
+        }
+    }
+    Ok(())
+}
+
+/// `edge-reid embed`.
+pub fn embed(a: &EmbedArgs) -> Result<()> {
+    let mut recognizer = recognizer(&a.model, None, 0.0)?;
+    let paths = image_paths(&a.inputs)?;
+    let recognitions = recognize_files(&mut recognizer, &paths)?;
+    let card = recognizer.card();
+    let mut out = BufWriter::new(
+        File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?,
+    );
+    for (path, r) in paths.iter().zip(&recognitions) {
+        let attributes: serde_json::Map<String, serde_json::Value> = card
+            .attributes
+            .iter()
+            .zip(&r.attributes)
+            .map(|(spec, &(class, score))| {
+                let label = spec.labels.get(class).cloned().unwrap_or_default();
+                (spec.name.clone(), json!({ "label": label, "score": score }))
+            })
+            .collect();
+        let line = json!({
+            "path": path.display().to_string(),
+            "embedding": r.embedding,
+            "attributes": attributes,
+            "person_score": r.person_score,
+        });
+        writeln!(out, "{line}").with_context(|| format!("writing {}", a.out.display()))?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!("wrote {} embeddings to {}", paths.len(), a.out.display());
+    Ok(())
+}
+
+/// `edge-reid gallery list|remove`.
+pub fn gallery(a: &GalleryArgs) -> Result<()> {
+    let path = gallery_path(&a.model);
+    let mut gallery =
+        Gallery::open(&path).with_context(|| format!("opening gallery {}", path.display()))?;
+    match &a.action {
+        GalleryAction::List => {
+            for (name, count) in gallery.list() {
+                println!("{name}\t{count}");
+            }
+            eprintln!(
+                "{} identities, {} embeddings",
+                gallery.identities(),
+                gallery.len()
+            );
+        }
+        GalleryAction::Remove { name } => {
+            let removed = gallery
+                .remove(name)
+                .with_context(|| format!("removing {name:?} from {}", path.display()))?;
+            println!("removed {name:?} ({removed} embeddings)");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! `edge-reid`: person attributes and re-identification on a camera box. A thin command line over
+//! the `edge_reid` library: it parses arguments, opens the model, gallery and source, and runs.
+
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "edge-reid",
+    version,
+    about = "Person attribute recognition and re-identification on CPU, from a camera, files or a pipe",
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  edge-reid                                     # /dev/video0 if present, else the synthetic camera
+  edge-reid --device /dev/video0 --gallery people.gallery --max-distance 0.8
+  edge-reid enroll --name alice photos/alice/*.jpg
+  edge-reid identify photos/unknown.jpg
+  edge-reid embed --out embeddings.jsonl crops/
+  edge-reid gallery list
+  ffmpeg -i video.mp4 -f rawvideo -pix_fmt rgb24 - | edge-reid --input - --size 768x576 --roi 300,100,120,240"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream frames from a camera, files, stdin or the synthetic camera and print one JSON event
+    /// per observed person (the default command).
+    Run(RunArgs),
+    /// Add a person to the gallery from one or more images.
+    Enroll(EnrollArgs),
+    /// Match images against the gallery and print one JSON observation per image.
+    Identify(IdentifyArgs),
+    /// Write one JSON line per image: path, embedding, attributes and person score.
+    Embed(EmbedArgs),
+    /// List or remove gallery identities.
+    Gallery(GalleryArgs),
+}
+
+/// The model and gallery every command uses.
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// The attribute + re-ID ONNX model (default: $EDGE_REID_MODEL, else models/edge-reid.onnx
+    /// next to the working directory or the binary).
+    #[arg(long, global = true)]
+    model: Option<PathBuf>,
+    /// The gallery file (default: $EDGE_REID_GALLERY, else edge-reid.gallery).
+    #[arg(long, global = true)]
+    gallery: Option<PathBuf>,
+    /// Crops per model run.
+    #[arg(long, default_value_t = 1, global = true)]
+    batch: usize,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A V4L2 camera device.
+    #[arg(long, conflicts_with_all = ["input", "synthetic"])]
+    device: Option<PathBuf>,
+    /// Image files or folders, or `-` for raw RGB frames on stdin (needs --size).
+    #[arg(long, num_args = 1..)]
+    input: Vec<PathBuf>,
+    /// Frame size of raw stdin frames, WxH.
+    #[arg(long)]
+    size: Option<String>,
+    /// Use the synthetic camera (people rendered walking; no hardware needed).
+    #[arg(long)]
+    synthetic: bool,
+    /// Camera frame width to ask for.
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    /// Camera frame height to ask for.
+    #[arg(long, default_value_t = 480)]
+    height: u32,
+    /// Camera frame rate to ask for.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// A fixed crop region x,y,w,h (repeatable); default: the whole frame (the synthetic camera:
+    /// the people it drew).
+    #[arg(long, value_parser = commands::parse_roi)]
+    roi: Vec<edge_reid::preprocess::Region>,
+    /// The small person-vs-junk ONNX model run before the main model.
+    #[arg(long)]
+    pre_detector: Option<PathBuf>,
+    /// Crops the pre-detector scores below this are dropped.
+    #[arg(long, default_value_t = 0.5)]
+    junk_threshold: f32,
+    /// Gallery matches farther than this are unknown.
+    #[arg(long)]
+    max_distance: Option<f32>,
+    /// Write events to this file instead of stdout.
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Stop after this many frames.
+    #[arg(long)]
+    frames: Option<u64>,
+}
+
+#[derive(Args)]
+struct EnrollArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The person's name.
+    #[arg(long)]
+    name: String,
+    /// Images of the person (each is one crop).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct IdentifyArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Gallery matches farther than this are unknown.
+    #[arg(long)]
+    max_distance: Option<f32>,
+    /// Images or folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The JSON Lines file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Images or folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct GalleryArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(subcommand)]
+    action: GalleryAction,
+}
+
+#[derive(Subcommand)]
+enum GalleryAction {
+    /// Names and embedding counts.
+    List,
+    /// Remove an identity.
+    Remove {
+        /// The name to remove.
+        name: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => commands::run(&cli.run),
+        Some(Command::Run(a)) => commands::run(&a),
+        Some(Command::Enroll(a)) => commands::enroll(&a),
+        Some(Command::Identify(a)) => commands::identify(&a),
+        Some(Command::Embed(a)) => commands::embed(&a),
+        Some(Command::Gallery(a)) => commands::gallery(&a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edge-reid: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
