@@ -1,10 +1,13 @@
 //! The P x K batch sampler of the triplet loss: P identities per batch, K images each.
 //!
-//! Each epoch visits every person identity once, in a seeded shuffled order, P at a time; the last
-//! batch is topped up with other identities so that every batch has exactly P. An identity with at
-//! least K images gives K distinct ones; one with fewer gives all of its images, repeated at random
-//! up to K (so identities with a single image are still usable). Optionally a few non-person
-//! records (junk, distractors) follow the P x K persons in each batch for the person-vs-junk head.
+//! An epoch covers every image about once, as torchreid's `RandomIdentitySampler` does: each
+//! identity's images are shuffled and cut into chunks of K (an identity with fewer than K images
+//! gives one chunk of all its images repeated at random up to K; a last incomplete chunk is
+//! dropped), and each batch takes one chunk from each of P distinct identities among those with
+//! the most chunks left (ties drawn at random). When fewer than P identities have chunks left, the batch is topped up with
+//! fresh chunks of other identities, so every batch has exactly P x K persons and an epoch has
+//! `total chunks / P` batches. Optionally a few non-person records (junk, distractors) follow the
+//! P x K persons in each batch for the person-vs-junk head.
 
 use rand::seq::{index, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -87,9 +90,15 @@ impl PkSampler {
         self.config.p * self.config.k + self.config.junk
     }
 
-    /// Batches per epoch: the identities divided by P, rounded up.
+    /// Chunks of K images an identity with `n` images gives per epoch.
+    fn chunks(&self, n: usize) -> usize {
+        (n / self.config.k).max(1)
+    }
+
+    /// Batches per epoch: all identities' chunks divided by P.
     pub fn batches_per_epoch(&self) -> usize {
-        self.identities.len().div_ceil(self.config.p)
+        let chunks: usize = self.identities.iter().map(|i| self.chunks(i.len())).sum();
+        (chunks / self.config.p).max(1)
     }
 
     /// The batches of epoch `epoch`, deterministic for the seed and epoch. Each batch holds P
@@ -97,25 +106,47 @@ impl PkSampler {
     pub fn epoch(&self, epoch: u64) -> Vec<Vec<usize>> {
         let PkConfig { p, k, junk, seed } = self.config;
         let mut rng = Pcg64::seed_from_u64(mix_seed(seed, epoch));
-        let mut order: Vec<usize> = (0..self.identities.len()).collect();
-        order.shuffle(&mut rng);
+        // Each identity's chunks for this epoch, as a stack.
+        let mut chunks: Vec<Vec<Vec<usize>>> = self
+            .identities
+            .iter()
+            .map(|images| {
+                if images.len() >= k {
+                    let mut shuffled = images.clone();
+                    shuffled.shuffle(&mut rng);
+                    shuffled.chunks_exact(k).map(<[usize]>::to_vec).collect()
+                } else {
+                    let mut chunk = Vec::with_capacity(k);
+                    pick(images, k, &mut rng, &mut chunk);
+                    vec![chunk]
+                }
+            })
+            .collect();
         let mut junk_order = self.junk.clone();
         let mut junk_next = junk_order.len();
-        let mut batches = Vec::with_capacity(self.batches_per_epoch());
-        for chunk in order.chunks(p) {
-            let mut chosen = chunk.to_vec();
-            if chosen.len() < p {
-                let mut others: Vec<usize> = order
-                    .iter()
-                    .copied()
-                    .filter(|i| !chunk.contains(i))
-                    .collect();
+        let total = self.batches_per_epoch();
+        let mut batches = Vec::with_capacity(total);
+        for _ in 0..total {
+            let mut ready: Vec<usize> = (0..chunks.len())
+                .filter(|&i| !chunks[i].is_empty())
+                .collect();
+            // Identities with the most chunks left go first (ties in random order), so that
+            // chunks run out together and the epoch uses every chunk when it can.
+            ready.shuffle(&mut rng);
+            ready.sort_by_key(|&i| std::cmp::Reverse(chunks[i].len()));
+            ready.truncate(p);
+            if ready.len() < p {
+                let mut others: Vec<usize> =
+                    (0..chunks.len()).filter(|i| !ready.contains(i)).collect();
                 others.shuffle(&mut rng);
-                chosen.extend(others.into_iter().take(p - chunk.len()));
+                ready.extend(others.into_iter().take(p - ready.len()));
             }
             let mut batch = Vec::with_capacity(self.batch_size());
-            for identity in chosen {
-                pick(&self.identities[identity], k, &mut rng, &mut batch);
+            for identity in ready {
+                match chunks[identity].pop() {
+                    Some(chunk) => batch.extend(chunk),
+                    None => pick(&self.identities[identity], k, &mut rng, &mut batch),
+                }
             }
             for _ in 0..junk {
                 if junk_next == junk_order.len() {
@@ -178,8 +209,9 @@ mod tests {
         };
         let sampler = PkSampler::new(&records, config).unwrap();
         let batches = sampler.epoch(0);
-        assert_eq!(batches.len(), 3);
-        assert_eq!(sampler.batches_per_epoch(), 3);
+        // One chunk of 3 per identity (10 chunks), 4 per batch.
+        assert_eq!(batches.len(), 2);
+        assert_eq!(sampler.batches_per_epoch(), 2);
         let mut seen = BTreeSet::new();
         for batch in &batches {
             assert_eq!(batch.len(), sampler.batch_size());
@@ -199,9 +231,13 @@ mod tests {
                 assert!(ids.insert(id), "identity {id} twice in a batch");
             }
             assert_eq!(ids.len(), 4);
+            assert!(
+                seen.is_disjoint(&ids),
+                "an identity's only chunk used twice"
+            );
             seen.extend(ids);
         }
-        assert_eq!(seen, (1..=10).collect(), "every identity once per epoch");
+        assert_eq!(seen.len(), 8);
 
         let again = PkSampler::new(&records, config).unwrap();
         assert_eq!(again.epoch(0), batches);
@@ -211,6 +247,25 @@ mod tests {
             PkSampler::new(&records, other_seed).unwrap().epoch(0),
             batches
         );
+    }
+
+    #[test]
+    fn an_epoch_covers_every_image_once() {
+        let records: Vec<Record> = (1..=4)
+            .flat_map(|id| (0..6).map(move |f| test_record(id, 1 + f as u8 % 2, f)))
+            .collect();
+        let config = PkConfig {
+            p: 2,
+            k: 3,
+            junk: 0,
+            seed: 1,
+        };
+        let sampler = PkSampler::new(&records, config).unwrap();
+        let batches = sampler.epoch(3);
+        assert_eq!(batches.len(), 4);
+        let mut all: Vec<usize> = batches.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..24).collect::<Vec<_>>());
     }
 
     #[test]
