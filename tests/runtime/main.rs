@@ -1,3 +1,4 @@
 //! Runtime integration tests: one test binary (`cargo test --test runtime`), one module per area.
 
+mod cli;
 mod gallery;

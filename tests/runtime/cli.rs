@@ -1,0 +1,194 @@
+//! The `edge-reid` binary end to end: enrollment and identification with a model exported by the
+//! training crate, and the failure modes a user meets (bad images, a wrong model, wrong-size stdin
+//! frames, a missing camera), each a clear error and a non-zero exit.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use edge_reid::source::{SyntheticCamera, SyntheticConfig};
+
+fn model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/small-64x32.onnx")
+}
+
+fn edge_reid(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edge-reid"))
+        .current_dir(dir)
+        .args(args)
+        .arg("--model")
+        .arg(model())
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Writes enrolment crops of synthetic identity `identity` and returns their paths.
+fn crops(dir: &Path, camera: &SyntheticCamera, identity: u32, shots: u64) -> Vec<String> {
+    (0..shots)
+        .map(|shot| {
+            let path = dir.join(format!("id{identity}_{shot}.png"));
+            camera
+                .enrolment_crop(identity, shot, 64, 128)
+                .unwrap()
+                .save(&path)
+                .unwrap();
+            path.display().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn enroll_then_identify_finds_the_enrolled_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let camera = SyntheticCamera::new(SyntheticConfig::default()).unwrap();
+    let alice = crops(dir.path(), &camera, 1, 3);
+    let bob = crops(dir.path(), &camera, 2, 3);
+    for (name, images) in [("alice", &alice), ("bob", &bob)] {
+        let mut args = vec!["enroll", "--name", name];
+        args.extend(images.iter().map(String::as_str));
+        let out = edge_reid(dir.path(), &args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("enrolled \"{name}\": 3 embedding(s)")));
+    }
+    let list = edge_reid(dir.path(), &["gallery", "list"]);
+    assert_eq!(text(&list.stdout), "alice\t3\nbob\t3\n");
+
+    // An enrolled picture is its own nearest neighbour: distance ~0 to its identity.
+    let out = edge_reid(dir.path(), &["identify", &alice[1], &bob[2]]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2);
+    for (event, name) in events.iter().zip(["alice", "bob"]) {
+        assert_eq!(event["event"], "observation");
+        assert_eq!(event["identity"]["name"], name, "{event}");
+        assert!(event["identity"]["distance"].as_f64().unwrap() < 1e-3);
+        assert_eq!(event["attributes"].as_array().unwrap().len(), 12);
+    }
+
+    // The same through `embed`: one JSON line per image with a 128-d embedding.
+    let out = edge_reid(dir.path(), &["embed", "--out", "e.jsonl", &alice[0]]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = std::fs::read_to_string(dir.path().join("e.jsonl")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["embedding"].as_array().unwrap().len(), 128);
+    assert!(v["attributes"]["gender"]["label"].is_string());
+
+    let out = edge_reid(dir.path(), &["gallery", "remove", "bob"]);
+    assert!(out.status.success());
+    let list = edge_reid(dir.path(), &["gallery", "list"]);
+    assert_eq!(text(&list.stdout), "alice\t3\n");
+}
+
+#[test]
+fn a_stream_of_synthetic_frames_gives_observations_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edge_reid(dir.path(), &["--synthetic", "--frames", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["frames"], 3);
+    let observations = events.len() - 1;
+    assert!(observations >= 3, "{observations} observations in 3 frames");
+    assert_eq!(summary["observations"], observations);
+    assert!(summary["ms"]["model"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bad_images_are_named_and_fail_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff not really a jpeg").unwrap();
+    let out = edge_reid(dir.path(), &["identify", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("broken.jpg"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let good = dir.path().join("good.png");
+    image::RgbImage::from_pixel(32, 64, image::Rgb([90, 90, 90]))
+        .save(&good)
+        .unwrap();
+    let out = edge_reid(
+        dir.path(),
+        &["--input", bad.to_str().unwrap(), good.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("\"event\":\"summary\""),
+        "the good image is still processed"
+    );
+    assert!(text(&out.stderr).contains("1 input image(s) could not be read"));
+}
+
+#[test]
+fn a_wrong_model_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("model.onnx");
+    std::fs::write(&garbage, b"this is not onnx").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-reid"))
+        .args([
+            "--model",
+            garbage.to_str().unwrap(),
+            "--synthetic",
+            "--frames",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("loading model") && err.contains("model.onnx"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_size_stdin_frames_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-reid"))
+        .current_dir(dir.path())
+        .args([
+            "--model",
+            model().to_str().unwrap(),
+            "--input",
+            "-",
+            "--size",
+            "32x16",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One whole 32x16 frame, then half of one.
+    let bytes = vec![128u8; 32 * 16 * 3 + 32 * 8 * 3];
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("768") && err.contains("1536"), "{err}");
+}
+
+#[test]
+fn a_missing_camera_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edge_reid(dir.path(), &["--device", "/dev/video-does-not-exist"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("/dev/video-does-not-exist"), "{err}");
+}
