@@ -369,7 +369,8 @@ impl Pipeline {
         let regions = self.regions(frame);
         let recognitions = self.recognizer.recognize(&frame.image, &regions)?;
         let time = rfc3339(SystemTime::now());
-        let card = self.recognizer.card().clone();
+        let card = self.recognizer.card();
+        let mut gallery_ms = 0.0;
         let mut observations = Vec::new();
         for (crop, r) in recognitions.into_iter().enumerate() {
             if r.dropped {
@@ -387,7 +388,7 @@ impl Pipeline {
                     .collect(),
                 _ => heapless::Vec::new(),
             };
-            self.recognizer.add_gallery_ms(millis(started));
+            gallery_ms += millis(started);
             let identity = candidates
                 .first()
                 .filter(|m| self.max_distance.is_none_or(|d| m.distance <= d))
@@ -419,6 +420,7 @@ impl Pipeline {
                 candidates,
             });
         }
+        self.recognizer.add_gallery_ms(gallery_ms);
         self.observations += observations.len() as u64;
         Ok(observations)
     }
