@@ -110,11 +110,12 @@ impl Geometry {
         self.cout * self.ho * self.wo
     }
 
-    /// The bands of output rows, each small enough for [`BAND_ELEMENTS`].
+    /// The bands of output rows, each small enough for [`BAND_ELEMENTS`] where a single row is.
     fn bands(&self) -> impl Iterator<Item = Range<usize>> {
-        let rows = (BAND_ELEMENTS / (self.patch() * self.wo)).clamp(1, self.ho);
-        let ho = self.ho;
-        (0..ho).step_by(rows).map(move |r| r..(r + rows).min(ho))
+        // As few bands as fit, of heights differing by at most one row.
+        let max_rows = (BAND_ELEMENTS / (self.patch() * self.wo)).clamp(1, self.ho);
+        let (ho, count) = (self.ho, self.ho.div_ceil(max_rows));
+        (0..count).map(move |b| b * ho / count..(b + 1) * ho / count)
     }
 
     /// Elements of the largest band's column matrix.
@@ -122,43 +123,49 @@ impl Geometry {
         self.bands().map(|b| b.len()).max().unwrap_or(0) * self.wo * self.patch()
     }
 
-    /// The segments of the column matrix of output rows `band`, row by row.
-    fn segments(&self, band: Range<usize>) -> impl Iterator<Item = Segment> + '_ {
+    /// Calls `f` on each segment of the column matrix of output rows `band`, row by row.
+    fn for_each_segment(&self, band: Range<usize>, mut f: impl FnMut(Segment)) {
         let (sh, sw) = self.stride;
         let width = band.len() * self.wo;
-        (0..self.patch()).flat_map(move |r| {
-            let (ch, i, j) = (r / (self.kh * self.kw), r / self.kw % self.kh, r % self.kw);
-            // Output columns whose input column `ox * sw + j - pad` lies inside the image.
-            let lo = self.pad.saturating_sub(j).div_ceil(sw);
-            let hi = if self.w + self.pad > j {
-                ((self.w + self.pad - j - 1) / sw + 1).min(self.wo)
-            } else {
-                0
-            };
-            let valid = lo.min(hi)..hi;
-            band.clone().enumerate().map(move |(k, oy)| Segment {
-                col: r * width + k * self.wo,
-                x: (oy * sh + i)
-                    .checked_sub(self.pad)
-                    .filter(|&iy| iy < self.h && !valid.is_empty())
-                    .map(|iy| (ch * self.h + iy) * self.w + valid.start * sw + j - self.pad),
-                valid: valid.clone(),
-            })
-        })
+        let mut r = 0;
+        for ch in 0..self.c {
+            for i in 0..self.kh {
+                for j in 0..self.kw {
+                    // Output columns whose input column `ox * sw + j - pad` lies in the image.
+                    let lo = self.pad.saturating_sub(j).div_ceil(sw);
+                    let hi = match (self.w + self.pad).checked_sub(j + 1) {
+                        Some(last) => (last / sw + 1).min(self.wo),
+                        None => 0,
+                    };
+                    let valid = lo.min(hi)..hi;
+                    for (k, oy) in band.clone().enumerate() {
+                        let iy = (oy * sh + i).checked_sub(self.pad);
+                        f(Segment {
+                            col: r * width + k * self.wo,
+                            x: iy.filter(|&iy| iy < self.h && !valid.is_empty()).map(|iy| {
+                                (ch * self.h + iy) * self.w + valid.start * sw + j - self.pad
+                            }),
+                            valid: valid.clone(),
+                        });
+                    }
+                    r += 1;
+                }
+            }
+        }
     }
 
     /// Gathers the patches of output rows `band` of one image `x` (`[c, h, w]`) into `col`.
     fn im2col(&self, x: &[f32], band: Range<usize>, col: &mut [f32]) {
         let sw = self.stride.1;
-        for s in self.segments(band) {
+        self.for_each_segment(band, |s| {
             let seg = &mut col[s.col..s.col + self.wo];
             let Some(start) = s.x else {
                 seg.fill(0.);
-                continue;
+                return;
             };
             seg[..s.valid.start].fill(0.);
             seg[s.valid.end..].fill(0.);
-            let dst = &mut seg[s.valid.clone()];
+            let dst = &mut seg[s.valid];
             if sw == 1 {
                 dst.copy_from_slice(&x[start..start + dst.len()]);
             } else {
@@ -166,20 +173,26 @@ impl Geometry {
                     *d = *v;
                 }
             }
-        }
+        });
     }
 
     /// Adds the column matrix `col` of output rows `band` back onto the image `dx` it was
     /// gathered from (the adjoint of [`Geometry::im2col`]).
     fn col2im(&self, col: &[f32], band: Range<usize>, dx: &mut [f32]) {
         let sw = self.stride.1;
-        for s in self.segments(band) {
-            let Some(start) = s.x else { continue };
+        self.for_each_segment(band, |s| {
+            let Some(start) = s.x else { return };
             let src = &col[s.col + s.valid.start..s.col + s.valid.end];
-            for (d, v) in dx[start..].iter_mut().step_by(sw).zip(src) {
-                *d += *v;
+            if sw == 1 {
+                for (d, v) in dx[start..start + src.len()].iter_mut().zip(src) {
+                    *d += *v;
+                }
+            } else {
+                for (d, v) in dx[start..].iter_mut().step_by(sw).zip(src) {
+                    *d += *v;
+                }
             }
-        }
+        });
     }
 
     /// One image: `y` (`[cout, ho, wo]`) = `weight` convolved with `x` (`[c, h, w]`).
@@ -505,9 +518,14 @@ mod tests {
             (3, 2, 1, (1, 1), 0, 4, 3),
             (2, 3, 3, (1, 2), 3, 5, 6),
             (1, 2, 7, (2, 2), 1, 9, 9),
+            // Big enough for several bands of output rows.
+            (16, 2, 7, (1, 1), 3, 21, 20),
+            (64, 2, 3, (2, 2), 1, 40, 40),
         ];
         for (i, &(c, cout, k, stride, pad, h, w)) in cases.iter().enumerate() {
             let what = format!("case {i}: c {c} cout {cout} k {k} stride {stride:?} pad {pad}");
+            let g = Geometry::new(&[2, c, h, w], &[cout, c, k, k], stride, pad)?;
+            assert_eq!(g.bands().count() > 1, i >= 9, "{what}: bands");
             let x = Var::from_vec(wave(2 * c * h * w, 0.37, i as f64), (2, c, h, w), &dev)?;
             let wt = Var::from_vec(wave(cout * c * k * k, 0.11, 0.5), (cout, c, k, k), &dev)?;
             let want = reference(&x, &wt, stride, pad)?;
