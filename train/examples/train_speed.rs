@@ -33,6 +33,10 @@ struct Args {
     /// Untimed steps first.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Leave glibc's allocator as it is instead of `malloc::retain_freed_memory`, as the
+    /// `edge-reid-train` binary sets it.
+    #[arg(long)]
+    default_malloc: bool,
 }
 
 /// Median of `v` (sorted in place).
@@ -93,12 +97,20 @@ fn time_backbone(backbone: Backbone, args: &Args) -> Result<[f64; 4]> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if !args.default_malloc {
+        edge_reid_train::malloc::retain_freed_memory();
+    }
     let n = (args.p * args.k) as f64;
     println!(
-        "batch {} x 3 x 128 x 64, median of {} steps, {} rayon threads",
+        "batch {} x 3 x 128 x 64, median of {} steps, {} rayon threads, {} malloc",
         n,
         args.steps,
-        candle_core::utils::get_num_threads()
+        candle_core::utils::get_num_threads(),
+        if args.default_malloc {
+            "default"
+        } else {
+            "retaining"
+        }
     );
     println!(
         "{:<10} {:>12} {:>12} {:>12} {:>12} {:>14} {:>12}",
