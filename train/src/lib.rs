@@ -6,7 +6,7 @@
 //! Market-1501 layout (images, attributes, split, P x K sampling, augmentation, batch loading),
 //! [`model`] is the network, [`loss`] its losses, [`fit`] trains it ([`optim`], [`schedule`],
 //! [`history`], [`curve`]), [`evaluate`] scores it, [`predict`] writes the course's submission files
-//! and [`export`] writes the ONNX file.
+//! and [`export`] writes the ONNX file. [`malloc`] tunes the allocator for training.
 
 pub mod curve;
 pub mod data;
@@ -16,6 +16,7 @@ pub mod export;
 pub mod fit;
 pub mod history;
 pub mod loss;
+pub mod malloc;
 pub mod model;
 pub mod optim;
 pub mod predict;

@@ -331,6 +331,7 @@ fn run_fit(a: &FitArgs) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    edge_reid_train::malloc::retain_freed_memory();
     let cli = Cli::parse();
     match cli.command {
         Command::Synth(a) => {

@@ -1,11 +1,15 @@
-//! Small layers the network needs where candle's own either lacks an option or has no backward
-//! pass: a convolution with a (height, width) stride, the 3x3 stride-1 max-pool, global average
-//! pooling and a differentiable layer norm.
+//! Small layers the network needs where candle's own either lacks an option, has no backward
+//! pass or trains slowly: a convolution with a (height, width) stride, the 3x3 stride-1 max-pool,
+//! global average pooling and a differentiable layer norm.
+//!
+//! On the CPU (f32) the convolution and the max-pool run as the custom ops of `cpu_conv` and
+//! `cpu_pool`; elsewhere (CUDA) as candle's own operations.
 //!
 //! ONNX mapping (opset 17), for the exporter:
 //! - [`Conv`]: one `Conv` node, `kernel_shape=[k,k]`, `strides=[sh,sw]`, `pads=[p,p,p,p]`, inputs
-//!   `weight` `[out,in,k,k]` and `bias` when present. candle only has a single stride, so a stride
-//!   `(2,1)` runs here as stride 1 followed by keeping every other row; that is the same function.
+//!   `weight` `[out,in,k,k]` and `bias` when present. candle's `conv2d` only has a single stride,
+//!   so off the CPU a stride `(2,1)` runs as stride 1 followed by keeping every other row; that is
+//!   the same function.
 //! - [`max_pool_3x3`]: `MaxPool`, `kernel_shape=[3,3]`, `strides=[1,1]`, `pads=[1,1,1,1]`.
 //! - [`global_avg_pool`]: `GlobalAveragePool` then `Flatten(axis=1)` (`[N,C,H,W]` to `[N,C]`).
 //! - [`LayerNorm`]: `LayerNormalization(axis=-1, epsilon)` with `weight` as scale and `bias` as B.
@@ -13,6 +17,8 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Init, VarBuilder};
+
+use super::{cpu_conv, cpu_pool};
 
 /// Hyper-parameters of one 2-D convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,11 +100,18 @@ fn subsample(x: &Tensor, dim: usize, step: usize) -> Result<Tensor> {
     x.index_select(&index, dim)
 }
 
+/// Whether `x` runs through the CPU custom ops rather than candle's own operations.
+fn on_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (sh, sw) = self.cfg.stride;
         let p = self.cfg.padding;
-        let y = if sh == sw {
+        let y = if on_cpu(x) {
+            cpu_conv::conv2d(x, &self.weight, self.cfg.stride, p)?
+        } else if sh == sw {
             x.conv2d(&self.weight, p, sh, 1, 1)?
         } else {
             // Output row i of a stride-sh convolution is row i * sh of the stride-1 one (same for
@@ -114,11 +127,19 @@ impl Module for Conv {
 }
 
 /// Max over 3x3 windows with stride 1 and padding 1 (torch `MaxPool2d(3, stride=1, padding=1)`).
-///
-/// candle's max-pool backward needs kernel == stride, so this is the max over shifted views,
-/// separably: rows first, then columns. The borders are padded by repeating the edge, which for a
-/// max is the same as torch's `-inf` padding (the edge value is already in every border window).
 pub(crate) fn max_pool_3x3(x: &Tensor) -> Result<Tensor> {
+    if on_cpu(x) {
+        cpu_pool::max_pool_3x3(x)
+    } else {
+        max_pool_3x3_shifted(x)
+    }
+}
+
+/// [`max_pool_3x3`] from candle operations, for devices without the CPU op: candle's max-pool
+/// backward needs kernel == stride, so this is the max over shifted views, separably: rows first,
+/// then columns. The borders are padded by repeating the edge, which for a max is the same as
+/// torch's `-inf` padding (the edge value is already in every border window).
+fn max_pool_3x3_shifted(x: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let rows = x.pad_with_same(2, 1, 1)?;
     let rows = rows

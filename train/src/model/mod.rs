@@ -12,6 +12,8 @@
 //! `resnet.rs` and `heads.rs`. At the top: `v` = `GlobalAveragePool` + `Flatten` of `layer4`; the
 //! outputs are `embedding` (re-ID head), `attr_<name>` (one per attribute) and `person`.
 
+mod cpu_conv;
+mod cpu_pool;
 pub(crate) mod heads;
 pub(crate) mod layers;
 mod pretrained;
