@@ -14,7 +14,7 @@ use edge_reid::metrics::{
 
 use crate::data::{
     query_gallery, split_train_val, AttributeTable, BatchLoader, LoaderConfig, MarketDataset,
-    Record,
+    Record, TrainVal,
 };
 use crate::fit::{RunConfig, Trainable};
 use crate::history::Validation;
@@ -34,8 +34,6 @@ pub struct Predictions {
     pub dim: usize,
     /// Predicted class per attribute (argmax of the logits).
     pub attributes: Vec<AttributeLabels>,
-    /// Softmax probability of the predicted class per attribute.
-    pub confidence: Vec<[f32; ATTRIBUTES.len()]>,
     /// Person-vs-junk logits, when the net has that head.
     pub person: Option<Vec<f32>>,
     /// Attribute loss over the person images (the mean over batches), 0 when none is labelled.
@@ -91,28 +89,17 @@ impl Predictor {
             p.dim = out.embedding.dim(1)?;
             p.embeddings
                 .extend(out.embedding.flatten_all()?.to_vec1::<f32>()?);
-            let probs = out
+            let classes = out
                 .attributes
                 .iter()
-                .map(|l| candle_nn::ops::softmax_last_dim(l)?.to_vec2::<f32>())
+                .map(|l| l.argmax(1)?.to_vec1::<u32>())
                 .collect::<candle_core::Result<Vec<_>>>()?;
             for i in 0..batch.n {
                 let mut labels = [0u8; ATTRIBUTES.len()];
-                let mut conf = [0f32; ATTRIBUTES.len()];
-                for (a, pr) in probs.iter().enumerate() {
-                    let (class, prob) =
-                        pr[i]
-                            .iter()
-                            .enumerate()
-                            .fold(
-                                (0, f32::MIN),
-                                |best, (c, &v)| if v > best.1 { (c, v) } else { best },
-                            );
-                    labels[a] = class as u8;
-                    conf[a] = prob;
+                for (label, class) in labels.iter_mut().zip(&classes) {
+                    *label = class[i] as u8;
                 }
                 p.attributes.push(labels);
-                p.confidence.push(conf);
             }
             if let Some(person) = &out.person {
                 p.person
@@ -186,8 +173,12 @@ impl EvalSet {
     }
 
     /// The validation set of a run: its held-out identities split into query and gallery.
-    pub fn validation(cfg: &RunConfig, ds: &MarketDataset) -> Result<Self, TrainError> {
-        let split = split_train_val(&ds.train, cfg.val_fraction, cfg.seed)?;
+    /// `split` is the run's train/validation split of `ds.train` (see [`run_split`]).
+    pub fn validation(
+        cfg: &RunConfig,
+        ds: &MarketDataset,
+        split: &TrainVal,
+    ) -> Result<Self, TrainError> {
         let reference = labels(&split.train, &ds.attributes)?;
         let qg = query_gallery(&split.val, cfg.seed);
         Ok(Self::new(
@@ -361,6 +352,11 @@ impl fmt::Display for Scores {
     }
 }
 
+/// The identity-disjoint train/validation split of a run (seeded, so `fit` and `eval` agree).
+pub fn run_split(cfg: &RunConfig, ds: &MarketDataset) -> Result<TrainVal, TrainError> {
+    Ok(split_train_val(&ds.train, cfg.val_fraction, cfg.seed)?)
+}
+
 /// Which images `eval` scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
@@ -382,7 +378,7 @@ pub fn eval_run(
     let t = Trainable::load(&cfg.net, checkpoint, &device)?;
     let ds = MarketDataset::open(data)?;
     let set = match split {
-        Split::Validation => EvalSet::validation(cfg, &ds)?,
+        Split::Validation => EvalSet::validation(cfg, &ds, &run_split(cfg, &ds)?)?,
         Split::Test => EvalSet::test(&ds)?,
     };
     set.score(

@@ -20,10 +20,9 @@ use edge_reid::card::{ModelCard, TrainingSummary, IMAGENET_MEAN, IMAGENET_STD};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{
-    split_train_val, AttributeTable, Augment, BatchLoader, LoaderConfig, MarketDataset, PkConfig,
-    PkSampler, Record,
+    AttributeTable, Augment, BatchLoader, LoaderConfig, MarketDataset, PkConfig, PkSampler, Record,
 };
-use crate::evaluate::{EvalSet, Predictor};
+use crate::evaluate::{run_split, EvalSet, Predictor};
 use crate::export::export_onnx;
 use crate::history::{self, EpochRecord, Validation};
 use crate::loss::{attribute_loss, person_loss, triplet_loss, KendallWeights, TripletMining};
@@ -295,8 +294,8 @@ struct Prepared {
 
 fn prepare(cfg: &RunConfig) -> Result<Prepared, TrainError> {
     let ds = MarketDataset::open(&cfg.data)?;
-    let split = split_train_val(&ds.train, cfg.val_fraction, cfg.seed)?;
-    let val = EvalSet::validation(cfg, &ds)?;
+    let split = run_split(cfg, &ds)?;
+    let val = EvalSet::validation(cfg, &ds, &split)?;
     Ok(Prepared {
         train: split.train,
         table: ds.attributes,
