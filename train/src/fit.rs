@@ -16,7 +16,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use edge_reid::atomic_file::write_atomic;
-use edge_reid::card::{ModelCard, TrainingSummary, IMAGENET_MEAN, IMAGENET_STD};
+use edge_reid::card::{ModelCard, Task, TrainingSummary, IMAGENET_MEAN, IMAGENET_STD};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{
@@ -140,9 +140,22 @@ impl RunDir {
     pub fn read_state(&self) -> Result<RunState, TrainError> {
         read_json(&self.state())
     }
+
+    /// What the run trains: the `task` of its `config.json` (a pre-detector run records
+    /// `pre_detector`; a multi-task [`RunConfig`] has no such field and is `ar_reid`).
+    pub fn task(&self) -> Result<Task, TrainError> {
+        let config: serde_json::Value = read_json(&self.config())?;
+        match config.get("task") {
+            None => Ok(Task::ArReid),
+            Some(task) => serde_json::from_value(task.clone()).map_err(|source| TrainError::Json {
+                path: self.config(),
+                source,
+            }),
+        }
+    }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| TrainError::Json {
         path: path.to_path_buf(),
@@ -150,7 +163,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainErro
     })
 }
 
-fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<(), TrainError> {
+pub(crate) fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<(), TrainError> {
     let text = serde_json::to_string_pretty(value).expect("run files always serialise");
     write_atomic(path, text.as_bytes()).map_err(|e| TrainError::io(path, e))
 }
@@ -429,7 +442,7 @@ pub fn fit(
 }
 
 /// Saves all variables through a temporary file, so a crash never leaves a half-written checkpoint.
-fn save_weights(varmap: &VarMap, path: &Path) -> Result<(), TrainError> {
+pub(crate) fn save_weights(varmap: &VarMap, path: &Path) -> Result<(), TrainError> {
     let tmp = path.with_extension("safetensors.tmp");
     varmap
         .save(&tmp)

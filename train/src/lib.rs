@@ -19,6 +19,7 @@ pub mod loss;
 pub mod malloc;
 pub mod model;
 pub mod optim;
+pub mod pre_detector;
 pub mod predict;
 pub mod schedule;
 pub mod synth;

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use edge_reid::card::Task;
 use edge_reid_train::fit::{self, Progress, RunConfig, RunDir};
 use edge_reid_train::history::EpochRecord;
 use edge_reid_train::loss::TripletMining;
 use edge_reid_train::model::{Backbone, HeadKind, NetConfig};
-use edge_reid_train::{evaluate, predict, synth};
+use edge_reid_train::{evaluate, pre_detector, predict, synth};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -24,6 +25,8 @@ use indicatif::{ProgressBar, ProgressStyle};
   edge-reid-train fit --data data/synth --run runs/small --backbone small --epochs 10
   edge-reid-train eval --run runs/resnet18 --split test
   edge-reid-train export --run runs/resnet18 --out models/edge-reid.onnx
+  edge-reid-train fit-pre-detector --data data/synth --run runs/pre
+  edge-reid-train export --run runs/pre --out models/pre-detector.onnx
   edge-reid-train predict --run runs/resnet18 --test test/ --queries queries/ --out submission/"
 )]
 struct Cli {
@@ -37,6 +40,8 @@ enum Command {
     Synth(SynthArgs),
     /// Train a network on a Market-1501-layout dataset.
     Fit(Box<FitArgs>),
+    /// Train the small person-vs-junk pre-detector on a Market-1501-layout dataset.
+    FitPreDetector(PreDetectorArgs),
     /// Print the paper's Tables 1 and 2 for a run.
     Eval(EvalArgs),
     /// Export a run's checkpoint to one ONNX file with its model card.
@@ -143,6 +148,39 @@ struct FitArgs {
     workers: usize,
 }
 
+#[derive(Args)]
+struct PreDetectorArgs {
+    /// Dataset root in Market-1501 layout (person images and junk `-1` images).
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder for checkpoints, state.json and metrics.csv.
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// Input size HxW.
+    #[arg(long, default_value = "64x32")]
+    input_size: String,
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Images per batch, half persons and half junk.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 1)]
+    warmup_epochs: usize,
+    #[arg(long, default_value_t = 0.3)]
+    val_fraction: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Image decoding and augmentation threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum SplitArg {
     /// The identity-disjoint validation split of the training folder.
@@ -205,7 +243,7 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
         .with_context(|| format!("input size {s:?} is not HxW (for example 128x64)"))?;
     let h: usize = h.parse().with_context(|| format!("bad height in {s:?}"))?;
     let w: usize = w.parse().with_context(|| format!("bad width in {s:?}"))?;
-    if h < 32 || w < 16 || h % 16 != 0 || w % 16 != 0 {
+    if h < 32 || w < 16 || !h.is_multiple_of(16) || !w.is_multiple_of(16) {
         bail!("input size {s}: height >= 32, width >= 16, both multiples of 16");
     }
     Ok((h, w))
@@ -330,6 +368,83 @@ fn run_fit(a: &FitArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_eval(a: &EvalArgs) -> Result<()> {
+    let run = RunDir(a.run.clone());
+    let split = match a.split {
+        SplitArg::Val => evaluate::Split::Validation,
+        SplitArg::Test => evaluate::Split::Test,
+    };
+    let weights = checkpoint(&run, a.checkpoint);
+    let context = || format!("evaluating {}", a.run.display());
+    match run.task()? {
+        Task::ArReid => {
+            let cfg = run.read_config()?;
+            let data = a.data.clone().unwrap_or_else(|| cfg.data.clone());
+            let report = evaluate::eval_run(&cfg, &weights, &data, split, a.workers)
+                .with_context(context)?;
+            print!("{report}");
+        }
+        Task::PreDetector => {
+            let cfg = pre_detector::PreDetectorRun::read(&run)?;
+            let data = a.data.clone().unwrap_or_else(|| cfg.data.clone());
+            let scores = pre_detector::eval_pre_detector(&cfg, &weights, &data, split, a.workers)
+                .with_context(context)?;
+            print!("{scores}");
+        }
+    }
+    Ok(())
+}
+
+fn run_fit_pre_detector(a: &PreDetectorArgs) -> Result<()> {
+    let (input_height, input_width) = parse_size(&a.input_size)?;
+    let cfg = pre_detector::PreDetectorRun {
+        data: a.data.clone(),
+        input_height,
+        input_width,
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+        warmup_epochs: a.warmup_epochs,
+        val_fraction: a.val_fraction,
+        seed: a.seed,
+        ..pre_detector::PreDetectorRun::default()
+    };
+    let run = RunDir(a.run.clone());
+    if run.state().exists() {
+        bail!(
+            "{} already holds a run: choose another --run",
+            a.run.display()
+        );
+    }
+    let device = device(a.device)?;
+    let mut report = |e: &pre_detector::PreDetectorEpoch, best: bool| {
+        println!(
+            "epoch {:>3}: loss {:.4} train acc {:.2}% | val precision {:.2}% recall {:.2}% junk rejected {:.2}% | {:.0} img/s {:.0}s{}",
+            e.epoch,
+            e.loss,
+            100.0 * e.train_accuracy,
+            100.0 * e.val.precision(),
+            100.0 * e.val.recall(),
+            100.0 * e.val.junk_rejection(),
+            e.images_per_second,
+            e.seconds,
+            if best { " *best" } else { "" }
+        );
+    };
+    let state = pre_detector::fit_pre_detector(&cfg, &run, &device, a.workers, &mut report)
+        .with_context(|| format!("training pre-detector run {}", a.run.display()))?;
+    if let Some(best) = state.best() {
+        println!(
+            "done: best validation balanced accuracy {:.2}% at epoch {} -> {}",
+            100.0 * best.val.balanced_accuracy(),
+            best.epoch,
+            run.best().display()
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     edge_reid_train::malloc::retain_freed_memory();
     let cli = Cli::parse();
@@ -363,33 +478,26 @@ fn main() -> Result<()> {
             );
         }
         Command::Fit(a) => run_fit(&a)?,
-        Command::Eval(a) => {
-            let run = RunDir(a.run.clone());
-            let cfg = run.read_config()?;
-            let data = a.data.unwrap_or_else(|| cfg.data.clone());
-            let split = match a.split {
-                SplitArg::Val => evaluate::Split::Validation,
-                SplitArg::Test => evaluate::Split::Test,
-            };
-            let report = evaluate::eval_run(
-                &cfg,
-                &checkpoint(&run, a.checkpoint),
-                &data,
-                split,
-                a.workers,
-            )
-            .with_context(|| format!("evaluating {}", a.run.display()))?;
-            print!("{report}");
-        }
+        Command::FitPreDetector(a) => run_fit_pre_detector(&a)?,
+        Command::Eval(a) => run_eval(&a)?,
         Command::Export(a) => {
             let run = RunDir(a.run.clone());
-            let card = fit::export_run(&run, &checkpoint(&run, a.checkpoint), &a.out)
-                .with_context(|| format!("exporting {} to {}", a.run.display(), a.out.display()))?;
+            let weights = checkpoint(&run, a.checkpoint);
+            let card = match run.task()? {
+                Task::ArReid => fit::export_run(&run, &weights, &a.out),
+                Task::PreDetector => pre_detector::export_pre_detector(&run, &weights, &a.out),
+            }
+            .with_context(|| format!("exporting {} to {}", a.run.display(), a.out.display()))?;
+            let size = std::fs::metadata(&a.out).map_or(0, |m| m.len());
             println!(
-                "wrote {} ({} attributes, {}-d embedding); candle and tract agree within 1e-4",
+                "wrote {} ({}, {} attributes, {}-d embedding, person output: {}, {:.1} kB); \
+                 candle and tract agree within 1e-4",
                 a.out.display(),
+                serde_json::to_string(&card.task)?.trim_matches('"'),
                 card.attributes.len(),
-                card.embedding.as_ref().map_or(0, |e| e.dim)
+                card.embedding.as_ref().map_or(0, |e| e.dim),
+                if card.person.is_some() { "yes" } else { "no" },
+                size as f64 / 1000.0
             );
         }
         Command::Predict(a) => {

@@ -32,6 +32,7 @@ use prost::Message;
 use tract_onnx::pb;
 
 use crate::model::{MultiTaskNet, NetConfig};
+use crate::pre_detector::PreDetectorNet;
 use edge_reid::model::Model;
 use fold::to_vec;
 
@@ -104,14 +105,7 @@ pub fn model_card(
     ModelCard {
         format_version: CARD_FORMAT_VERSION,
         task: Task::ArReid,
-        input: InputSpec {
-            name: INPUT.to_string(),
-            height: cfg.input_height,
-            width: cfg.input_width,
-            mean,
-            std,
-            channel_order: ChannelOrder::Rgb,
-        },
+        input: input_spec(cfg.input_height, cfg.input_width, mean, std),
         attributes: ModelCard::standard_attributes(),
         embedding: Some(EmbeddingSpec {
             output: EMBEDDING.to_string(),
@@ -122,6 +116,18 @@ pub fn model_card(
             output: PERSON.to_string(),
         }),
         training,
+    }
+}
+
+/// The input of an exported model: `image`, RGB, fed as `(pixel / 255 - mean) / std`.
+fn input_spec(height: usize, width: usize, mean: [f32; 3], std: [f32; 3]) -> InputSpec {
+    InputSpec {
+        name: INPUT.to_string(),
+        height,
+        width,
+        mean,
+        std,
+        channel_order: ChannelOrder::Rgb,
     }
 }
 
@@ -140,9 +146,70 @@ pub fn export_onnx(
     let card = model_card(net.config(), training, mean, std);
     card.check()?;
     let model = net::build(net, &card)?;
+    write_checked(&model, path, |tmp| verify(net, tmp, CHECK_SAMPLES))?;
+    Ok(card)
+}
+
+/// The card of a pre-detector for `height` x `width` crops: task `pre_detector`, one `person`
+/// output, no attributes and no embedding.
+pub fn pre_detector_card(
+    (height, width): (usize, usize),
+    training: TrainingSummary,
+    mean: [f32; 3],
+    std: [f32; 3],
+) -> ModelCard {
+    ModelCard {
+        format_version: CARD_FORMAT_VERSION,
+        task: Task::PreDetector,
+        input: input_spec(height, width, mean, std),
+        attributes: Vec::new(),
+        embedding: None,
+        person: Some(PersonSpec {
+            output: PERSON.to_string(),
+        }),
+        training,
+    }
+}
+
+/// Exports a pre-detector to `path` like [`export_onnx`] (temporary file, checked against the
+/// candle network within [`TOLERANCE`], then renamed) and returns its card.
+pub fn export_pre_detector(
+    net: &PreDetectorNet,
+    training: TrainingSummary,
+    mean: [f32; 3],
+    std: [f32; 3],
+    path: &Path,
+) -> Result<ModelCard, ExportError> {
+    let card = pre_detector_card(net.input_size(), training, mean, std);
+    card.check()?;
+    let model = net::build_pre_detector(net, &card)?;
+    write_checked(&model, path, |tmp| {
+        let (height, width) = net.input_size();
+        let (model, x) = load_for_check(tmp, (height, width), CHECK_SAMPLES)?;
+        let actual = model
+            .run(&to_vec(&x)?, CHECK_SAMPLES)
+            .map_err(|e| mismatch(tmp, "run", e.to_string()))?;
+        let got = (0..CHECK_SAMPLES)
+            .filter_map(|i| actual.person_logit(i))
+            .collect();
+        compare(
+            tmp,
+            vec![(PERSON.to_string(), net.forward_t(&x, false)?, got)],
+        )
+    })?;
+    Ok(card)
+}
+
+/// Writes `model` to a temporary file next to `path`, runs `check` on it, and renames it to `path`
+/// only if the check passes; on failure the temporary file is removed.
+fn write_checked(
+    model: &pb::ModelProto,
+    path: &Path,
+    check: impl FnOnce(&Path) -> Result<f32, ExportError>,
+) -> Result<(), ExportError> {
     let tmp = temp_path(path)?;
-    let result = write_synced(&model, &tmp)
-        .and_then(|()| verify(net, &tmp, CHECK_SAMPLES))
+    let result = write_synced(model, &tmp)
+        .and_then(|()| check(&tmp))
         .and_then(|_| {
             std::fs::rename(&tmp, path).map_err(|source| ExportError::Io {
                 path: path.to_path_buf(),
@@ -152,7 +219,30 @@ pub fn export_onnx(
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map(|()| card)
+    result
+}
+
+fn mismatch(path: &Path, what: &str, detail: String) -> ExportError {
+    ExportError::Mismatch {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        detail,
+    }
+}
+
+/// Loads `path` with the runtime's loader for `n` crops and draws `n` random `height` x `width`
+/// images to check it on.
+fn load_for_check(
+    path: &Path,
+    (height, width): (usize, usize),
+    n: usize,
+) -> Result<(Model, Tensor), ExportError> {
+    let model = Model::load(path, n).map_err(|e| ExportError::Tract {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let x = Tensor::randn(0f32, 1., (n, 3, height, width), &candle_core::Device::Cpu)?;
+    Ok((model, x))
 }
 
 /// Checks an exported file against `net`: the runtime's own loader ([`edge_reid::model::Model`])
@@ -160,18 +250,10 @@ pub fn export_onnx(
 /// file run by tract on `samples` random images agrees with the candle network (eval mode) within
 /// [`TOLERANCE`] on every output. Returns the largest difference.
 pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, ExportError> {
-    let mismatch = |what: &str, detail: String| ExportError::Mismatch {
-        path: path.to_path_buf(),
-        what: what.to_string(),
-        detail,
-    };
     let n = samples.max(1);
-    let model = Model::load(path, n).map_err(|e| ExportError::Tract {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let card = model.card();
     let cfg = net.config();
+    let (model, x) = load_for_check(path, (cfg.input_height, cfg.input_width), n)?;
+    let card = model.card();
     let described = (
         card.input.height,
         card.input.width,
@@ -188,6 +270,7 @@ pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, Ex
     );
     if described != network {
         return Err(mismatch(
+            path,
             "card",
             format!(
                 "describes (height, width, embedding, attributes, person) = {described:?}, \
@@ -196,12 +279,11 @@ pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, Ex
         ));
     }
 
-    let device = net.backbone.conv1.weight.device();
-    let x = Tensor::randn(0f32, 1., (n, 3, cfg.input_height, cfg.input_width), device)?;
+    let x = x.to_device(net.backbone.conv1.weight.device())?;
     let expected = net.forward_t(&x, false)?;
     let actual = model
         .run(&to_vec(&x)?, n)
-        .map_err(|e| mismatch("run", e.to_string()))?;
+        .map_err(|e| mismatch(path, "run", e.to_string()))?;
     let mut pairs: Vec<(String, Tensor, Vec<f32>)> = vec![(
         EMBEDDING.to_string(),
         expected.embedding,
@@ -217,11 +299,18 @@ pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, Ex
         let got = (0..n).filter_map(|i| actual.person_logit(i)).collect();
         pairs.push((PERSON.to_string(), person, got));
     }
+    compare(path, pairs)
+}
+
+/// Compares each `(output, expected, actual)` and returns the largest difference, or a mismatch
+/// naming the first output that differs by more than [`TOLERANCE`] or has the wrong length.
+fn compare(path: &Path, pairs: Vec<(String, Tensor, Vec<f32>)>) -> Result<f32, ExportError> {
     let mut worst = 0f32;
     for (name, e, a) in pairs {
         let e = to_vec(&e)?;
         if e.len() != a.len() {
             return Err(mismatch(
+                path,
                 &format!("output {name:?}"),
                 format!("has {} values, the network gives {}", a.len(), e.len()),
             ));
@@ -236,6 +325,7 @@ pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, Ex
             );
         if d > TOLERANCE {
             return Err(mismatch(
+                path,
                 &format!("output {name:?}"),
                 format!("differs from the network by {d} (tolerance {TOLERANCE})"),
             ));
@@ -536,16 +626,54 @@ mod tests {
         let diff = verify(net, &path, 3).unwrap();
         assert!(diff < TOLERANCE, "{diff}");
 
-        let x = Tensor::randn(0f32, 1., (3, 3, 32, 16), &Device::Cpu).unwrap();
-        let tract = check::run_tract(&path, &x).unwrap();
-        if let Some((checker, ort)) = check::ort::run(&path, &x) {
+        tract_agrees_with_onnxruntime(&path, (32, 16));
+    }
+
+    /// Runs the file at `path` with tract and (where Python has it) onnxruntime after
+    /// `onnx.checker` on the same random `height` x `width` images; the outputs agree within 1e-4.
+    fn tract_agrees_with_onnxruntime(path: &Path, (height, width): (usize, usize)) {
+        let x = Tensor::randn(0f32, 1., (3, 3, height, width), &Device::Cpu).unwrap();
+        let tract = check::run_tract(path, &x).unwrap();
+        if let Some((checker, ort)) = check::ort::run(path, &x) {
             eprintln!("onnx checker: {checker}");
             assert_eq!(ort.len(), tract.len());
             for (i, (t, o)) in tract.iter().zip(&ort).enumerate() {
-                let d = check::max_abs_diff(&path, &i.to_string(), t, o).unwrap();
+                let d = check::max_abs_diff(path, &i.to_string(), t, o).unwrap();
                 assert!(d < 1e-4, "output {i}: tract vs onnxruntime {d}");
             }
         }
+    }
+
+    #[test]
+    fn exports_the_pre_detector() {
+        let vm = VarMap::new();
+        let net = PreDetectorNet::new(
+            32,
+            16,
+            VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pre.onnx");
+        let card =
+            export_pre_detector(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, &path).unwrap();
+        assert_eq!(card.task, Task::PreDetector);
+        assert!(card.attributes.is_empty() && card.embedding.is_none());
+
+        let model = Model::load(&path, 2).unwrap();
+        assert_eq!(model.card(), &card);
+        let x = Tensor::randn(0f32, 1., (2, 3, 32, 16), &Device::Cpu).unwrap();
+        let out = model.run(&to_vec(&x).unwrap(), 2).unwrap();
+        let expected = to_vec(&net.forward_t(&x, false).unwrap()).unwrap();
+        for (i, e) in expected.iter().enumerate() {
+            let got = out.person_logit(i).unwrap();
+            assert!(
+                (got - e).abs() < TOLERANCE,
+                "crop {i}: tract {got}, candle {e}"
+            );
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() < 1_000_000);
+        tract_agrees_with_onnxruntime(&path, (32, 16));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The [`MultiTaskNet`] as one ONNX graph, following the mapping documented in the model's
+//! The [`MultiTaskNet`] (and the [`PreDetectorNet`]) as one ONNX graph, following the mapping documented in the model's
 //! modules: the ResNet backbone (BatchNorms folded into the convolutions), `v` = global average
 //! pool of `layer4`, the attribute heads of the network's variant, the re-ID head (BatchNorm1d
 //! folded into its `Gemm`) and the optional person head.
@@ -23,6 +23,7 @@ use crate::model::heads::{AttributeHeads, ConvBranch, SaHead, SelfAttention};
 use crate::model::layers::Conv;
 use crate::model::resnet::{BasicBlock, ResNet};
 use crate::model::MultiTaskNet;
+use crate::pre_detector::PreDetectorNet;
 
 /// The batch dimension's symbol.
 const BATCH: &str = "N";
@@ -45,15 +46,7 @@ fn spec(conv: &Conv) -> ConvSpec<'_> {
 pub(super) fn build(net: &MultiTaskNet, card: &ModelCard) -> Result<pb::ModelProto, ExportError> {
     let cfg = net.config();
     let mut g = GraphBuilder::new("edge_reid");
-    let image = g.input(
-        INPUT,
-        &[
-            batch(),
-            Dim::Fixed(3),
-            Dim::Fixed(cfg.input_height),
-            Dim::Fixed(cfg.input_width),
-        ],
-    )?;
+    let image = image_input(&mut g, (cfg.input_height, cfg.input_width))?;
     let (layer3, layer4) = backbone(&mut g, &net.backbone, &image)?;
     let v = g.global_avg_pool("v", &layer4);
 
@@ -82,6 +75,38 @@ pub(super) fn build(net: &MultiTaskNet, card: &ModelCard) -> Result<pb::ModelPro
 
     g.metadata(CARD_KEY, &card.to_json());
     Ok(g.finish())
+}
+
+/// The pre-detector as an ONNX model carrying `card`: backbone, global average pool, `person`
+/// `[N, 1]`.
+pub(super) fn build_pre_detector(
+    net: &PreDetectorNet,
+    card: &ModelCard,
+) -> Result<pb::ModelProto, ExportError> {
+    let mut g = GraphBuilder::new("edge_reid_pre_detector");
+    let image = image_input(&mut g, net.input_size())?;
+    let (_, layer4) = backbone(&mut g, &net.backbone, &image)?;
+    let v = g.global_avg_pool("v", &layer4);
+    let logit = g.linear(PERSON, &v, &[(&net.person, None)])?;
+    g.output(&logit, PERSON, &[batch(), Dim::Fixed(1)])?;
+    g.metadata(CARD_KEY, &card.to_json());
+    Ok(g.finish())
+}
+
+/// The graph input `image` `[N, 3, height, width]`.
+fn image_input(
+    g: &mut GraphBuilder,
+    (height, width): (usize, usize),
+) -> Result<String, ExportError> {
+    g.input(
+        INPUT,
+        &[
+            batch(),
+            Dim::Fixed(3),
+            Dim::Fixed(height),
+            Dim::Fixed(width),
+        ],
+    )
 }
 
 /// Stem and `layer1`..`layer4`; returns the outputs of `layer3` and `layer4`.

@@ -38,6 +38,9 @@ pub enum Backbone {
     Resnet18,
     /// The same structure with widths 16/32/64/128 and one block per stage, for tests and CPU runs.
     Small,
+    /// Widths 8/16/32/64 and one block per stage: the pre-detector's backbone (a few MFLOPs per
+    /// crop).
+    Tiny,
 }
 
 impl Backbone {
@@ -46,6 +49,7 @@ impl Backbone {
         match self {
             Self::Resnet18 => [64, 128, 256, 512],
             Self::Small => [16, 32, 64, 128],
+            Self::Tiny => [8, 16, 32, 64],
         }
     }
 
@@ -53,7 +57,7 @@ impl Backbone {
     pub fn blocks_per_stage(self) -> usize {
         match self {
             Self::Resnet18 => 2,
-            Self::Small => 1,
+            Self::Small | Self::Tiny => 1,
         }
     }
 }
