@@ -911,9 +911,12 @@ mod tests {
             l[9] = gender;
             l
         };
-        let attributes =
-            attribute_report(&[row(0), row(0), row(1)], &[row(0), row(1), row(1)], &[row(1)])
-                .unwrap();
+        let attributes = attribute_report(
+            &[row(0), row(0), row(1)],
+            &[row(0), row(1), row(1)],
+            &[row(1)],
+        )
+        .unwrap();
         let ranking = RankingMetrics {
             cmc: vec![0.5, 0.75, 1.0],
             map: 0.6251,

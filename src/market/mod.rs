@@ -362,7 +362,10 @@ mod tests {
         assert!(err.to_string().contains("query is missing"), "{err}");
         std::fs::create_dir(root.join("query")).unwrap();
         let err = MarketDataset::open(root).unwrap_err();
-        assert!(err.to_string().contains("bounding_box_test is missing"), "{err}");
+        assert!(
+            err.to_string().contains("bounding_box_test is missing"),
+            "{err}"
+        );
         std::fs::create_dir(root.join("bounding_box_test")).unwrap();
         touch(&root.join("query"), "0009_c1s1_000100_01.jpg");
         touch(&root.join("bounding_box_test"), "0000_c1s1_000100_01.jpg");

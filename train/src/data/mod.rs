@@ -33,8 +33,8 @@ use std::path::PathBuf;
 
 pub use augment::Augment;
 pub use edge_reid::market::{
-    csv_row, list_folder, AttributeTable, EvaluationSplit, MarketDataset, MarketError,
-    Record, CSV_HEADER,
+    csv_row, list_folder, AttributeTable, EvaluationSplit, MarketDataset, MarketError, Record,
+    CSV_HEADER,
 };
 pub use loader::{Batch, BatchLoader, LoaderConfig, NO_IDENTITY};
 pub use sampler::{PkConfig, PkSampler};
