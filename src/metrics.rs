@@ -4,7 +4,9 @@
 //!   query x gallery distance matrix; the matrices come from [`distance_matrix`] and its siblings,
 //!   which also serve gallery search.
 //! - Attributes: [`attribute_report`], per-attribute accuracy, balanced accuracy and the
-//!   most-frequent-class baseline, printable as the paper's Table 1.
+//!   most-frequent-class baseline.
+//! - [`Report`]: the paper's Table 1 ([`AttributeReport`]'s `Display`) and Table 2
+//!   ([`RankingMetrics`]' `Display`) as both `eval` commands print them.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -223,7 +225,8 @@ pub fn distance_matrix(
 // Re-ID ranking
 // ---------------------------------------------------------------------------------------------
 
-/// Re-ID scores of one query set against one gallery.
+/// Re-ID scores of one query set against one gallery; `Display` prints the paper's Table 2
+/// (percentages).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankingMetrics {
     /// Cumulative matching characteristic: `cmc[k]` is the share of valid queries with a true match
@@ -481,31 +484,92 @@ pub fn attribute_report(
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// The printed tables
+// ---------------------------------------------------------------------------------------------
+
 impl fmt::Display for AttributeReport {
+    /// The paper's Table 1 (with balanced accuracy), in percent, one line per attribute and the
+    /// average, each ending in a newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Table 1: attribute recognition accuracy (%)")?;
+        writeln!(
+            f,
+            "{:<12} {:>8} {:>8} {:>9}",
+            "attribute", "MFC", "acc", "balanced"
+        )?;
+        let rows = self
+            .rows
+            .iter()
+            .map(|r| (r.name, r.mfc, r.accuracy, r.balanced_accuracy));
+        let average = (
+            "average",
+            self.mean_mfc,
+            self.mean_accuracy,
+            self.mean_balanced_accuracy,
+        );
+        for (name, mfc, accuracy, balanced) in rows.chain([average]) {
+            writeln!(
+                f,
+                "{name:<12} {:>8.2} {:>8.2} {:>9.2}",
+                100.0 * mfc,
+                100.0 * accuracy,
+                100.0 * balanced
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for RankingMetrics {
+    /// The paper's Table 2 (mAP, with CMC rank-1/5/10), in percent, each line ending in a
+    /// newline. Ranks past the gallery size print as 100 (every valid query is matched by then).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<10} {:>7} {:>9} {:>9}",
-            "attribute", "MFC", "accuracy", "balanced"
+            "Table 2: re-identification ({} valid queries)",
+            self.num_valid_queries
         )?;
-        for r in &self.rows {
-            writeln!(
-                f,
-                "{:<10} {:>7.2} {:>9.2} {:>9.2}",
-                r.name,
-                100.0 * r.mfc,
-                100.0 * r.accuracy,
-                100.0 * r.balanced_accuracy
-            )?;
-        }
-        write!(
+        let rank = |k| 100.0 * self.rank(k).unwrap_or(1.0);
+        writeln!(
             f,
-            "{:<10} {:>7.2} {:>9.2} {:>9.2}",
-            "average",
-            100.0 * self.mean_mfc,
-            100.0 * self.mean_accuracy,
-            100.0 * self.mean_balanced_accuracy
+            "{:>8} {:>8} {:>8} {:>8}",
+            "mAP", "rank-1", "rank-5", "rank-10"
+        )?;
+        writeln!(
+            f,
+            "{:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            100.0 * self.map,
+            rank(1),
+            rank(5),
+            rank(10)
         )
+    }
+}
+
+/// What `edge-reid-train eval` and `edge-reid eval` print: Table 1 (when attributes were scored),
+/// Table 2 and, when measured, the person-vs-junk accuracy. A view over scores owned elsewhere.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    /// Table 1, when attribute labels were available.
+    pub attributes: Option<&'a AttributeReport>,
+    /// Table 2.
+    pub ranking: &'a RankingMetrics,
+    /// Share of images whose person score is on the right side of 0.5 (persons above, junk and
+    /// distractors below), when measured.
+    pub person_accuracy: Option<f64>,
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(attributes) = self.attributes {
+            writeln!(f, "{attributes}")?;
+        }
+        write!(f, "{}", self.ranking)?;
+        if let Some(p) = self.person_accuracy {
+            writeln!(f, "\nperson-vs-junk accuracy: {:.2}%", 100.0 * p)?;
+        }
+        Ok(())
     }
 }
 
@@ -780,13 +844,13 @@ mod tests {
         assert!((r.mean_accuracy - f.mean_accuracy).abs() < 1e-9);
         assert!((r.mean_balanced_accuracy - f.mean_balanced_accuracy).abs() < 1e-9);
         let table = r.to_string();
-        assert_eq!(table.lines().count(), 14, "{table}");
+        assert_eq!(table.lines().count(), 15, "{table}");
         assert!(
-            table.lines().nth(10).unwrap().starts_with("gender"),
+            table.lines().nth(11).unwrap().starts_with("gender"),
             "{table}"
         );
         assert!(
-            table.ends_with(&format!("{:.2}", 100.0 * f.mean_balanced_accuracy)),
+            table.ends_with(&format!("{:.2}\n", 100.0 * f.mean_balanced_accuracy)),
             "{table}"
         );
     }
@@ -838,5 +902,58 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn report_prints_tables_1_and_2() {
+        let row = |gender: u8| {
+            let mut l = [0u8; NUM_ATTRIBUTES];
+            l[9] = gender;
+            l
+        };
+        let attributes = attribute_report(
+            &[row(0), row(0), row(1)],
+            &[row(0), row(1), row(1)],
+            &[row(1)],
+        )
+        .unwrap();
+        let ranking = RankingMetrics {
+            cmc: vec![0.5, 0.75, 1.0],
+            map: 0.6251,
+            minp: 0.5,
+            num_valid_queries: 4,
+        };
+        let report = Report {
+            attributes: Some(&attributes),
+            ranking: &ranking,
+            person_accuracy: Some(0.875),
+        };
+        let text = report.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Table 1: attribute recognition accuracy (%)");
+        assert_eq!(lines[1], "attribute         MFC      acc  balanced");
+        assert_eq!(lines[2], "age            100.00   100.00    100.00");
+        assert_eq!(lines[11], "gender          66.67    66.67     75.00");
+        // (11 * 100 + 66.67) / 12 and (11 * 100 + 75) / 12.
+        assert_eq!(lines[14], "average         97.22    97.22     97.92");
+        assert_eq!(
+            lines[15..],
+            [
+                "",
+                "Table 2: re-identification (4 valid queries)",
+                "     mAP   rank-1   rank-5  rank-10",
+                "   62.51    50.00   100.00   100.00",
+                "",
+                "person-vs-junk accuracy: 87.50%",
+            ]
+        );
+        // Without attributes and person scores: Table 2 only.
+        let text = Report {
+            attributes: None,
+            ranking: &ranking,
+            person_accuracy: None,
+        }
+        .to_string();
+        assert_eq!(text, lines[16..19].join("\n") + "\n");
     }
 }

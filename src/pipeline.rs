@@ -92,26 +92,22 @@ impl Stage {
         Ok(Self { model, pre, input })
     }
 
-    /// Runs the model over `regions` of `image` in batches, calling `each(index, outputs, i)`
-    /// for every crop.
+    /// Runs the model over `crops` (an image and a region of it each) in batches, calling
+    /// `each(index, outputs, i)` for every crop.
     fn run(
         &mut self,
-        image: &RgbImage,
-        regions: &[Region],
+        crops: &[(&RgbImage, Region)],
         ms_pre: &mut f64,
         ms_model: &mut f64,
         mut each: impl FnMut(usize, &Outputs, usize),
     ) -> Result<(), PipelineError> {
         let slot = self.pre.slot_len();
-        for (chunk_index, chunk) in regions.chunks(self.model.batch()).enumerate() {
+        for (chunk_index, chunk) in crops.chunks(self.model.batch()).enumerate() {
             let started = Instant::now();
-            for (region, out) in chunk.iter().zip(self.input.chunks_exact_mut(slot)) {
+            for (&(image, region), out) in chunk.iter().zip(self.input.chunks_exact_mut(slot)) {
                 self.pre
-                    .crop_into(image, *region, out)
-                    .map_err(|source| PipelineError::Crop {
-                        region: *region,
-                        source,
-                    })?;
+                    .crop_into(image, region, out)
+                    .map_err(|source| PipelineError::Crop { region, source })?;
             }
             *ms_pre += millis(started);
             let started = Instant::now();
@@ -197,10 +193,29 @@ impl Recognizer {
         image: &RgbImage,
         regions: &[Region],
     ) -> Result<Vec<Recognition>, PipelineError> {
-        self.stats.crops += regions.len() as u64;
-        let mut results: Vec<Recognition> = regions
+        let crops: Vec<(&RgbImage, Region)> = regions.iter().map(|&r| (image, r)).collect();
+        self.recognize_crops(&crops)
+    }
+
+    /// Recognises each of `images` as one whole-image crop, batching crops of different images
+    /// into one model run.
+    pub fn recognize_images(
+        &mut self,
+        images: &[RgbImage],
+    ) -> Result<Vec<Recognition>, PipelineError> {
+        let crops: Vec<(&RgbImage, Region)> = images.iter().map(|i| (i, Region::full(i))).collect();
+        self.recognize_crops(&crops)
+    }
+
+    /// Recognises regions of possibly different images.
+    fn recognize_crops(
+        &mut self,
+        crops: &[(&RgbImage, Region)],
+    ) -> Result<Vec<Recognition>, PipelineError> {
+        self.stats.crops += crops.len() as u64;
+        let mut results: Vec<Recognition> = crops
             .iter()
-            .map(|&region| Recognition {
+            .map(|&(_, region)| Recognition {
                 region,
                 person_score: f32::NAN,
                 dropped: false,
@@ -217,15 +232,9 @@ impl Recognizer {
         let ms = &mut self.stats.ms;
         if let Some(pre) = &mut self.pre_detector {
             let mut pre_ms = 0.0;
-            pre.run(
-                image,
-                regions,
-                &mut ms.preprocess,
-                &mut pre_ms,
-                |i, out, j| {
-                    results[i].person_score = out.person_logit(j).map_or(0.0, sigmoid);
-                },
-            )?;
+            pre.run(crops, &mut ms.preprocess, &mut pre_ms, |i, out, j| {
+                results[i].person_score = out.person_logit(j).map_or(0.0, sigmoid);
+            })?;
             ms.pre_detector += pre_ms;
             for r in &mut results {
                 r.dropped = r.person_score < self.junk_threshold;
@@ -235,12 +244,11 @@ impl Recognizer {
         let kept: Vec<usize> = (0..results.len())
             .filter(|&i| !results[i].dropped)
             .collect();
-        let kept_regions: Vec<Region> = kept.iter().map(|&i| results[i].region).collect();
+        let kept_crops: Vec<(&RgbImage, Region)> = kept.iter().map(|&i| crops[i]).collect();
         let has_pre = self.pre_detector.is_some();
         let main = &mut self.main;
         main.run(
-            image,
-            &kept_regions,
+            &kept_crops,
             &mut ms.preprocess,
             &mut ms.model,
             |k, out, j| {
@@ -459,6 +467,39 @@ mod tests {
         assert!((confidence_score(&[(1, 1.0), (2, 1.0)], &classes) - 1.0).abs() < 1e-6);
         let mid = confidence_score(&[(1, 0.75), (2, 0.25)], &classes);
         assert!((mid - 0.25).abs() < 1e-6, "{mid}");
+    }
+
+    /// Crops of different images batched into one model run come back in order, each as it is
+    /// alone in a batch of one.
+    #[test]
+    fn images_batched_together_match_one_by_one() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/models/small-64x32.onnx"
+        );
+        let images: Vec<RgbImage> = (0..3u8)
+            .map(|k| {
+                RgbImage::from_fn(20 + 7 * u32::from(k), 50, |x, y| {
+                    image::Rgb([(x * 9) as u8 ^ (k * 80), (y * 5) as u8, k * 60 + (x as u8)])
+                })
+            })
+            .collect();
+        let mut batched = Recognizer::new(Model::load(path, 2).unwrap(), None, 0.0).unwrap();
+        let together = batched.recognize_images(&images).unwrap();
+        assert_eq!(batched.stats().crops, 3);
+        let mut single = Recognizer::new(Model::load(path, 1).unwrap(), None, 0.0).unwrap();
+        assert_eq!(together.len(), 3);
+        for (image, got) in images.iter().zip(&together) {
+            let want = single.recognize(image, &[Region::full(image)]).unwrap();
+            assert_eq!(got.region, want[0].region);
+            assert_eq!(got.attributes.len(), NUM_ATTRIBUTES);
+            for (g, w) in got.embedding.iter().zip(&want[0].embedding) {
+                assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+            }
+            assert!((got.person_score - want[0].person_score).abs() < 1e-5);
+        }
+        // Different images give different embeddings (the order is not a constant).
+        assert_ne!(together[0].embedding, together[1].embedding);
     }
 
     #[test]

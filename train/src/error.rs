@@ -52,6 +52,12 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
 }
 
+impl From<edge_reid::market::MarketError> for TrainError {
+    fn from(e: edge_reid::market::MarketError) -> Self {
+        Self::Data(e.into())
+    }
+}
+
 impl TrainError {
     /// An I/O error about `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {

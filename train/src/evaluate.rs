@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use edge_reid::attributes::{AttributeLabels, ATTRIBUTES};
 use edge_reid::metrics::{
-    attribute_report, euclidean_distances, eval_market1501, AttributeReport, RankingMetrics,
+    attribute_report, euclidean_distances, eval_market1501, AttributeReport, RankingMetrics, Report,
 };
 
 use crate::data::{
@@ -298,57 +298,15 @@ impl Scores {
 }
 
 impl fmt::Display for Scores {
-    /// The paper's Table 1 (with balanced accuracy) and Table 2 (with CMC), in percent.
+    /// The paper's Table 1 (with balanced accuracy) and Table 2 (with CMC), in percent, as the
+    /// runtime's `edge-reid eval` prints them ([`Report`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Table 1: attribute recognition accuracy (%)")?;
-        writeln!(
-            f,
-            "{:<12} {:>8} {:>8} {:>9}",
-            "attribute", "MFC", "acc", "balanced"
-        )?;
-        for r in &self.attributes.rows {
-            writeln!(
-                f,
-                "{:<12} {:>8.2} {:>8.2} {:>9.2}",
-                r.name,
-                100.0 * r.mfc,
-                100.0 * r.accuracy,
-                100.0 * r.balanced_accuracy
-            )?;
+        Report {
+            attributes: Some(&self.attributes),
+            ranking: &self.ranking,
+            person_accuracy: self.person_accuracy,
         }
-        let a = &self.attributes;
-        writeln!(
-            f,
-            "{:<12} {:>8.2} {:>8.2} {:>9.2}",
-            "average",
-            100.0 * a.mean_mfc,
-            100.0 * a.mean_accuracy,
-            100.0 * a.mean_balanced_accuracy
-        )?;
-        writeln!(f)?;
-        writeln!(
-            f,
-            "Table 2: re-identification ({} valid queries)",
-            self.ranking.num_valid_queries
-        )?;
-        let rank = |k| 100.0 * self.ranking.rank(k).unwrap_or(1.0);
-        writeln!(
-            f,
-            "{:>8} {:>8} {:>8} {:>8}",
-            "mAP", "rank-1", "rank-5", "rank-10"
-        )?;
-        writeln!(
-            f,
-            "{:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            100.0 * self.ranking.map,
-            rank(1),
-            rank(5),
-            rank(10)
-        )?;
-        if let Some(p) = self.person_accuracy {
-            writeln!(f, "\nperson-vs-junk accuracy: {:.2}%", 100.0 * p)?;
-        }
-        Ok(())
+        .fmt(f)
     }
 }
 

@@ -699,6 +699,19 @@ mod tests {
         let model = edge_reid::model::Model::load(&onnx, 1).unwrap();
         assert_eq!(model.card(), &card);
 
+        // The runtime's `edge-reid eval` on the exported file prints the same tables as `eval
+        // --split test` on the checkpoint (tract and candle agree within 1e-4, well inside the
+        // printed 0.01%).
+        let mut recognizer = edge_reid::pipeline::Recognizer::new(model, None, 0.0).unwrap();
+        let runtime =
+            edge_reid::evaluate::evaluate_market(&mut recognizer, &data, true, &mut |_, _| {})
+                .unwrap();
+        assert!(matches!(
+            runtime.attributes,
+            edge_reid::evaluate::AttributeOutcome::Scored { .. }
+        ));
+        assert_eq!(runtime.report().to_string(), test.to_string());
+
         // The course's submission files.
         let out = dir.path().join("submission");
         let written = crate::predict::predict(

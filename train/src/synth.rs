@@ -26,16 +26,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-/// Training images folder.
-pub const TRAIN_DIR: &str = "bounding_box_train";
-/// Test gallery folder.
-pub const GALLERY_DIR: &str = "bounding_box_test";
-/// Query folder.
-pub const QUERY_DIR: &str = "query";
-/// Attribute files.
-pub const TRAIN_CSV: &str = "annotations_train.csv";
-/// Test attribute file.
-pub const TEST_CSV: &str = "annotations_test.csv";
+/// The folder and annotation file names of the layout (defined once in [`edge_reid::market`]).
+pub use edge_reid::market::{GALLERY_DIR, QUERY_DIR, TEST_CSV, TRAIN_CSV, TRAIN_DIR};
 /// The marker (and record of the configuration) of a synth output folder.
 pub const MARKER: &str = "synth.json";
 /// JPEG quality of the crops.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
+use edge_reid::evaluate::evaluate_market;
 use edge_reid::events::{Event, EventWriter};
 use edge_reid::gallery::{EmbeddingSpace, Gallery};
 use edge_reid::model::Model;
@@ -18,7 +19,9 @@ use edge_reid::source::{
 };
 use serde_json::json;
 
-use crate::{EmbedArgs, EnrollArgs, GalleryAction, GalleryArgs, IdentifyArgs, ModelArgs, RunArgs};
+use crate::{
+    EmbedArgs, EnrollArgs, EvalArgs, GalleryAction, GalleryArgs, IdentifyArgs, ModelArgs, RunArgs,
+};
 
 /// Where a model is looked for when `--model` is not given.
 const MODEL_FILE: &str = "models/edge-reid.onnx";
@@ -311,6 +314,25 @@ pub fn embed(a: &EmbedArgs) -> Result<()> {
     out.flush()
         .with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("wrote {} embeddings to {}", paths.len(), a.out.display());
+    Ok(())
+}
+
+/// Images between two progress lines of `eval`.
+const PROGRESS_EVERY: usize = 500;
+
+/// `edge-reid eval`.
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    let mut recognizer = recognizer(&a.model, None, 0.0)?;
+    let mut reported = 0;
+    let mut progress = |done: usize, total: usize| {
+        if done - reported >= PROGRESS_EVERY || (done == total && reported > 0) {
+            eprintln!("edge-reid: eval: {done}/{total} images");
+            reported = done;
+        }
+    };
+    let evaluation = evaluate_market(&mut recognizer, &a.data, a.junk, &mut progress)
+        .with_context(|| format!("evaluating on {}", a.data.display()))?;
+    print!("{evaluation}");
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use clap::{Args, Parser, Subcommand};
   edge-reid identify photos/unknown.jpg
   edge-reid embed --out embeddings.jsonl crops/
   edge-reid gallery list
+  edge-reid eval --data market1501/ --junk
   ffmpeg -i video.mp4 -f rawvideo -pix_fmt rgb24 - | edge-reid --input - --size 768x576 --roi 300,100,120,240"
 )]
 struct Cli {
@@ -42,6 +43,9 @@ enum Command {
     Embed(EmbedArgs),
     /// List or remove gallery identities.
     Gallery(GalleryArgs),
+    /// Score the model on a Market-1501 layout folder (query/, bounding_box_test/, annotations):
+    /// the paper's Table 1 (attributes) and Table 2 (re-ID), as `edge-reid-train eval` prints them.
+    Eval(EvalArgs),
 }
 
 /// The model and gallery every command uses.
@@ -142,6 +146,21 @@ struct EmbedArgs {
 }
 
 #[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The Market-1501 layout folder: query/ and bounding_box_test/, optionally
+    /// market_attribute.mat or annotations_test.csv (Table 1) and bounding_box_train/ with its
+    /// annotations (the most-frequent-class baseline).
+    #[arg(long)]
+    data: PathBuf,
+    /// Also run the junk images (identity -1) of bounding_box_test/ and report the person-vs-junk
+    /// accuracy over all images.
+    #[arg(long)]
+    junk: bool,
+}
+
+#[derive(Args)]
 struct GalleryArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -169,6 +188,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Identify(a)) => commands::identify(&a),
         Some(Command::Embed(a)) => commands::embed(&a),
         Some(Command::Gallery(a)) => commands::gallery(&a),
+        Some(Command::Eval(a)) => commands::eval(&a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

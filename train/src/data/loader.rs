@@ -298,7 +298,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::CSV_HEADER;
+    use crate::data::{MarketError, CSV_HEADER};
     use image::RgbImage;
 
     /// A tempdir with `0003` x2, `0009` x2 and one junk image (12 x 6 JPEGs) and their attributes.
@@ -437,7 +437,10 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            matches!(err, DataError::MissingAttributes { identity: 3, .. }),
+            matches!(
+                err,
+                DataError::Market(MarketError::MissingAttributes { identity: 3, .. })
+            ),
             "{err}"
         );
 

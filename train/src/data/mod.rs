@@ -1,6 +1,6 @@
-//! Market-1501 layout data for training: image records, attribute annotations (CSV and Lin et al.'s
-//! MAT file), the identity-disjoint validation split, the P x K batch sampler, augmentation and a
-//! threaded batch loader.
+//! Market-1501 layout data for training: image records and attribute annotations (CSV and Lin et
+//! al.'s MAT file, both from [`edge_reid::market`], re-exported here), the identity-disjoint
+//! validation split, the P x K batch sampler, augmentation and a threaded batch loader.
 //!
 //! Everything here is plain Rust (no candle): batches come out as `f32` NCHW buffers with their
 //! labels, normalised by [`edge_reid::preprocess`] exactly as the runtime normalises crops.
@@ -24,85 +24,28 @@
 //! # }
 //! ```
 
-mod annotations;
 mod augment;
 mod loader;
-mod market;
-pub mod mat;
 mod sampler;
 mod split;
 
 use std::path::PathBuf;
 
-pub use annotations::{csv_row, AttributeTable, CSV_HEADER};
 pub use augment::Augment;
+pub use edge_reid::market::{
+    csv_row, list_folder, AttributeTable, EvaluationSplit, MarketDataset, MarketError, Record,
+    CSV_HEADER,
+};
 pub use loader::{Batch, BatchLoader, LoaderConfig, NO_IDENTITY};
-pub use market::{list_folder, EvaluationSplit, MarketDataset, Record};
 pub use sampler::{PkConfig, PkSampler};
 pub use split::{query_gallery, split_train_val, QueryGallery, TrainVal};
 
 /// Why data could not be loaded, split or sampled. Every variant names the file, row or setting.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// A file or folder could not be read.
-    #[error("reading {path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// A folder the dataset layout requires is missing.
-    #[error("{path} is missing: a Market-1501 root needs bounding_box_train/ (and, for evaluation, query/ and bounding_box_test/ together)")]
-    MissingFolder {
-        /// The folder.
-        path: PathBuf,
-    },
-    /// A `.jpg` whose name is not `PPPP_cCsS_FFFFFF_BB.jpg`.
-    #[error("{path}: not a Market-1501 image name (PPPP_cCsS_FFFFFF_BB.jpg): {reason}")]
-    BadFileName {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with the name.
-        reason: String,
-    },
-    /// Neither attribute file exists under the dataset root.
-    #[error("{root} has neither market_attribute.mat nor annotations_train.csv")]
-    NoAnnotations {
-        /// The dataset root.
-        root: PathBuf,
-    },
-    /// A malformed row of an annotation CSV.
-    #[error("{path}:{line}: {reason}")]
-    Csv {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The MAT file could not be parsed.
+    /// The Market-1501 layout or its annotations could not be read.
     #[error(transparent)]
-    Mat(#[from] mat::MatError),
-    /// The MAT file parsed but a field does not hold what Lin et al.'s layout has.
-    #[error("{path}: field {field}: {reason}")]
-    MatContent {
-        /// The file.
-        path: PathBuf,
-        /// Dotted field path (`market_attribute.train.age`).
-        field: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A person image whose identity has no attribute annotation.
-    #[error("{path}: identity {identity} has no attribute annotation")]
-    MissingAttributes {
-        /// An image of that identity.
-        path: PathBuf,
-        /// The identity.
-        identity: i32,
-    },
+    Market(#[from] MarketError),
     /// A split, sampler or loader setting that cannot work with the data given.
     #[error("invalid {setting}: {reason}")]
     InvalidSetting {

@@ -1,7 +1,7 @@
-"""Writes the MAT-file fixtures of `train/src/data/mat.rs` and `train/src/data/annotations.rs`.
+"""Writes the MAT-file fixtures of `src/market/mat.rs` and `src/market/annotations.rs`.
 
-Run from the repository root:  python3 train/tests/reference/make_mat_fixture.py
-(needs numpy and scipy). It writes into train/tests/fixtures/:
+Run from the repository root:  python3 tests/reference/make_mat_fixture.py
+(needs numpy and scipy). It writes into tests/fixtures/:
 
 - market_small.mat, market_small_compressed.mat: scipy.io.savemat (plain and zlib-compressed) of a
   tiny `market_attribute` struct laid out like Lin et al.'s file (fields `train` and `test`, each a

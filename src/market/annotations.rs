@@ -2,16 +2,16 @@
 //!
 //! Both files give 27 columns per identity with values 1/2 (age 1-4). They become class indices in
 //! [`ATTRIBUTES`] order: value 1 is class 0, value 2 class 1, age 1-4 classes 0-3, and for the
-//! colours the one column of the group set to 2 gives the class, in [`edge_reid::attributes::UP_COLORS`]
-//! / [`edge_reid::attributes::DOWN_COLORS`] order.
+//! colours the one column of the group set to 2 gives the class, in [`crate::attributes::UP_COLORS`]
+//! / [`crate::attributes::DOWN_COLORS`] order.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use edge_reid::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES};
+use crate::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES};
 
 use super::mat::{MatFile, MatValue};
-use super::{DataError, Record};
+use super::{MarketError, Record, MAT_FILE, TEST_CSV, TRAIN_CSV};
 
 /// The exact header of `annotations_train.csv` / `annotations_test.csv` (`id` is the identity).
 pub const CSV_HEADER: &str = "id,age,backpack,bag,handbag,clothes,down,up,hair,hat,gender,upblack,upwhite,upred,uppurple,upyellow,upgray,upblue,upgreen,downblack,downwhite,downpink,downpurple,downyellow,downgray,downblue,downgreen,downbrown";
@@ -23,30 +23,32 @@ pub struct AttributeTable {
 }
 
 impl AttributeTable {
-    /// Reads the annotations of a dataset root: `market_attribute.mat` if present, else
-    /// `annotations_train.csv` plus `annotations_test.csv` when present; neither is an error.
-    pub fn open(root: &Path) -> Result<Self, DataError> {
-        let mat = root.join("market_attribute.mat");
+    /// Reads the annotations of a dataset root: `market_attribute.mat` if present, else whichever
+    /// of `annotations_train.csv` and `annotations_test.csv` exist; none of them is an error.
+    pub fn open(root: &Path) -> Result<Self, MarketError> {
+        let mat = root.join(MAT_FILE);
         if mat.is_file() {
             return Self::from_mat(&mat);
         }
-        let train = root.join("annotations_train.csv");
-        if !train.is_file() {
-            return Err(DataError::NoAnnotations {
+        let csvs: Vec<_> = [TRAIN_CSV, TEST_CSV]
+            .iter()
+            .map(|name| root.join(name))
+            .filter(|path| path.is_file())
+            .collect();
+        if csvs.is_empty() {
+            return Err(MarketError::NoAnnotations {
                 root: root.to_path_buf(),
             });
         }
         let mut table = Self::default();
-        table.add_csv(&train)?;
-        let test = root.join("annotations_test.csv");
-        if test.is_file() {
-            table.add_csv(&test)?;
+        for csv in &csvs {
+            table.add_csv(csv)?;
         }
         Ok(table)
     }
 
     /// Reads one annotation CSV with header [`CSV_HEADER`].
-    pub fn from_csv(path: &Path) -> Result<Self, DataError> {
+    pub fn from_csv(path: &Path) -> Result<Self, MarketError> {
         let mut table = Self::default();
         table.add_csv(path)?;
         Ok(table)
@@ -55,9 +57,9 @@ impl AttributeTable {
     /// Reads Lin et al.'s `market_attribute.mat`: struct `market_attribute` with 1x1 structs
     /// `train` (required) and `test` (optional), each holding the 27 attribute arrays (1 x n) and
     /// `image_index` (1 x n cell of identity strings). Identities may come in any order.
-    pub fn from_mat(path: &Path) -> Result<Self, DataError> {
+    pub fn from_mat(path: &Path) -> Result<Self, MarketError> {
         let mat = MatFile::open(path)?;
-        let content = |field: &str, reason: String| DataError::MatContent {
+        let content = |field: &str, reason: String| MarketError::MatContent {
             path: path.to_path_buf(),
             field: field.to_string(),
             reason,
@@ -86,10 +88,10 @@ impl AttributeTable {
     }
 
     /// Labels of `record`'s identity, or an error naming the record's file.
-    pub fn labels_for(&self, record: &Record) -> Result<AttributeLabels, DataError> {
+    pub fn labels_for(&self, record: &Record) -> Result<AttributeLabels, MarketError> {
         self.get(record.identity)
             .copied()
-            .ok_or_else(|| DataError::MissingAttributes {
+            .ok_or_else(|| MarketError::MissingAttributes {
                 path: record.path.clone(),
                 identity: record.identity,
             })
@@ -110,12 +112,12 @@ impl AttributeTable {
         self.labels.iter().map(|(id, labels)| (*id, labels))
     }
 
-    fn add_csv(&mut self, path: &Path) -> Result<(), DataError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+    fn add_csv(&mut self, path: &Path) -> Result<(), MarketError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MarketError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let error = |line: usize, reason: String| DataError::Csv {
+        let error = |line: usize, reason: String| MarketError::Csv {
             path: path.to_path_buf(),
             line,
             reason,
@@ -164,8 +166,8 @@ impl AttributeTable {
         &mut self,
         part: &MatValue,
         field: &str,
-        content: &impl Fn(&str, String) -> DataError,
-    ) -> Result<(), DataError> {
+        content: &impl Fn(&str, String) -> MarketError,
+    ) -> Result<(), MarketError> {
         let index_field = format!("{field}.image_index");
         let identities: Vec<i32> = match part.field("image_index") {
             Some(MatValue::Cell { items, .. }) => items
@@ -351,7 +353,7 @@ mod tests {
     fn bad_mat_content_names_the_field() {
         let err = AttributeTable::from_mat(&fixture("market_bad_colour.mat")).unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, DataError::MatContent { .. }), "{text}");
+        assert!(matches!(err, MarketError::MatContent { .. }), "{text}");
         assert!(text.contains("market_bad_colour.mat"), "{text}");
         assert!(text.contains("market_attribute.train"), "{text}");
         assert!(
@@ -395,12 +397,16 @@ mod tests {
             row("7", [2, 1, 2, 1, 2, 1, 2, 1, 1, 2], 2, 8),
             row("0002", [3, 2, 1, 1, 2, 2, 2, 1, 1, 1], 0, 6),
         ];
-        write(dir.path(), "annotations_train.csv", &train);
         write(
             dir.path(),
             "annotations_test.csv",
             &[row("5", [4, 1, 1, 1, 2, 1, 2, 2, 1, 2], 1, 0)],
         );
+        // A test-only folder (what `edge-reid eval` needs) reads its test annotations.
+        let table = AttributeTable::open(dir.path()).unwrap();
+        let ids: Vec<i32> = table.iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [5]);
+        write(dir.path(), "annotations_train.csv", &train);
         let table = AttributeTable::open(dir.path()).unwrap();
         assert_eq!(table.len(), 3);
         for (id, labels) in EXPECTED.iter().filter(|(id, _)| [7, 2, 5].contains(id)) {
@@ -417,7 +423,7 @@ mod tests {
 
         let empty = tempfile::tempdir().unwrap();
         let err = AttributeTable::open(empty.path()).unwrap_err();
-        assert!(matches!(err, DataError::NoAnnotations { .. }), "{err}");
+        assert!(matches!(err, MarketError::NoAnnotations { .. }), "{err}");
     }
 
     #[test]
@@ -451,7 +457,7 @@ mod tests {
             let err = AttributeTable::from_csv(&path).unwrap_err();
             let text = err.to_string();
             assert!(
-                matches!(err, DataError::Csv { line: 4, .. }),
+                matches!(err, MarketError::Csv { line: 4, .. }),
                 "{message}: {text}"
             );
             assert!(text.contains("a.csv:4: "), "{text}");
@@ -461,7 +467,7 @@ mod tests {
         let path = dir.path().join("b.csv");
         std::fs::write(&path, CSV_HEADER.replace("hat,", "")).unwrap();
         let err = AttributeTable::from_csv(&path).unwrap_err();
-        assert!(matches!(err, DataError::Csv { line: 1, .. }), "{err}");
+        assert!(matches!(err, MarketError::Csv { line: 1, .. }), "{err}");
 
         // The same identity in train and test.
         write(

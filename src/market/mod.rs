@@ -1,13 +1,107 @@
-//! The Market-1501 folder layout: image names, folder listings and the dataset root.
+//! The Market-1501 folder layout: image names, folder listings, the dataset root and its attribute
+//! annotations (CSV or Lin et al.'s MAT file), shared by training and the runtime's `eval`.
 //!
 //! A root holds `bounding_box_train/` and, when it is meant for evaluation too, `query/` and
 //! `bounding_box_test/` (both or neither), plus the attribute annotations (see
 //! [`AttributeTable::open`]). Images are named `PPPP_cCsS_FFFFFF_BB.jpg`: identity (four digits, or
 //! `-1` for junk; `0000` marks a distractor), camera 1-6, sequence, frame, box index.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), edge_reid::market::MarketError> {
+//! use edge_reid::market::{AttributeTable, EvaluationSplit};
+//! let root = std::path::Path::new("market");
+//! let split = EvaluationSplit::open(root)?;
+//! let table = AttributeTable::open(root)?;
+//! let annotated = split.query.iter().filter(|r| table.get(r.identity).is_some());
+//! println!("{} of {} queries annotated", annotated.count(), split.query.len());
+//! # Ok(())
+//! # }
+//! ```
+
+mod annotations;
+pub mod mat;
 
 use std::path::{Path, PathBuf};
 
-use super::{AttributeTable, DataError};
+pub use annotations::{csv_row, AttributeTable, CSV_HEADER};
+
+/// Folder of the training images.
+pub const TRAIN_DIR: &str = "bounding_box_train";
+/// Folder of the test gallery.
+pub const GALLERY_DIR: &str = "bounding_box_test";
+/// Folder of the queries.
+pub const QUERY_DIR: &str = "query";
+/// Lin et al.'s attribute file (both splits).
+pub const MAT_FILE: &str = "market_attribute.mat";
+/// Attributes of the training identities, CSV form.
+pub const TRAIN_CSV: &str = "annotations_train.csv";
+/// Attributes of the test identities, CSV form.
+pub const TEST_CSV: &str = "annotations_test.csv";
+
+/// Why a Market-1501 layout folder or its annotations could not be read. Every variant names the
+/// file, row or field.
+#[derive(Debug, thiserror::Error)]
+pub enum MarketError {
+    /// A file or folder could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A folder the dataset layout requires is missing.
+    #[error("{path} is missing: a Market-1501 root needs bounding_box_train/ for training and query/ with bounding_box_test/ for evaluation")]
+    MissingFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A `.jpg` whose name is not `PPPP_cCsS_FFFFFF_BB.jpg`.
+    #[error("{path}: not a Market-1501 image name (PPPP_cCsS_FFFFFF_BB.jpg): {reason}")]
+    BadFileName {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the name.
+        reason: String,
+    },
+    /// No attribute file exists under the dataset root.
+    #[error("{root} has no attribute annotations (market_attribute.mat, annotations_train.csv or annotations_test.csv)")]
+    NoAnnotations {
+        /// The dataset root.
+        root: PathBuf,
+    },
+    /// A malformed row of an annotation CSV.
+    #[error("{path}:{line}: {reason}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The MAT file could not be parsed.
+    #[error(transparent)]
+    Mat(#[from] mat::MatError),
+    /// The MAT file parsed but a field does not hold what Lin et al.'s layout has.
+    #[error("{path}: field {field}: {reason}")]
+    MatContent {
+        /// The file.
+        path: PathBuf,
+        /// Dotted field path (`market_attribute.train.age`).
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A person image whose identity has no attribute annotation.
+    #[error("{path}: identity {identity} has no attribute annotation")]
+    MissingAttributes {
+        /// An image of that identity.
+        path: PathBuf,
+        /// The identity.
+        identity: i32,
+    },
+}
 
 /// One image of the dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +120,8 @@ pub struct Record {
 
 impl Record {
     /// Parses a record from an image path named `PPPP_cCsS_FFFFFF_BB.jpg`.
-    pub fn from_path(path: &Path) -> Result<Self, DataError> {
-        let bad = |reason: &str| DataError::BadFileName {
+    pub fn from_path(path: &Path) -> Result<Self, MarketError> {
+        let bad = |reason: &str| MarketError::BadFileName {
             path: path.to_path_buf(),
             reason: reason.to_string(),
         };
@@ -88,8 +182,8 @@ fn camera_and_sequence(text: &str) -> Option<(u8, u8)> {
 
 /// The records of every `.jpg` in `dir`, sorted by file name. Other files (Market ships
 /// `Thumbs.db`) and subfolders are skipped; a `.jpg` with a bad name is an error naming it.
-pub fn list_folder(dir: &Path) -> Result<Vec<Record>, DataError> {
-    let io = |source| DataError::Io {
+pub fn list_folder(dir: &Path) -> Result<Vec<Record>, MarketError> {
+    let io = |source| MarketError::Io {
         path: dir.to_path_buf(),
         source,
     };
@@ -116,6 +210,22 @@ pub struct EvaluationSplit {
     pub gallery: Vec<Record>,
 }
 
+impl EvaluationSplit {
+    /// Lists `query/` and `bounding_box_test/` of `root`; a missing one is an error naming it.
+    pub fn open(root: &Path) -> Result<Self, MarketError> {
+        let (query_dir, test_dir) = (root.join(QUERY_DIR), root.join(GALLERY_DIR));
+        for dir in [&query_dir, &test_dir] {
+            if !dir.is_dir() {
+                return Err(MarketError::MissingFolder { path: dir.clone() });
+            }
+        }
+        Ok(EvaluationSplit {
+            query: list_folder(&query_dir)?,
+            gallery: list_folder(&test_dir)?,
+        })
+    }
+}
+
 /// A Market-1501 layout dataset.
 #[derive(Debug, Clone)]
 pub struct MarketDataset {
@@ -133,23 +243,16 @@ impl MarketDataset {
     /// Opens a dataset root: lists `bounding_box_train/` (required), `query/` and
     /// `bounding_box_test/` (both or neither) and reads the attributes. Every training person must
     /// have attributes; test identities are not checked here.
-    pub fn open(root: &Path) -> Result<Self, DataError> {
-        let folder = |name: &str| root.join(name);
-        let train_dir = folder("bounding_box_train");
+    pub fn open(root: &Path) -> Result<Self, MarketError> {
+        let train_dir = root.join(TRAIN_DIR);
         if !train_dir.is_dir() {
-            return Err(DataError::MissingFolder { path: train_dir });
+            return Err(MarketError::MissingFolder { path: train_dir });
         }
         let train = list_folder(&train_dir)?;
-        let (query_dir, test_dir) = (folder("query"), folder("bounding_box_test"));
-        let evaluation = match (query_dir.is_dir(), test_dir.is_dir()) {
-            (false, false) => None,
-            (true, true) => Some(EvaluationSplit {
-                query: list_folder(&query_dir)?,
-                gallery: list_folder(&test_dir)?,
-            }),
-            (false, true) => return Err(DataError::MissingFolder { path: query_dir }),
-            (true, false) => return Err(DataError::MissingFolder { path: test_dir }),
-        };
+        let has_evaluation = root.join(QUERY_DIR).is_dir() || root.join(GALLERY_DIR).is_dir();
+        let evaluation = has_evaluation
+            .then(|| EvaluationSplit::open(root))
+            .transpose()?;
         let attributes = AttributeTable::open(root)?;
         for record in train.iter().filter(|r| r.is_person()) {
             attributes.labels_for(record)?;
@@ -166,9 +269,8 @@ impl MarketDataset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::CSV_HEADER;
 
-    fn parse(name: &str) -> Result<Record, DataError> {
+    fn parse(name: &str) -> Result<Record, MarketError> {
         Record::from_path(&Path::new("/data").join(name))
     }
 
@@ -204,7 +306,7 @@ mod tests {
         ] {
             let err = parse(name).unwrap_err();
             assert!(
-                matches!(err, DataError::BadFileName { .. }),
+                matches!(err, MarketError::BadFileName { .. }),
                 "{name}: {err}"
             );
             assert!(err.to_string().contains(name), "{err}");
@@ -228,7 +330,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let err = MarketDataset::open(root).unwrap_err();
-        assert!(matches!(err, DataError::MissingFolder { .. }), "{err}");
+        assert!(matches!(err, MarketError::MissingFolder { .. }), "{err}");
         assert!(err.to_string().contains("bounding_box_train"), "{err}");
 
         let train = root.join("bounding_box_train");
@@ -238,12 +340,12 @@ mod tests {
         touch(&train, "-1_c1s1_000100_01.jpg");
         touch(&train, "Thumbs.db");
         let err = MarketDataset::open(root).unwrap_err();
-        assert!(matches!(err, DataError::NoAnnotations { .. }), "{err}");
+        assert!(matches!(err, MarketError::NoAnnotations { .. }), "{err}");
 
         write_csv(root, &[3]);
         let err = MarketDataset::open(root).unwrap_err();
         assert!(
-            matches!(err, DataError::MissingAttributes { identity: 7, .. }),
+            matches!(err, MarketError::MissingAttributes { identity: 7, .. }),
             "{err}"
         );
         assert!(err.to_string().contains("0007_c2s1_000100_01.jpg"), "{err}");
@@ -255,9 +357,15 @@ mod tests {
         assert!(ds.evaluation.is_none());
         assert_eq!(ds.attributes.len(), 2);
 
+        let err = EvaluationSplit::open(root).unwrap_err();
+        assert!(matches!(err, MarketError::MissingFolder { .. }), "{err}");
+        assert!(err.to_string().contains("query is missing"), "{err}");
         std::fs::create_dir(root.join("query")).unwrap();
         let err = MarketDataset::open(root).unwrap_err();
-        assert!(err.to_string().contains("bounding_box_test"), "{err}");
+        assert!(
+            err.to_string().contains("bounding_box_test is missing"),
+            "{err}"
+        );
         std::fs::create_dir(root.join("bounding_box_test")).unwrap();
         touch(&root.join("query"), "0009_c1s1_000100_01.jpg");
         touch(&root.join("bounding_box_test"), "0000_c1s1_000100_01.jpg");
