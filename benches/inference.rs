@@ -1,0 +1,61 @@
+//! Inference: `Model::run` on full batches of 1 and 8 crops of the bench model
+//! (`models/edge-reid.onnx`, or `$EDGE_REID_BENCH_MODEL`), reported per crop: criterion's
+//! throughput is crops per second, and `python3 benches/medians.py` divides each median by the
+//! batch size. Whether batching pays is a property of the network and tract's kernels (on this
+//! project's 2-core machine tract was slower per crop at batch 8 than at batch 1 for the paper's
+//! ResNet18), so both are measured.
+//!
+//! `cargo bench -p edge-reid --bench inference`; the ids carry the model's file stem and input
+//! size, e.g. `inference/edge-reid-64x32/batch8`.
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use edge_reid::preprocess::{Preprocessor, Region};
+use edge_reid::source::SyntheticConfig;
+
+/// Batch sizes measured.
+const BATCHES: [usize; 2] = [1, 8];
+
+fn run(c: &mut Criterion) {
+    let frame = common::crowded_frame(SyntheticConfig::default());
+    let mut group = c.benchmark_group("inference");
+    group.sample_size(20);
+    for batch in BATCHES {
+        let (model, label) = common::load_model(batch);
+        let pre = Preprocessor::from_spec(&model.card().input).expect("the model's card is valid");
+        // The people in the frame, in turn, until the batch is full.
+        let mut input = vec![0.0; batch * pre.slot_len()];
+        for (slot, person) in input
+            .chunks_exact_mut(pre.slot_len())
+            .zip(frame.truth.iter().cycle())
+        {
+            let region = Region {
+                x: person.x,
+                y: person.y,
+                width: person.width,
+                height: person.height,
+            };
+            pre.crop_into(&frame.image, region, slot)
+                .expect("truth boxes lie inside the frame");
+        }
+        group.throughput(Throughput::Elements(batch as u64));
+        let id = BenchmarkId::new(label, format!("batch{batch}"));
+        group.bench_function(id, |b| {
+            b.iter(|| black_box(model.run(black_box(&input), batch).expect("the model runs")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    targets = run
+}
+criterion_main!(benches);
