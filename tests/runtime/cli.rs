@@ -192,3 +192,49 @@ fn a_missing_camera_is_a_clear_error() {
     let err = text(&out.stderr);
     assert!(err.contains("/dev/video-does-not-exist"), "{err}");
 }
+
+#[test]
+fn the_pre_detector_drops_junk_crops_before_the_model() {
+    use edge_reid::synth::{render_crop, render_junk, Camera, PersonAppearance};
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("crops");
+    std::fs::create_dir(&images).unwrap();
+    // Files sort as frames: 0-5 persons, 6-11 junk (background, clutter, body parts, two people).
+    for i in 0..6u32 {
+        let camera = Camera::market(1 + (i % 6) as u8).unwrap();
+        let person = PersonAppearance::new(11, 40 + i);
+        let crop = render_crop(&person, &camera, u64::from(i), 64, 128).unwrap();
+        crop.save(images.join(format!("a{i}.png"))).unwrap();
+        let junk = render_junk(&camera, 100 + u64::from(i), 64, 128).unwrap();
+        junk.save(images.join(format!("b{i}.png"))).unwrap();
+    }
+    let pre = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pre-detector.onnx");
+    let images = images.display().to_string();
+    let pre = pre.display().to_string();
+    let out = edge_reid(
+        dir.path(),
+        &["run", "--input", &images, "--pre-detector", &pre],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, observations) = events.split_last().unwrap();
+    assert_eq!(summary["crops"], 12);
+    assert!(summary["ms"]["pre_detector"].as_f64().unwrap() > 0.0);
+    let kept: Vec<u64> = observations
+        .iter()
+        .map(|o| o["frame"].as_u64().unwrap())
+        .collect();
+    let persons_kept = kept.iter().filter(|&&f| f < 6).count();
+    let junk_kept = kept.len() - persons_kept;
+    // The shipped pre-detector keeps 97% of persons and drops 94% of junk on held-out crops.
+    assert!(persons_kept >= 5, "kept frames {kept:?}");
+    assert!(junk_kept <= 1, "kept frames {kept:?}");
+    assert_eq!(summary["dropped"], 12 - kept.len());
+    for o in observations {
+        let score = o["person_score"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&score), "{o}");
+    }
+}

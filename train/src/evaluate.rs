@@ -13,8 +13,8 @@ use edge_reid::metrics::{
 };
 
 use crate::data::{
-    query_gallery, split_train_val, AttributeTable, BatchLoader, LoaderConfig, MarketDataset,
-    Record, TrainVal,
+    in_order, query_gallery, split_train_val, AttributeTable, BatchLoader, LoaderConfig,
+    MarketDataset, Record, TrainVal,
 };
 use crate::fit::{RunConfig, Trainable};
 use crate::history::Validation;
@@ -70,12 +70,12 @@ impl Predictor {
         table: &AttributeTable,
         device: &Device,
     ) -> Result<Predictions, TrainError> {
-        let batches: Vec<Vec<usize>> = (0..records.len())
-            .collect::<Vec<_>>()
-            .chunks(EVAL_BATCH)
-            .map(|c| c.to_vec())
-            .collect();
-        let loader = BatchLoader::new(records, table, batches, self.loader.clone())?;
+        let loader = BatchLoader::new(
+            records,
+            table,
+            in_order(records.len(), EVAL_BATCH),
+            self.loader.clone(),
+        )?;
         let mut p = Predictions::default();
         let (mut loss_sum, mut loss_batches) = (0.0, 0usize);
         for batch in loader {

@@ -589,7 +589,7 @@ mod tests {
     use super::*;
     use crate::evaluate::{eval_run, Split};
     use crate::model::{Backbone, HeadKind};
-    use crate::synth::{write_dataset, SynthConfig};
+    use crate::synth::write_test_dataset;
 
     #[test]
     fn keeps_the_best_epoch_and_stops_after_patience_epochs_without_progress() {
@@ -626,12 +626,7 @@ mod tests {
     fn trains_resumes_evaluates_exports_and_predicts() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let mut synth = SynthConfig::new(&data, 16, 3);
-        synth.images_per_identity = 4..=6;
-        synth.junk = 16;
-        synth.distractors = 4;
-        synth.threads = 1;
-        write_dataset(&synth, |_, _| {}).unwrap();
+        write_test_dataset(&data, 16, 3, 16);
 
         let mut cfg = RunConfig {
             data: data.clone(),

@@ -27,7 +27,8 @@ use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{
-    split_train_val, AttributeTable, Augment, BatchLoader, LoaderConfig, MarketDataset, Record,
+    in_order, split_train_val, AttributeTable, Augment, BatchLoader, LoaderConfig, MarketDataset,
+    Record,
 };
 use crate::evaluate::Split;
 use crate::fit::{read_json, save_weights, write_json, RunDir};
@@ -467,12 +468,12 @@ fn logits(
     workers: usize,
     device: &Device,
 ) -> Result<Vec<f32>, TrainError> {
-    let plan: Vec<Vec<usize>> = (0..records.len())
-        .collect::<Vec<_>>()
-        .chunks(SCORE_BATCH)
-        .map(<[usize]>::to_vec)
-        .collect();
-    let loader = BatchLoader::new(records, table, plan, loader_config(cfg, None, workers, 0))?;
+    let loader = BatchLoader::new(
+        records,
+        table,
+        in_order(records.len(), SCORE_BATCH),
+        loader_config(cfg, None, workers, 0),
+    )?;
     let mut out = Vec::with_capacity(records.len());
     for batch in loader {
         let batch = batch?;
@@ -613,7 +614,7 @@ pub fn export_pre_detector(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::{write_dataset, SynthConfig};
+    use crate::synth::write_test_dataset;
     use edge_reid::model::Model;
 
     fn record(identity: i32) -> Record {
@@ -662,12 +663,7 @@ mod tests {
     fn trains_evaluates_and_exports_a_pre_detector() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let mut synth = SynthConfig::new(&data, 12, 4);
-        synth.images_per_identity = 4..=6;
-        synth.junk = 24;
-        synth.distractors = 4;
-        synth.threads = 1;
-        write_dataset(&synth, |_, _| {}).unwrap();
+        write_test_dataset(&data, 12, 4, 24);
 
         let cfg = PreDetectorRun {
             data: data.clone(),

@@ -467,6 +467,18 @@ pub fn write_dataset(
     Ok(summary)
 }
 
+/// A small dataset for tests: `identities` identities with 4-6 images each, `junk` junk images,
+/// 4 distractors, rendered on one thread into `out`.
+#[cfg(test)]
+pub(crate) fn write_test_dataset(out: &Path, identities: u32, seed: u64, junk: u32) {
+    let mut synth = SynthConfig::new(out, identities, seed);
+    synth.images_per_identity = 4..=6;
+    synth.junk = junk;
+    synth.distractors = 4;
+    synth.threads = 1;
+    write_dataset(&synth, |_, _| {}).expect("rendering a test dataset");
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};

@@ -58,6 +58,16 @@ impl Default for LoaderConfig {
     }
 }
 
+/// Batches of at most `size` consecutive indices covering `0..len` in order (for scoring, where
+/// every record is seen once and outputs line up with the records).
+pub fn in_order(len: usize, size: usize) -> Vec<Vec<usize>> {
+    (0..len)
+        .collect::<Vec<_>>()
+        .chunks(size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
 /// One batch, ready to become tensors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {

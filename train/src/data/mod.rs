@@ -36,7 +36,7 @@ pub use edge_reid::market::{
     csv_row, list_folder, AttributeTable, EvaluationSplit, MarketDataset, MarketError, Record,
     CSV_HEADER,
 };
-pub use loader::{Batch, BatchLoader, LoaderConfig, NO_IDENTITY};
+pub use loader::{in_order, Batch, BatchLoader, LoaderConfig, NO_IDENTITY};
 pub use sampler::{PkConfig, PkSampler};
 pub use split::{query_gallery, split_train_val, QueryGallery, TrainVal};
 
