@@ -102,6 +102,41 @@ fn a_stream_of_synthetic_frames_gives_observations_and_a_summary() {
     assert!(observations >= 3, "{observations} observations in 3 frames");
     assert_eq!(summary["observations"], observations);
     assert!(summary["ms"]["model"].as_f64().unwrap() > 0.0);
+    // The shipped pre-detector runs by default.
+    assert!(summary["ms"]["pre_detector"].as_f64().unwrap() > 0.0);
+    // Without a gallery file, four of the camera's people are enrolled into a temporary gallery
+    // that is gone after the run: identities are those names.
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("temporary gallery"), "{stderr}");
+    let names: Vec<&str> = events[..observations]
+        .iter()
+        .filter_map(|o| o["identity"]["name"].as_str())
+        .collect();
+    assert!(!names.is_empty());
+    assert!(
+        names
+            .iter()
+            .all(|n| ["person-1", "person-2", "person-3", "person-4"].contains(n)),
+        "{names:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    // With --no-pre-detector and an (empty) gallery file of its own, neither happens.
+    let model = model();
+    let space = edge_reid::gallery::EmbeddingSpace::of_card(
+        edge_reid::model::Model::load(&model, 1).unwrap().card(),
+    )
+    .unwrap();
+    edge_reid::gallery::Gallery::create(&dir.path().join("edge-reid.gallery"), space).unwrap();
+    let out = edge_reid(
+        dir.path(),
+        &["--synthetic", "--frames", "2", "--no-pre-detector"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["ms"]["pre_detector"], 0.0);
+    assert!(!stdout.contains("person-1"), "{stdout}");
 }
 
 #[test]

@@ -25,6 +25,12 @@ use crate::{
 
 /// Where a model is looked for when `--model` is not given.
 const MODEL_FILE: &str = "models/edge-reid.onnx";
+/// Where the pre-detector is looked for when `--pre-detector` is not given.
+const PRE_DETECTOR_FILE: &str = "models/pre-detector.onnx";
+/// People of the synthetic camera enrolled into a temporary gallery when there is no gallery file
+/// (the others of its pool stay unknown), with the enrolment pictures per person.
+const DEMO_PEOPLE: u32 = 4;
+const DEMO_SHOTS: u64 = 6;
 /// The gallery used when `--gallery` is not given.
 const GALLERY_FILE: &str = "edge-reid.gallery";
 /// The camera used when no source is given, if it exists.
@@ -50,8 +56,7 @@ pub fn parse_roi(text: &str) -> Result<Region, String> {
     }
 }
 
-/// The model path: `--model`, `$EDGE_REID_MODEL`, or [`MODEL_FILE`] under the working directory,
-/// the binary's directory or the source tree the binary was built from.
+/// The model path: `--model`, `$EDGE_REID_MODEL`, or [`MODEL_FILE`] found by [`shipped`].
 fn model_path(args: &ModelArgs) -> Result<PathBuf> {
     if let Some(p) = &args.model {
         return Ok(p.clone());
@@ -59,20 +64,39 @@ fn model_path(args: &ModelArgs) -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("EDGE_REID_MODEL") {
         return Ok(PathBuf::from(p));
     }
-    let mut places = vec![PathBuf::from(MODEL_FILE)];
+    shipped(MODEL_FILE).map_err(|tried| {
+        anyhow!(
+            "no model given and none found (looked for {tried}): pass --model FILE.onnx or set EDGE_REID_MODEL"
+        )
+    })
+}
+
+/// The pre-detector of `run`: `--pre-detector`, `$EDGE_REID_PRE_DETECTOR`, or [`PRE_DETECTOR_FILE`]
+/// found by [`shipped`] (none if it is not there); `--no-pre-detector` turns it off.
+fn pre_detector_path(a: &RunArgs) -> Option<PathBuf> {
+    if a.no_pre_detector {
+        return None;
+    }
+    a.pre_detector
+        .clone()
+        .or_else(|| std::env::var_os("EDGE_REID_PRE_DETECTOR").map(PathBuf::from))
+        .or_else(|| shipped(PRE_DETECTOR_FILE).ok())
+}
+
+/// A shipped file (`models/...`) under the working directory, the binary's directory or the source
+/// tree the binary was built from, whichever has it first; else the places tried, for the error.
+fn shipped(file: &str) -> Result<PathBuf, String> {
+    let mut places = vec![PathBuf::from(file)];
     if let Some(dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
     {
-        places.push(dir.join(MODEL_FILE));
+        places.push(dir.join(file));
     }
-    places.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL_FILE));
+    places.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(file));
     places.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
         let tried: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
-        anyhow!(
-            "no model given and none found (looked for {}): pass --model FILE.onnx or set EDGE_REID_MODEL",
-            tried.join(", ")
-        )
+        tried.join(", ")
     })
 }
 
@@ -123,8 +147,9 @@ fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(ImageFiles::new(inputs)?.paths().to_vec())
 }
 
-/// The source `edge-reid run` reads, and whether its frames carry people boxes.
-fn open_source(a: &RunArgs) -> Result<(Box<dyn FrameSource>, bool)> {
+/// The source `edge-reid run` reads and, for the synthetic camera (whose frames carry people
+/// boxes), enrolment pictures of its first [`DEMO_PEOPLE`] people by name.
+fn open_source(a: &RunArgs) -> Result<(Box<dyn FrameSource>, Option<Vec<DemoPerson>>)> {
     if a.input.len() == 1 && a.input[0] == Path::new("-") {
         let size: FrameSize = a
             .size
@@ -134,10 +159,10 @@ fn open_source(a: &RunArgs) -> Result<(Box<dyn FrameSource>, bool)> {
             })?
             .parse()
             .map_err(|e| anyhow!("--size: {e}"))?;
-        return Ok((Box::new(RawFrames::stdin(size)?), false));
+        return Ok((Box::new(RawFrames::stdin(size)?), None));
     }
     if !a.input.is_empty() {
-        return Ok((Box::new(ImageFiles::new(&a.input)?), false));
+        return Ok((Box::new(ImageFiles::new(&a.input)?), None));
     }
     let device = a.device.clone().or_else(|| {
         (!a.synthetic && Path::new(DEFAULT_DEVICE).exists()).then(|| PathBuf::from(DEFAULT_DEVICE))
@@ -148,22 +173,81 @@ fn open_source(a: &RunArgs) -> Result<(Box<dyn FrameSource>, bool)> {
         cfg.fps = a.fps;
         let camera =
             V4lCamera::open(cfg).with_context(|| format!("opening camera {}", device.display()))?;
-        return Ok((Box::new(camera), false));
+        return Ok((Box::new(camera), None));
     }
     if !a.synthetic {
         eprintln!("edge-reid: no source given and no {DEFAULT_DEVICE}: using the synthetic camera");
     }
-    Ok((
-        Box::new(SyntheticCamera::new(SyntheticConfig::default())?),
-        true,
-    ))
+    let camera = SyntheticCamera::new(SyntheticConfig::default())?;
+    let people = (1..=DEMO_PEOPLE)
+        .map(|identity| {
+            let shots = (0..DEMO_SHOTS)
+                .map(|shot| camera.enrolment_crop(identity, shot, 64, 128))
+                .collect::<Result<_, _>>()?;
+            Ok(DemoPerson {
+                name: format!("person-{identity}"),
+                shots,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok((Box::new(camera), Some(people)))
+}
+
+/// Someone the synthetic camera shows, with pictures to enrol them by.
+struct DemoPerson {
+    name: String,
+    shots: Vec<image::RgbImage>,
+}
+
+/// A gallery in `dir` holding `people`, enrolled like `edge-reid enroll` does (main model, no
+/// pre-detector), so that a first run on the synthetic camera shows identities and unknowns.
+fn demo_gallery(model: &ModelArgs, people: &[DemoPerson], dir: &Path) -> Result<Gallery> {
+    let mut recognizer = recognizer(model, None, 0.0)?;
+    let space = EmbeddingSpace::of_card(recognizer.card())?;
+    let path = dir.join(GALLERY_FILE);
+    let mut gallery = Gallery::create(&path, space)
+        .with_context(|| format!("creating gallery {}", path.display()))?;
+    for person in people {
+        let embeddings: Vec<f32> = recognizer
+            .recognize_images(&person.shots)?
+            .into_iter()
+            .flat_map(|r| r.embedding)
+            .collect();
+        gallery
+            .enroll(&person.name, &embeddings)
+            .with_context(|| format!("enrolling {:?} into {}", person.name, path.display()))?;
+    }
+    Ok(gallery)
 }
 
 /// `edge-reid [run]`.
 pub fn run(a: &RunArgs) -> Result<()> {
-    let recognizer = recognizer(&a.model, a.pre_detector.as_deref(), a.junk_threshold)?;
-    let gallery = open_gallery(&gallery_path(&a.model), &recognizer)?;
-    let (mut source, has_truth) = open_source(a)?;
+    let pre_detector = pre_detector_path(a);
+    let recognizer = recognizer(&a.model, pre_detector.as_deref(), a.junk_threshold)?;
+    let gallery_file = gallery_path(&a.model);
+    let (mut source, demo_people) = open_source(a)?;
+    let has_truth = demo_people.is_some();
+    // Kept until the run ends: the temporary gallery of a first run on the synthetic camera.
+    let mut demo_dir = None;
+    let gallery =
+        match (open_gallery(&gallery_file, &recognizer)?, demo_people) {
+            (None, Some(people)) => {
+                let dir = tempfile::tempdir().context("creating a temporary folder")?;
+                let gallery = demo_gallery(&a.model, &people, dir.path())?;
+                eprintln!(
+                "edge-reid: no gallery at {}: enrolled the synthetic camera's {} into a temporary \
+                 gallery (its other people stay unknown)",
+                gallery_file.display(),
+                people.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+                demo_dir = Some(dir);
+                Some(gallery)
+            }
+            (gallery, _) => gallery,
+        };
+    if let Some(p) = &pre_detector {
+        eprintln!("edge-reid: pre-detector {}", p.display());
+    }
     let files_source = !a.input.is_empty() && a.input[0] != Path::new("-");
     let crops = if !a.roi.is_empty() {
         CropMode::Regions(a.roi.clone())
@@ -215,6 +299,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     events
         .write(&Event::Summary(pipeline.summary()))
         .context("writing events")?;
+    drop(demo_dir);
     if failed > 0 {
         bail!("{failed} input image(s) could not be read (see above)");
     }

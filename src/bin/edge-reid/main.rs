@@ -92,9 +92,13 @@ struct RunArgs {
     /// the people it drew).
     #[arg(long, value_parser = commands::parse_roi)]
     roi: Vec<edge_reid::preprocess::Region>,
-    /// The small person-vs-junk ONNX model run before the main model.
+    /// The small person-vs-junk ONNX model run before the main model (default:
+    /// $EDGE_REID_PRE_DETECTOR, else models/pre-detector.onnx where the model is looked for).
     #[arg(long)]
     pre_detector: Option<PathBuf>,
+    /// Run without a pre-detector.
+    #[arg(long, conflicts_with = "pre_detector")]
+    no_pre_detector: bool,
     /// Crops the pre-detector scores below this are dropped.
     #[arg(long, default_value_t = 0.5)]
     junk_threshold: f32,
