@@ -28,8 +28,9 @@ const MODEL_FILE: &str = "models/edge-reid.onnx";
 /// Where the pre-detector is looked for when `--pre-detector` is not given.
 const PRE_DETECTOR_FILE: &str = "models/pre-detector.onnx";
 /// People of the synthetic camera enrolled into a temporary gallery when there is no gallery file
-/// (the others of its pool stay unknown), with the enrolment pictures per person.
+/// (the others of its pool stay unknown).
 const DEMO_PEOPLE: u32 = 4;
+/// Enrolment pictures per demo person (from the six Market camera presets in turn).
 const DEMO_SHOTS: u64 = 6;
 /// The gallery used when `--gallery` is not given.
 const GALLERY_FILE: &str = "edge-reid.gallery";
