@@ -273,3 +273,25 @@ fn the_pre_detector_drops_junk_crops_before_the_model() {
         assert!((0.5..=1.0).contains(&score), "{o}");
     }
 }
+
+#[test]
+fn an_events_file_is_appended_to_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = edge_reid(
+            dir.path(),
+            &["--synthetic", "--frames", "1", "--events", "events.jsonl"],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "events go to the file only");
+        std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap()
+    };
+    let first = run();
+    let second = run();
+    assert!(
+        second.starts_with(&first),
+        "the first run's events are kept"
+    );
+    let summaries = second.lines().filter(|l| l.contains("\"summary\"")).count();
+    assert_eq!(summaries, 2);
+}

@@ -260,9 +260,13 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let mut pipeline = Pipeline::new(recognizer, gallery, crops, a.max_distance);
     let out: Box<dyn Write> = match &a.events {
         Some(p) => {
-            Box::new(BufWriter::new(File::create(p).with_context(|| {
-                format!("creating events file {}", p.display())
-            })?))
+            // Appended to: a restarted service never loses the events it already wrote.
+            let file = File::options()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening events file {}", p.display()))?;
+            Box::new(BufWriter::new(file))
         }
         None => Box::new(std::io::stdout().lock()),
     };

@@ -105,7 +105,7 @@ struct RunArgs {
     /// Gallery matches farther than this are unknown.
     #[arg(long)]
     max_distance: Option<f32>,
-    /// Write events to this file instead of stdout.
+    /// Append events to this file (created if missing) instead of writing them to stdout.
     #[arg(long)]
     events: Option<PathBuf>,
     /// Stop after this many frames.
