@@ -108,14 +108,14 @@ pub struct Summary {
     pub ms_per_frame: f64,
 }
 
-/// Any event, tagged by `event`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Any event, tagged by `event` (borrowed: events are written, not kept).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
+pub enum Event<'a> {
     /// An observation.
-    Observation(Observation),
+    Observation(&'a Observation),
     /// The end-of-run summary.
-    Summary(Summary),
+    Summary(&'a Summary),
 }
 
 /// Formats a time as RFC 3339 UTC with milliseconds.
@@ -174,8 +174,8 @@ mod tests {
         };
         let mut buf = Vec::new();
         let mut w = EventWriter::new(&mut buf);
-        w.write(&Event::Observation(observation)).unwrap();
-        w.write(&Event::Summary(Summary {
+        w.write(&Event::Observation(&observation)).unwrap();
+        w.write(&Event::Summary(&Summary {
             frames: 4,
             crops: 8,
             dropped: 1,

@@ -150,7 +150,7 @@ fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// The source `edge-reid run` reads and, for the synthetic camera (whose frames carry people
 /// boxes), enrolment pictures of its first [`DEMO_PEOPLE`] people by name.
-fn open_source(a: &RunArgs) -> Result<(Box<dyn FrameSource>, Option<Vec<DemoPerson>>)> {
+fn open_source(a: &RunArgs) -> Result<Opened> {
     if a.input.len() == 1 && a.input[0] == Path::new("-") {
         let size: FrameSize = a
             .size
@@ -160,10 +160,10 @@ fn open_source(a: &RunArgs) -> Result<(Box<dyn FrameSource>, Option<Vec<DemoPers
             })?
             .parse()
             .map_err(|e| anyhow!("--size: {e}"))?;
-        return Ok((Box::new(RawFrames::stdin(size)?), None));
+        return Ok(Opened::frames(RawFrames::stdin(size)?));
     }
     if !a.input.is_empty() {
-        return Ok((Box::new(ImageFiles::new(&a.input)?), None));
+        return Ok(Opened::frames(ImageFiles::new(&a.input)?));
     }
     let device = a.device.clone().or_else(|| {
         (!a.synthetic && Path::new(DEFAULT_DEVICE).exists()).then(|| PathBuf::from(DEFAULT_DEVICE))
@@ -174,7 +174,7 @@ fn open_source(a: &RunArgs) -> Result<(Box<dyn FrameSource>, Option<Vec<DemoPers
         cfg.fps = a.fps;
         let camera =
             V4lCamera::open(cfg).with_context(|| format!("opening camera {}", device.display()))?;
-        return Ok((Box::new(camera), None));
+        return Ok(Opened::frames(camera));
     }
     if !a.synthetic {
         eprintln!("edge-reid: no source given and no {DEFAULT_DEVICE}: using the synthetic camera");
@@ -191,7 +191,26 @@ fn open_source(a: &RunArgs) -> Result<(Box<dyn FrameSource>, Option<Vec<DemoPers
             })
         })
         .collect::<Result<_>>()?;
-    Ok((Box::new(camera), Some(people)))
+    Ok(Opened {
+        frames: Box::new(camera),
+        demo: Some(people),
+    })
+}
+
+/// An opened source.
+struct Opened {
+    frames: Box<dyn FrameSource>,
+    /// The synthetic camera's people to enrol into a first run's temporary gallery.
+    demo: Option<Vec<DemoPerson>>,
+}
+
+impl Opened {
+    fn frames(source: impl FrameSource + 'static) -> Self {
+        Self {
+            frames: Box::new(source),
+            demo: None,
+        }
+    }
 }
 
 /// Someone the synthetic camera shows, with pictures to enrol them by.
@@ -226,7 +245,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let pre_detector = pre_detector_path(a);
     let recognizer = recognizer(&a.model, pre_detector.as_deref(), a.junk_threshold)?;
     let gallery_file = gallery_path(&a.model);
-    let (mut source, demo_people) = open_source(a)?;
+    let Opened {
+        frames: mut source,
+        demo: demo_people,
+    } = open_source(a)?;
     let has_truth = demo_people.is_some();
     // Kept until the run ends: the temporary gallery of a first run on the synthetic camera.
     let mut demo_dir = None;
@@ -296,13 +318,13 @@ pub fn run(a: &RunArgs) -> Result<()> {
         let started = Instant::now();
         for o in observations {
             events
-                .write(&Event::Observation(o))
+                .write(&Event::Observation(&o))
                 .context("writing events")?;
         }
         pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
     }
     events
-        .write(&Event::Summary(pipeline.summary()))
+        .write(&Event::Summary(&pipeline.summary()))
         .context("writing events")?;
     drop(demo_dir);
     if failed > 0 {
@@ -368,7 +390,7 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
             ..Frame::default()
         };
         for o in pipeline.process(&frame, &path.display().to_string())? {
-            events.write(&Event::Observation(o))?;
+            events.write(&Event::Observation(&o))?;
         }
     }
     Ok(())
