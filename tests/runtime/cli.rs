@@ -3,28 +3,12 @@
 //! frames, a missing camera), each a clear error and a non-zero exit.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::{edge_reid, model, text};
 
 use edge_reid::source::{SyntheticCamera, SyntheticConfig};
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/small-64x32.onnx")
-}
-
-fn edge_reid(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edge-reid"))
-        .current_dir(dir)
-        .args(args)
-        .arg("--model")
-        .arg(model())
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Writes enrolment crops of synthetic identity `identity` and returns their paths.
 fn crops(dir: &Path, camera: &SyntheticCamera, identity: u32, shots: u64) -> Vec<String> {

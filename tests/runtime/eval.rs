@@ -3,9 +3,9 @@
 //! from `edge-reid embed`'s JSON Lines (nearest gallery image per query, predicted labels against
 //! the annotations), plus the errors a user meets (missing folders, a malformed annotation file).
 
+use super::{edge_reid, model, text};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use edge_reid::attributes::{AttributeLabels, ATTRIBUTES};
 use edge_reid::market::{csv_row, CSV_HEADER};
@@ -25,23 +25,6 @@ const PEOPLE: [(u32, &[u8], u8); 6] = [
 /// Identities whose first gallery image is a copy of their query's pixels (filed under another
 /// camera): their rank-1 is a sure hit, so rank-1 is not 0 whatever the model.
 const COPIED: [u32; 2] = [1, 3];
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/small-64x32.onnx")
-}
-
-fn edge_reid(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edge-reid"))
-        .args(args)
-        .arg("--model")
-        .arg(model())
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn save(dir: &Path, name: String, image: image::RgbImage) {
     image.save(dir.join(name)).unwrap();
@@ -158,13 +141,16 @@ fn embed(root: &Path) -> BTreeMap<String, Embedded> {
     let out = root.join("embeddings.jsonl");
     let query = root.join("query");
     let test = root.join("bounding_box_test");
-    let o = edge_reid(&[
-        "embed",
-        "--out",
-        out.to_str().unwrap(),
-        query.to_str().unwrap(),
-        test.to_str().unwrap(),
-    ]);
+    let o = edge_reid(
+        root,
+        &[
+            "embed",
+            "--out",
+            out.to_str().unwrap(),
+            query.to_str().unwrap(),
+            test.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     std::fs::read_to_string(&out)
         .unwrap()
@@ -232,7 +218,7 @@ fn eval_prints_tables_that_agree_with_the_embeddings() {
         edge_reid::card::DistanceMetric::Euclidean
     );
 
-    let out = edge_reid(&["eval", "--data", root.to_str().unwrap(), "--junk"]);
+    let out = edge_reid(root, &["eval", "--data", root.to_str().unwrap(), "--junk"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = text(&out.stdout);
     let tables = parse(&report);
@@ -324,7 +310,10 @@ fn eval_prints_tables_that_agree_with_the_embeddings() {
 
     // Without annotations: Table 2 only, the same numbers, and a note saying why.
     std::fs::remove_file(root.join("annotations_test.csv")).unwrap();
-    let out = edge_reid(&["eval", "--data", root.to_str().unwrap(), "--batch", "4"]);
+    let out = edge_reid(
+        root,
+        &["eval", "--data", root.to_str().unwrap(), "--batch", "4"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let bare = text(&out.stdout);
     assert!(
@@ -346,7 +335,7 @@ fn eval_prints_tables_that_agree_with_the_embeddings() {
 fn eval_errors_name_the_missing_folder_or_the_bad_line() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let run = || edge_reid(&["eval", "--data", root.to_str().unwrap()]);
+    let run = || edge_reid(root, &["eval", "--data", root.to_str().unwrap()]);
 
     let out = run();
     assert!(!out.status.success());

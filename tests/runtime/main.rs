@@ -3,3 +3,27 @@
 mod cli;
 mod eval;
 mod gallery;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The small exported model the tests run (see `tests/fixtures/models/README.md`).
+fn model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/small-64x32.onnx")
+}
+
+/// Runs `edge-reid ARGS --model <test model>` in `dir`.
+fn edge_reid(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edge-reid"))
+        .current_dir(dir)
+        .args(args)
+        .arg("--model")
+        .arg(model())
+        .output()
+        .expect("the binary runs")
+}
+
+/// Program output as text.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

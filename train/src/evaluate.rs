@@ -16,7 +16,7 @@ use crate::data::{
     in_order, query_gallery, split_train_val, AttributeTable, BatchLoader, LoaderConfig,
     MarketDataset, Record, TrainVal,
 };
-use crate::fit::{RunConfig, Trainable};
+use crate::fit::{images, RunConfig, Trainable};
 use crate::history::Validation;
 use crate::loss::attribute_loss;
 use crate::model::{MultiTaskNet, NetConfig};
@@ -79,12 +79,8 @@ impl Predictor {
         let mut p = Predictions::default();
         let (mut loss_sum, mut loss_batches) = (0.0, 0usize);
         for batch in loader {
-            let batch = batch?;
-            let x = Tensor::from_vec(
-                batch.images,
-                (batch.n, 3, batch.height, batch.width),
-                device,
-            )?;
+            let mut batch = batch?;
+            let x = images(&mut batch, device)?;
             let out = net.forward_t(&x, false)?;
             p.dim = out.embedding.dim(1)?;
             p.embeddings
@@ -192,12 +188,7 @@ impl EvalSet {
 
     /// Market's own test protocol: `query/` against `bounding_box_test/`.
     pub fn test(ds: &MarketDataset) -> Result<Self, TrainError> {
-        let eval = ds.evaluation.as_ref().ok_or_else(|| {
-            TrainError::Setting(format!(
-                "{} has no query/ and bounding_box_test/ folders",
-                ds.root.display()
-            ))
-        })?;
+        let eval = test_split(ds)?;
         let reference = labels(&ds.train, &ds.attributes)?;
         let (query, gallery) = (eval.query.clone(), &eval.gallery);
         Ok(Self::new(
@@ -308,6 +299,16 @@ impl fmt::Display for Scores {
         }
         .fmt(f)
     }
+}
+
+/// The dataset's `query/` and `bounding_box_test/`, or an error naming the root that lacks them.
+pub(crate) fn test_split(ds: &MarketDataset) -> Result<&crate::data::EvaluationSplit, TrainError> {
+    ds.evaluation.as_ref().ok_or_else(|| {
+        TrainError::Setting(format!(
+            "{} has no query/ and bounding_box_test/ folders",
+            ds.root.display()
+        ))
+    })
 }
 
 /// The identity-disjoint train/validation split of a run (seeded, so `fit` and `eval` agree).

@@ -20,7 +20,8 @@ use edge_reid::card::{ModelCard, Task, TrainingSummary, IMAGENET_MEAN, IMAGENET_
 use serde::{Deserialize, Serialize};
 
 use crate::data::{
-    AttributeTable, Augment, BatchLoader, LoaderConfig, MarketDataset, PkConfig, PkSampler, Record,
+    AttributeTable, Augment, Batch, BatchLoader, LoaderConfig, MarketDataset, PkConfig, PkSampler,
+    Record,
 };
 use crate::evaluate::{run_split, EvalSet, Predictor};
 use crate::export::export_onnx;
@@ -441,6 +442,26 @@ pub fn fit(
     })
 }
 
+/// A batch's images as an `[n, 3, height, width]` tensor on `device` (taken out of the batch,
+/// which keeps its labels).
+pub(crate) fn images(batch: &mut Batch, device: &Device) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(
+        std::mem::take(&mut batch.images),
+        (batch.n, 3, batch.height, batch.width),
+        device,
+    )
+}
+
+/// Person-vs-junk targets `[n, 1]`: 1 for an identified person, 0 for junk or a distractor.
+pub(crate) fn person_targets(batch: &Batch, device: &Device) -> candle_core::Result<Tensor> {
+    let target: Vec<f32> = batch
+        .person
+        .iter()
+        .map(|&p| f32::from(u8::from(p)))
+        .collect();
+    Tensor::from_vec(target, (batch.n, 1), device)
+}
+
 /// Saves all variables through a temporary file, so a crash never leaves a half-written checkpoint.
 pub(crate) fn save_weights(varmap: &VarMap, path: &Path) -> Result<(), TrainError> {
     let tmp = path.with_extension("safetensors.tmp");
@@ -486,13 +507,9 @@ fn train_epoch(
     let (mut sums, mut seen, mut correct, mut labelled) = ([0f64; 4], 0usize, 0usize, 0usize);
     let started = Instant::now();
     for (i, batch) in loader.enumerate() {
-        let batch = batch?;
+        let mut batch = batch?;
         adam.config.lr = schedule.lr((epoch - 1) * batches + i);
-        let x = Tensor::from_vec(
-            batch.images,
-            (batch.n, 3, batch.height, batch.width),
-            device,
-        )?;
+        let x = images(&mut batch, device)?;
         let out = t.net.forward_t(&x, true)?;
         let persons = batch.person.iter().filter(|p| **p).count();
         let attr_logits = out
@@ -515,13 +532,7 @@ fn train_epoch(
         let mut loss = t.kendall.combine(&l_ar, &l_id)?;
         let mut l_person = 0.0;
         if let Some(logits) = &out.person {
-            let target: Vec<f32> = batch
-                .person
-                .iter()
-                .map(|&p| f32::from(u8::from(p)))
-                .collect();
-            let target = Tensor::from_vec(target, (batch.n, 1), device)?;
-            let lp = person_loss(logits, &target)?;
+            let lp = person_loss(logits, &person_targets(&batch, device)?)?;
             l_person = lp.to_scalar::<f32>()? as f64;
             loss = (loss + lp)?;
         }

@@ -30,8 +30,8 @@ use crate::data::{
     in_order, split_train_val, AttributeTable, Augment, BatchLoader, LoaderConfig, MarketDataset,
     Record,
 };
-use crate::evaluate::Split;
-use crate::fit::{read_json, save_weights, write_json, RunDir};
+use crate::evaluate::{test_split, Split};
+use crate::fit::{images, person_targets, read_json, save_weights, write_json, RunDir};
 use crate::loss::person_loss;
 use crate::model::layers::global_avg_pool;
 use crate::model::resnet::ResNet;
@@ -303,9 +303,9 @@ pub fn fit_pre_detector(
         )));
     }
     let ds = MarketDataset::open(&cfg.data)?;
-    let split = split_train_val(&ds.train, cfg.val_fraction, cfg.seed)?;
-    let persons: Vec<usize> = indices(&split.train, |r| r.is_person());
-    let junk: Vec<usize> = indices(&split.train, |r| r.identity < 0);
+    let (train, val) = train_val(cfg, &ds)?;
+    let persons: Vec<usize> = indices(&train, |r| r.is_person());
+    let junk: Vec<usize> = indices(&train, |r| r.identity < 0);
     if persons.is_empty() || junk.is_empty() {
         return Err(TrainError::Setting(format!(
             "{}: the pre-detector needs person and junk (-1) images in bounding_box_train/ \
@@ -335,7 +335,6 @@ pub fn fit_pre_detector(
     let half = cfg.batch / 2;
     let batches = (persons.len() / half).max(1);
     let schedule = Schedule::new(cfg.lr, cfg.warmup_epochs * batches, cfg.epochs * batches);
-    let val: Vec<Record> = split.val.into_iter().filter(|r| r.identity != 0).collect();
     let mut state = PreDetectorState::default();
     let mut junk_stream = Cycle::new(junk, cfg.seed);
     for epoch in 1..=cfg.epochs {
@@ -349,27 +348,18 @@ pub fn fit_pre_detector(
             .map(|p| p.iter().copied().chain(junk_stream.take(half)).collect())
             .collect();
         let loader = BatchLoader::new(
-            &split.train,
+            &train,
             &ds.attributes,
             plan,
             loader_config(cfg, Some(Augment::default()), workers, epoch as u64),
         )?;
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         for (i, batch) in loader.enumerate() {
-            let batch = batch?;
+            let mut batch = batch?;
             adam.config.lr = schedule.lr((epoch - 1) * batches + i);
-            let x = Tensor::from_vec(
-                batch.images,
-                (batch.n, 3, batch.height, batch.width),
-                device,
-            )?;
-            let target: Vec<f32> = batch
-                .person
-                .iter()
-                .map(|&p| f32::from(u8::from(p)))
-                .collect();
+            let x = images(&mut batch, device)?;
             let logits = net.forward_t(&x, true)?;
-            let loss = person_loss(&logits, &Tensor::from_vec(target, (batch.n, 1), device)?)?;
+            let loss = person_loss(&logits, &person_targets(&batch, device)?)?;
             adam.step(&loss.backward()?)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
             let logits = logits.flatten_all()?.to_vec1::<f32>()?;
@@ -405,6 +395,17 @@ pub fn fit_pre_detector(
         write_csv(&state.history, &run.csv())?;
     }
     Ok(state)
+}
+
+/// The run's training records and the validation records it is scored on: the held-out persons
+/// and junk of the same seeded identity-disjoint split as `fit` (distractors, if any, left out).
+fn train_val(
+    cfg: &PreDetectorRun,
+    ds: &MarketDataset,
+) -> Result<(Vec<Record>, Vec<Record>), TrainError> {
+    let split = split_train_val(&ds.train, cfg.val_fraction, cfg.seed)?;
+    let val = split.val.into_iter().filter(|r| r.identity != 0).collect();
+    Ok((split.train, val))
 }
 
 /// The records of `records` that `keep` selects, as indices.
@@ -476,12 +477,7 @@ fn logits(
     )?;
     let mut out = Vec::with_capacity(records.len());
     for batch in loader {
-        let batch = batch?;
-        let x = Tensor::from_vec(
-            batch.images,
-            (batch.n, 3, batch.height, batch.width),
-            device,
-        )?;
+        let x = images(&mut batch?, device)?;
         out.extend(net.forward_t(&x, false)?.flatten_all()?.to_vec1::<f32>()?);
     }
     Ok(out)
@@ -529,18 +525,9 @@ pub fn eval_pre_detector(
     let net = load(cfg, checkpoint, &device)?;
     let ds = MarketDataset::open(data)?;
     let records: Vec<Record> = match split {
-        Split::Validation => split_train_val(&ds.train, cfg.val_fraction, cfg.seed)?
-            .val
-            .into_iter()
-            .filter(|r| r.identity != 0)
-            .collect(),
+        Split::Validation => train_val(cfg, &ds)?.1,
         Split::Test => {
-            let eval = ds.evaluation.as_ref().ok_or_else(|| {
-                TrainError::Setting(format!(
-                    "{} has no query/ and bounding_box_test/ folders",
-                    ds.root.display()
-                ))
-            })?;
+            let eval = test_split(&ds)?;
             eval.query.iter().chain(&eval.gallery).cloned().collect()
         }
     };
