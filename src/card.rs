@@ -81,6 +81,10 @@ pub struct EmbeddingSpec {
     pub dim: usize,
     /// Metric to compare embeddings with.
     pub metric: DistanceMetric,
+    /// Gallery matches farther than this are unknown people: the threshold with the best balanced
+    /// open-set accuracy on the validation split ([`crate::open_set`]), set at export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_distance: Option<f32>,
 }
 
 /// The person-vs-junk output: `[N, 1]` logit, positive means person.
@@ -210,6 +214,11 @@ impl ModelCard {
                 if self.embedding.as_ref().is_none_or(|e| e.dim == 0) {
                     return bad("an ar_reid model needs an embedding output with dim > 0".into());
                 }
+                if let Some(d) = self.embedding.as_ref().and_then(|e| e.unknown_distance) {
+                    if !(d.is_finite() && d > 0.0) {
+                        return bad(format!("unknown distance {d} must be finite and positive"));
+                    }
+                }
             }
             Task::PreDetector => {
                 if self.person.is_none() {
@@ -242,6 +251,7 @@ mod tests {
                 output: "embedding".into(),
                 dim: 128,
                 metric: DistanceMetric::Euclidean,
+                unknown_distance: Some(0.75),
             }),
             person: None,
             training: TrainingSummary::default(),
@@ -268,6 +278,15 @@ mod tests {
     }
 
     #[test]
+    fn reads_cards_written_before_the_unknown_distance() {
+        let mut c = card();
+        let json = c.to_json().replace(",\"unknown_distance\":0.75", "");
+        assert!(!json.contains("unknown_distance"), "{json}");
+        c.embedding.as_mut().unwrap().unknown_distance = None;
+        assert_eq!(ModelCard::from_json(&json).unwrap(), c);
+    }
+
+    #[test]
     fn refuses_other_versions_and_inconsistent_cards() {
         let json = card()
             .to_json()
@@ -285,6 +304,14 @@ mod tests {
         let mut c = card();
         c.embedding = None;
         assert!(ModelCard::from_json(&c.to_json()).is_err());
+
+        let mut c = card();
+        c.embedding.as_mut().unwrap().unknown_distance = Some(-1.0);
+        let err = ModelCard::from_json(&c.to_json()).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown distance -1 must be finite and positive"),
+            "{err}"
+        );
 
         assert!(matches!(
             ModelCard::from_json("{\"format_version\":1}"),

@@ -25,6 +25,7 @@ use crate::metrics::{
     attribute_report, distance_matrix, eval_market1501, AttributeReport, MetricsError,
     RankingMetrics, Report, JUNK_ID,
 };
+use crate::open_set::{open_set_rates, OpenSetRates};
 use crate::pipeline::{PipelineError, Recognition, Recognizer};
 
 /// Ranks of the CMC curve computed (the tables print rank-1, 5 and 10).
@@ -125,6 +126,8 @@ pub struct MarketEvaluation {
     /// Share of queries, gallery and junk images whose person score is above 0.5 exactly when
     /// they show a person (identity > 0); measured when junk images were run.
     pub person_accuracy: Option<f64>,
+    /// Open-set identification at the model card's unknown distance, when the card has one.
+    pub open_set: Option<OpenSetRates>,
 }
 
 impl MarketEvaluation {
@@ -137,6 +140,9 @@ impl MarketEvaluation {
             },
             ranking: &self.ranking,
             person_accuracy: self.person_accuracy,
+            open_set: self
+                .open_set
+                .map(|rates| ("the model card's unknown distance", rates)),
         }
     }
 }
@@ -317,7 +323,8 @@ pub fn evaluate_market(
         .embedding
         .as_ref()
         .ok_or(EvalError::NoEmbedding)?;
-    let (metric, dim) = (embedding.metric, embedding.dim);
+    let (metric, dim, unknown_distance) =
+        (embedding.metric, embedding.dim, embedding.unknown_distance);
     let standard = standard_schema(recognizer.card());
     let total = records.len();
     let p = predict(recognizer, &records, &mut |done| progress(done, total))?;
@@ -330,6 +337,10 @@ pub fn evaluate_market(
     let cams = |rs: &[&Record]| rs.iter().map(|r| r.camera).collect::<Vec<_>>();
     let (q, g) = (&records[..nq], &records[nq..nq + ng]);
     let ranking = eval_market1501(&distances, &ids(q), &ids(g), &cams(q), &cams(g), MAX_RANK)
+        .map_err(EvalError::Ranking)?;
+    let open_set = unknown_distance
+        .map(|t| open_set_rates(&distances, &ids(q), &ids(g), &cams(q), &cams(g), t))
+        .transpose()
         .map_err(EvalError::Ranking)?;
 
     let attributes = match &table {
@@ -377,6 +388,7 @@ pub fn evaluate_market(
         ranking,
         attributes,
         person_accuracy,
+        open_set,
     })
 }
 

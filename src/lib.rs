@@ -14,6 +14,7 @@ pub mod gallery;
 pub mod market;
 pub mod metrics;
 pub mod model;
+pub mod open_set;
 pub mod pipeline;
 pub mod preprocess;
 pub mod source;

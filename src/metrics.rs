@@ -13,6 +13,7 @@ use std::fmt;
 
 use crate::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES};
 use crate::card::DistanceMetric;
+use crate::open_set::OpenSetRates;
 
 /// The identity Market-1501 gives junk images. Junk is not part of the gallery: drop it (and never
 /// use it as a query) before evaluating; [`eval_market1501`] refuses it.
@@ -65,6 +66,14 @@ pub enum MetricsError {
     NoValidQuery {
         /// Number of queries.
         num_query: usize,
+    },
+    /// A query set on which no unknown distance can be chosen.
+    #[error("no unknown distance can be calibrated: {identified} queries identified, {strangers} with another identity in the gallery (both must be > 0)")]
+    NoOpenSet {
+        /// Queries whose nearest gallery image is their own identity.
+        identified: usize,
+        /// Queries with another identity in the gallery.
+        strangers: usize,
     },
     /// A label set without rows.
     #[error("the {set} label set is empty")]
@@ -558,6 +567,8 @@ pub struct Report<'a> {
     /// Share of images whose person score is on the right side of 0.5 (persons above, junk and
     /// distractors below), when measured.
     pub person_accuracy: Option<f64>,
+    /// Open-set identification at an unknown distance, and where that distance came from.
+    pub open_set: Option<(&'static str, OpenSetRates)>,
 }
 
 impl fmt::Display for Report<'_> {
@@ -566,6 +577,9 @@ impl fmt::Display for Report<'_> {
             writeln!(f, "{attributes}")?;
         }
         write!(f, "{}", self.ranking)?;
+        if let Some((source, rates)) = &self.open_set {
+            writeln!(f, "\nopen set ({source}): {rates}")?;
+        }
         if let Some(p) = self.person_accuracy {
             writeln!(f, "\nperson-vs-junk accuracy: {:.2}%", 100.0 * p)?;
         }
@@ -927,6 +941,16 @@ mod tests {
             attributes: Some(&attributes),
             ranking: &ranking,
             person_accuracy: Some(0.875),
+            open_set: Some((
+                "the model card's unknown distance",
+                OpenSetRates {
+                    max_distance: 0.8125,
+                    identified: 0.75,
+                    rejected: 0.5,
+                    known_queries: 4,
+                    stranger_queries: 6,
+                },
+            )),
         };
         let text = report.to_string();
         let lines: Vec<&str> = text.lines().collect();
@@ -944,6 +968,9 @@ mod tests {
                 "     mAP   rank-1   rank-5  rank-10",
                 "   62.51    50.00   100.00   100.00",
                 "",
+                "open set (the model card's unknown distance): unknown distance 0.8125: \
+                 75.00% of 4 known queries identified, 50.00% of 6 strangers rejected",
+                "",
                 "person-vs-junk accuracy: 87.50%",
             ]
         );
@@ -952,6 +979,7 @@ mod tests {
             attributes: None,
             ranking: &ranking,
             person_accuracy: None,
+            open_set: None,
         }
         .to_string();
         assert_eq!(text, lines[16..19].join("\n") + "\n");

@@ -496,6 +496,7 @@ mod tests {
                 output: "embedding".into(),
                 dim: 5,
                 metric: DistanceMetric::Euclidean,
+                unknown_distance: None,
             }),
             person: Some(PersonSpec {
                 output: "person".into(),

@@ -320,13 +320,19 @@ fn clip(r: Region, width: u32, height: u32) -> Option<Region> {
 }
 
 impl Pipeline {
-    /// A pipeline matching against `gallery` (none: every identity is unknown).
+    /// A pipeline matching against `gallery` (none: every identity is unknown). Matches farther
+    /// than `max_distance` are unknown; without it, the model card's unknown distance applies, and
+    /// with neither every observation is named after its nearest identity.
     pub fn new(
         recognizer: Recognizer,
         gallery: Option<Gallery>,
         crops: CropMode,
         max_distance: Option<f32>,
     ) -> Self {
+        let max_distance = max_distance.or_else(|| {
+            let embedding = recognizer.card().embedding.as_ref();
+            embedding.and_then(|e| e.unknown_distance)
+        });
         Self {
             recognizer,
             gallery,

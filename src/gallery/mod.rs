@@ -1048,6 +1048,7 @@ mod tests {
                 output: "embedding".into(),
                 dim: 64,
                 metric: DistanceMetric::Cosine,
+                unknown_distance: None,
             }),
             person: None,
             training: TrainingSummary::default(),

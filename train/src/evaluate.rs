@@ -9,8 +9,10 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use edge_reid::attributes::{AttributeLabels, ATTRIBUTES};
 use edge_reid::metrics::{
-    attribute_report, euclidean_distances, eval_market1501, AttributeReport, RankingMetrics, Report,
+    attribute_report, euclidean_distances, eval_market1501, AttributeReport, MetricsError,
+    RankingMetrics, Report,
 };
+use edge_reid::open_set::{calibrate_unknown_distance, OpenSetRates};
 
 use crate::data::{
     in_order, query_gallery, split_train_val, AttributeTable, BatchLoader, LoaderConfig,
@@ -231,6 +233,12 @@ impl EvalSet {
         let cams = |rs: &[Record]| rs.iter().map(|r| r.camera).collect::<Vec<_>>();
         let ranking = eval_market1501(&distances, &pids(q), &pids(g), &cams(q), &cams(g), 50)
             .map_err(|e| TrainError::Setting(format!("re-ID scores: {e}")))?;
+        let open_set =
+            match calibrate_unknown_distance(&distances, &pids(q), &pids(g), &cams(q), &cams(g)) {
+                Ok(rates) => Some(rates),
+                Err(MetricsError::NoOpenSet { .. }) => None,
+                Err(e) => return Err(TrainError::Setting(format!("open-set scores: {e}"))),
+            };
         let person_accuracy = p.person.as_ref().map(|logits| {
             let right = logits
                 .iter()
@@ -244,6 +252,7 @@ impl EvalSet {
             ranking,
             ar_loss: p.ar_loss,
             person_accuracy,
+            open_set,
         })
     }
 }
@@ -267,6 +276,9 @@ pub struct Scores {
     pub ar_loss: f64,
     /// Person-vs-junk accuracy over the set's images, when the net has that head.
     pub person_accuracy: Option<f64>,
+    /// The unknown distance with the best balanced open-set accuracy on this set, and its rates
+    /// (`None` when the set has no identified query or no stranger).
+    pub open_set: Option<OpenSetRates>,
 }
 
 impl Scores {
@@ -286,18 +298,25 @@ impl Scores {
             person_accuracy: self.person_accuracy,
         }
     }
-}
 
-impl fmt::Display for Scores {
-    /// The paper's Table 1 (with balanced accuracy) and Table 2 (with CMC), in percent, as the
-    /// runtime's `edge-reid eval` prints them ([`Report`]).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The paper's Table 1 (with balanced accuracy) and Table 2 (with CMC), and the open-set
+    /// rates, as the runtime's `edge-reid eval` prints them.
+    pub fn report(&self) -> Report<'_> {
         Report {
             attributes: Some(&self.attributes),
             ranking: &self.ranking,
             person_accuracy: self.person_accuracy,
+            open_set: self
+                .open_set
+                .map(|rates| ("unknown distance chosen on this split", rates)),
         }
-        .fmt(f)
+    }
+}
+
+impl fmt::Display for Scores {
+    /// [`Scores::report`], in percent.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.report().fmt(f)
     }
 }
 

@@ -23,7 +23,7 @@ use crate::data::{
     AttributeTable, Augment, Batch, BatchLoader, LoaderConfig, MarketDataset, PkConfig, PkSampler,
     Record,
 };
-use crate::evaluate::{run_split, EvalSet, Predictor};
+use crate::evaluate::{eval_run, run_split, EvalSet, Predictor, Split};
 use crate::export::export_onnx;
 use crate::history::{self, EpochRecord, Validation};
 use crate::loss::{attribute_loss, person_loss, triplet_loss, KendallWeights, TripletMining};
@@ -577,7 +577,16 @@ fn train_epoch(
 
 /// Exports a run's checkpoint (`best.safetensors` or `last.safetensors`) to `out`, with a card
 /// carrying that epoch's validation metrics; the file is verified against the network.
-pub fn export_run(run: &RunDir, checkpoint: &Path, out: &Path) -> Result<ModelCard, TrainError> {
+///
+/// The card's unknown distance is calibrated on the run's validation split (the checkpoint is run
+/// over it once, with `workers` decoding threads), and its open-set rates join the card's
+/// validation metrics as `open_set_identified` and `open_set_rejected`.
+pub fn export_run(
+    run: &RunDir,
+    checkpoint: &Path,
+    out: &Path,
+    workers: usize,
+) -> Result<ModelCard, TrainError> {
     let cfg = run.read_config()?;
     let state = run.read_state()?;
     let epoch = if checkpoint == run.best() {
@@ -586,11 +595,29 @@ pub fn export_run(run: &RunDir, checkpoint: &Path, out: &Path) -> Result<ModelCa
         state.epoch
     };
     let t = Trainable::load(&cfg.net, checkpoint, &Device::Cpu)?;
+    let mut summary = state.summary(&cfg, epoch);
+    let open_set = eval_run(&cfg, checkpoint, &cfg.data, Split::Validation, workers)
+        .map_err(|e| {
+            TrainError::Setting(format!(
+                "calibrating the unknown distance on the validation split of {}: {e}",
+                cfg.data.display()
+            ))
+        })?
+        .open_set;
+    if let Some(rates) = &open_set {
+        summary
+            .validation
+            .insert("open_set_identified".into(), rates.identified);
+        summary
+            .validation
+            .insert("open_set_rejected".into(), rates.rejected);
+    }
     Ok(export_onnx(
         &t.net,
-        state.summary(&cfg, epoch),
+        summary,
         cfg.mean,
         cfg.std,
+        open_set.map(|r| r.max_distance),
         out,
     )?)
 }
@@ -598,7 +625,6 @@ pub fn export_run(run: &RunDir, checkpoint: &Path, out: &Path) -> Result<ModelCa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::{eval_run, Split};
     use crate::model::{Backbone, HeadKind};
     use crate::synth::write_test_dataset;
 
@@ -699,15 +725,24 @@ mod tests {
 
         // The export is read by the runtime's loader and carries that epoch's metrics.
         let onnx = dir.path().join("model.onnx");
-        let card = export_run(&run, &run.best(), &onnx).unwrap();
+        let card = export_run(&run, &run.best(), &onnx, 1).unwrap();
         assert_eq!(card.training.epochs, state.best_epoch);
         assert!((card.training.validation["map"] - best.map).abs() < 1e-9);
+        // Its unknown distance is the one `eval` chooses on validation.
+        let calibrated = scores
+            .open_set
+            .expect("the validation split has an open set");
+        let embedding = card.embedding.as_ref().unwrap();
+        assert_eq!(embedding.unknown_distance, Some(calibrated.max_distance));
+        assert_eq!(
+            card.training.validation["open_set_rejected"],
+            calibrated.rejected
+        );
         let model = edge_reid::model::Model::load(&onnx, 1).unwrap();
         assert_eq!(model.card(), &card);
 
         // The runtime's `edge-reid eval` on the exported file prints the same tables as `eval
         // --split test` on the checkpoint (tract and candle agree within 1e-4, well inside the
-        // printed 0.01%).
         let mut recognizer = edge_reid::pipeline::Recognizer::new(model, None, 0.0).unwrap();
         let runtime =
             edge_reid::evaluate::evaluate_market(&mut recognizer, &data, true, &mut |_, _| {})
@@ -716,7 +751,17 @@ mod tests {
             runtime.attributes,
             edge_reid::evaluate::AttributeOutcome::Scored { .. }
         ));
-        assert_eq!(runtime.report().to_string(), test.to_string());
+        // printed 0.01%); the open-set line differs in where its threshold comes from.
+        let tables = |r: edge_reid::metrics::Report| {
+            edge_reid::metrics::Report {
+                open_set: None,
+                ..r
+            }
+            .to_string()
+        };
+        assert_eq!(tables(runtime.report()), tables(test.report()));
+        let at_card = runtime.open_set.expect("the card has an unknown distance");
+        assert_eq!(Some(at_card.max_distance), embedding.unknown_distance);
 
         // The course's submission files.
         let out = dir.path().join("submission");

@@ -215,6 +215,9 @@ struct ExportArgs {
     out: PathBuf,
     #[arg(long, value_enum, default_value = "best")]
     checkpoint: CheckpointArg,
+    /// Image decoding threads for the validation pass that calibrates the unknown distance
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
 }
 
 #[derive(Args)]
@@ -484,7 +487,7 @@ fn main() -> Result<()> {
             let run = RunDir(a.run.clone());
             let weights = checkpoint(&run, a.checkpoint);
             let card = match run.task()? {
-                Task::ArReid => fit::export_run(&run, &weights, &a.out),
+                Task::ArReid => fit::export_run(&run, &weights, &a.out, a.workers),
                 Task::PreDetector => pre_detector::export_pre_detector(&run, &weights, &a.out),
             }
             .with_context(|| format!("exporting {} to {}", a.run.display(), a.out.display()))?;
@@ -499,6 +502,15 @@ fn main() -> Result<()> {
                 if card.person.is_some() { "yes" } else { "no" },
                 size as f64 / 1000.0
             );
+            if let Some(d) = card.embedding.as_ref().and_then(|e| e.unknown_distance) {
+                let v = &card.training.validation;
+                println!(
+                    "unknown distance {d:.4} (validation: {:.2}% of known people identified, \
+                     {:.2}% of strangers rejected)",
+                    100.0 * v["open_set_identified"],
+                    100.0 * v["open_set_rejected"]
+                );
+            }
         }
         Command::Predict(a) => {
             let run = RunDir(a.run.clone());

@@ -102,7 +102,8 @@ struct RunArgs {
     /// Crops the pre-detector scores below this are dropped.
     #[arg(long, default_value_t = 0.5)]
     junk_threshold: f32,
-    /// Gallery matches farther than this are unknown.
+    /// Gallery matches farther than this are unknown [default: the model card's unknown
+    /// distance, calibrated on validation; `inf` always names the nearest person].
     #[arg(long)]
     max_distance: Option<f32>,
     /// Append events to this file (created if missing) instead of writing them to stdout.
@@ -129,7 +130,8 @@ struct EnrollArgs {
 struct IdentifyArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Gallery matches farther than this are unknown.
+    /// Gallery matches farther than this are unknown [default: the model card's unknown
+    /// distance, calibrated on validation; `inf` always names the nearest person].
     #[arg(long)]
     max_distance: Option<f32>,
     /// Images or folders.

@@ -89,13 +89,15 @@ pub enum ExportError {
     },
 }
 
-/// The card describing a network of `cfg` fed with `(pixel / 255 - mean) / std`; the training
-/// summary's backbone and head are set from `cfg`.
+/// The card describing a network of `cfg` fed with `(pixel / 255 - mean) / std`, with the
+/// embedding's calibrated unknown distance if any; the training summary's backbone and head are set
+/// from `cfg`.
 pub fn model_card(
     cfg: &NetConfig,
     mut training: TrainingSummary,
     mean: [f32; 3],
     std: [f32; 3],
+    unknown_distance: Option<f32>,
 ) -> ModelCard {
     let cli_name = |v: Option<clap::builder::PossibleValue>| {
         v.map(|v| v.get_name().to_string()).unwrap_or_default()
@@ -111,6 +113,7 @@ pub fn model_card(
             output: EMBEDDING.to_string(),
             dim: cfg.embedding_dim,
             metric: DistanceMetric::Euclidean,
+            unknown_distance,
         }),
         person: cfg.person_head.then(|| PersonSpec {
             output: PERSON.to_string(),
@@ -141,9 +144,10 @@ pub fn export_onnx(
     training: TrainingSummary,
     mean: [f32; 3],
     std: [f32; 3],
+    unknown_distance: Option<f32>,
     path: &Path,
 ) -> Result<ModelCard, ExportError> {
-    let card = model_card(net.config(), training, mean, std);
+    let card = model_card(net.config(), training, mean, std, unknown_distance);
     card.check()?;
     let model = net::build(net, &card)?;
     write_checked(&model, path, |tmp| verify(net, tmp, CHECK_SAMPLES))?;
@@ -592,7 +596,15 @@ mod tests {
     fn export_and_check(net: &MultiTaskNet) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.onnx");
-        let card = export_onnx(net, summary(), IMAGENET_MEAN, IMAGENET_STD, &path).unwrap();
+        let card = export_onnx(
+            net,
+            summary(),
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            Some(0.5),
+            &path,
+        )
+        .unwrap();
         let cfg = net.config();
         assert_eq!(
             card.training.backbone,
@@ -702,7 +714,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.onnx");
         std::fs::write(&path, b"old").unwrap();
-        export_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, &path).unwrap();
+        export_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, None, &path).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file left");
 
@@ -714,7 +726,7 @@ mod tests {
         assert!(err.contains("12, false), the network is"), "{err}");
 
         let missing = dir.path().join("missing/model.onnx");
-        let err = export_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, &missing);
+        let err = export_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, None, &missing);
         assert!(err.unwrap_err().to_string().contains("missing/"));
     }
 }
