@@ -8,6 +8,7 @@
 pub mod atomic_file;
 pub mod attributes;
 pub mod card;
+pub mod detect;
 pub mod evaluate;
 pub mod events;
 pub mod gallery;

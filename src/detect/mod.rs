@@ -1,0 +1,89 @@
+//! Person proposals: where in a full camera frame people may be.
+//!
+//! A camera sees whole scenes. Before crops reach the models, a proposer turns each frame into
+//! [`Proposal`]s: boxes that may hold one person each, with a confidence. The proposers share the
+//! box geometry here: [`iou`] (also what the tracker associates by) and greedy non-maximum
+//! suppression ([`nms`]).
+
+use crate::preprocess::Region;
+
+/// A box that may hold a person.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Proposal {
+    /// The box, in frame pixels (inside the frame).
+    pub region: Region,
+    /// Confidence in `[0, 1]` (a detector's class score; for motion, the share of moving pixels
+    /// in the box).
+    pub score: f32,
+}
+
+/// Intersection over union of two boxes (0 when either is empty).
+pub fn iou(a: &Region, b: &Region) -> f32 {
+    let x0 = a.x.max(b.x);
+    let y0 = a.y.max(b.y);
+    let x1 = (a.x + a.width).min(b.x + b.width);
+    let y1 = (a.y + a.height).min(b.y + b.height);
+    let inter = u64::from(x1.saturating_sub(x0)) * u64::from(y1.saturating_sub(y0));
+    let area = |r: &Region| u64::from(r.width) * u64::from(r.height);
+    let union = area(a) + area(b) - inter;
+    if union == 0 {
+        0.0
+    } else {
+        (inter as f64 / union as f64) as f32
+    }
+}
+
+/// Greedy non-maximum suppression: keeps the proposals in decreasing score order, dropping each
+/// one whose IoU with an already kept proposal exceeds `max_iou`. Returns them best first.
+pub fn nms(mut proposals: Vec<Proposal>, max_iou: f32) -> Vec<Proposal> {
+    proposals.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Proposal> = Vec::with_capacity(proposals.len());
+    for p in proposals {
+        if kept.iter().all(|k| iou(&k.region, &p.region) <= max_iou) {
+            kept.push(p);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(x: u32, y: u32, width: u32, height: u32) -> Region {
+        Region {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn iou_of_overlapping_disjoint_and_empty_boxes() {
+        // 10x10 boxes offset by 5 in x: intersection 50, union 150.
+        assert!((iou(&r(0, 0, 10, 10), &r(5, 0, 10, 10)) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(iou(&r(0, 0, 10, 10), &r(0, 0, 10, 10)), 1.0);
+        assert_eq!(iou(&r(0, 0, 10, 10), &r(10, 0, 10, 10)), 0.0);
+        assert_eq!(iou(&r(3, 3, 0, 0), &r(3, 3, 0, 0)), 0.0);
+        // A box inside another: the small area over the large one.
+        assert!((iou(&r(0, 0, 10, 10), &r(2, 2, 5, 5)) - 0.25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_each_overlapping_group() {
+        let p = |region, score| Proposal { region, score };
+        let kept = nms(
+            vec![
+                p(r(0, 0, 10, 20), 0.6),
+                p(r(1, 0, 10, 20), 0.9),
+                p(r(50, 0, 10, 20), 0.5),
+                p(r(5, 0, 10, 20), 0.7),
+            ],
+            0.5,
+        );
+        // (1,0) beats (0,0) (IoU 0.82); (5,0) overlaps (1,0) by 6/14 = 0.43 and stays.
+        let xs: Vec<u32> = kept.iter().map(|k| k.region.x).collect();
+        assert_eq!(xs, [1, 5, 50]);
+    }
+}
