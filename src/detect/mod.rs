@@ -3,7 +3,9 @@
 //! A camera sees whole scenes. Before crops reach the models, a proposer turns each frame into
 //! [`Proposal`]s: boxes that may hold one person each, with a confidence. The proposers share the
 //! box geometry here: [`iou`] (also what the tracker associates by) and greedy non-maximum
-//! suppression ([`nms`]).
+//! suppression ([`nms`]). [`match_boxes`] scores proposals against hand-made boxes.
+
+pub mod motion;
 
 use crate::preprocess::Region;
 
@@ -46,6 +48,82 @@ pub fn nms(mut proposals: Vec<Proposal>, max_iou: f32) -> Vec<Proposal> {
     kept
 }
 
+/// How predicted boxes compare with true ones (see [`match_boxes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BoxMatch {
+    /// Predicted boxes matched to a true box.
+    pub true_positives: usize,
+    /// Predicted boxes left without a true box.
+    pub false_positives: usize,
+    /// True boxes left without a predicted box.
+    pub false_negatives: usize,
+}
+
+impl BoxMatch {
+    /// Share of predicted boxes that are right (1 when nothing was predicted).
+    pub fn precision(&self) -> f32 {
+        share(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
+    }
+
+    /// Share of true boxes found (1 when there were none).
+    pub fn recall(&self) -> f32 {
+        share(
+            self.true_positives,
+            self.true_positives + self.false_negatives,
+        )
+    }
+}
+
+impl std::ops::AddAssign for BoxMatch {
+    fn add_assign(&mut self, other: BoxMatch) {
+        self.true_positives += other.true_positives;
+        self.false_positives += other.false_positives;
+        self.false_negatives += other.false_negatives;
+    }
+}
+
+fn share(part: usize, whole: usize) -> f32 {
+    if whole == 0 {
+        1.0
+    } else {
+        part as f32 / whole as f32
+    }
+}
+
+/// Matches predicted boxes to true ones one-to-one, greedily by decreasing IoU (the usual
+/// detection benchmark rule): a pair counts when its IoU is at least `min_iou` and neither box
+/// is taken yet.
+pub fn match_boxes(predicted: &[Region], truth: &[Region], min_iou: f32) -> BoxMatch {
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (p, pr) in predicted.iter().enumerate() {
+        for (t, tr) in truth.iter().enumerate() {
+            let overlap = iou(pr, tr);
+            if overlap >= min_iou && overlap > 0.0 {
+                pairs.push((overlap, p, t));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut predicted_taken = vec![false; predicted.len()];
+    let mut truth_taken = vec![false; truth.len()];
+    let mut true_positives = 0;
+    for (_, p, t) in pairs {
+        if !predicted_taken[p] && !truth_taken[t] {
+            predicted_taken[p] = true;
+            truth_taken[t] = true;
+            true_positives += 1;
+        }
+    }
+    BoxMatch {
+        true_positives,
+        false_positives: predicted.len() - true_positives,
+        false_negatives: truth.len() - true_positives,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +163,52 @@ mod tests {
         // (1,0) beats (0,0) (IoU 0.82); (5,0) overlaps (1,0) by 6/14 = 0.43 and stays.
         let xs: Vec<u32> = kept.iter().map(|k| k.region.x).collect();
         assert_eq!(xs, [1, 5, 50]);
+    }
+
+    #[test]
+    fn match_boxes_pairs_one_to_one_by_best_iou() {
+        let truth = [r(0, 0, 10, 20), r(100, 0, 10, 20), r(200, 0, 10, 20)];
+        let predicted = [
+            // Both overlap truth 0: (1,0) by 18/22 = 0.82 and (3,0) by 14/26 = 0.54; only the
+            // better one takes it, the other is a false positive.
+            r(3, 0, 10, 20),
+            r(1, 0, 10, 20),
+            // Overlaps truth 1 by 0.33: below the bar, a false positive.
+            r(105, 0, 10, 20),
+        ];
+        let m = match_boxes(&predicted, &truth, 0.5);
+        assert_eq!(
+            m,
+            BoxMatch {
+                true_positives: 1,
+                false_positives: 2,
+                false_negatives: 2,
+            }
+        );
+        assert!((m.precision() - 1.0 / 3.0).abs() < 1e-6);
+        assert!((m.recall() - 1.0 / 3.0).abs() < 1e-6);
+        // The same boxes count at a lower bar.
+        let m = match_boxes(&predicted, &truth, 0.3);
+        assert_eq!(
+            (m.true_positives, m.false_positives, m.false_negatives),
+            (2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn match_boxes_greedy_order_is_by_iou_not_by_input_order() {
+        // Prediction 0 overlaps truth 0 (0.54) and truth 1 (0.67); prediction 1 is truth 1
+        // (1.0) and overlaps truth 0 by only 0.33. Greedy by IoU gives truth 1 to prediction 1
+        // first, then truth 0 to prediction 0: two matches (taking each prediction's best in
+        // input order would leave prediction 1 without one).
+        let truth = [r(0, 0, 10, 20), r(5, 0, 10, 20)];
+        let predicted = [r(3, 0, 10, 20), r(5, 0, 10, 20)];
+        let m = match_boxes(&predicted, &truth, 0.5);
+        assert_eq!(m.true_positives, 2);
+        let empty = match_boxes(&[], &[], 0.5);
+        assert_eq!((empty.precision(), empty.recall()), (1.0, 1.0));
+        let mut total = m;
+        total += match_boxes(&[r(50, 50, 5, 5)], &[], 0.5);
+        assert_eq!((total.true_positives, total.false_positives), (2, 1));
     }
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod eval;
 mod gallery;
+mod video;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
