@@ -20,3 +20,4 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod source;
 pub mod synth;
+pub mod track;
