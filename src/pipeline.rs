@@ -58,6 +58,8 @@ pub struct Recognition {
     pub dropped: bool,
     /// Per attribute (card order): the predicted class and its probability.
     pub attributes: heapless::Vec<(usize, f32), NUM_ATTRIBUTES>,
+    /// Every class probability, attribute after attribute in card order (what a track averages).
+    pub probabilities: Vec<f32>,
     /// The re-ID embedding.
     pub embedding: Vec<f32>,
 }
@@ -220,6 +222,7 @@ impl Recognizer {
                 person_score: f32::NAN,
                 dropped: false,
                 attributes: heapless::Vec::new(),
+                probabilities: Vec::new(),
                 embedding: Vec::new(),
             })
             .collect();
@@ -263,6 +266,7 @@ impl Recognizer {
                     // The card holds at most NUM_ATTRIBUTES attributes in the standard schema; extra
                     // ones are not reported.
                     let _ = r.attributes.push(best);
+                    r.probabilities.extend_from_slice(&probs);
                 }
                 r.embedding = out.embedding(j).unwrap_or_default().to_vec();
                 if !has_pre {
@@ -499,6 +503,15 @@ mod tests {
             let want = single.recognize(image, &[Region::full(image)]).unwrap();
             assert_eq!(got.region, want[0].region);
             assert_eq!(got.attributes.len(), NUM_ATTRIBUTES);
+            // Every attribute's softmax, one after the other; its top class is the one reported.
+            let mut probabilities = got.probabilities.as_slice();
+            for (spec, &(class, p)) in batched.card().attributes.iter().zip(&got.attributes) {
+                let (these, rest) = probabilities.split_at(spec.labels.len());
+                assert!((these.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                assert_eq!(these[class], p);
+                probabilities = rest;
+            }
+            assert!(probabilities.is_empty());
             for (g, w) in got.embedding.iter().zip(&want[0].embedding) {
                 assert!((g - w).abs() < 1e-5, "{g} vs {w}");
             }
