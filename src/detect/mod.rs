@@ -3,9 +3,57 @@
 //! A camera sees whole scenes. Before crops reach the models, a proposer turns each frame into
 //! [`Proposal`]s: boxes that may hold one person each, with a confidence. The proposers share the
 //! box geometry here: [`iou`] (also what the tracker associates by) and greedy non-maximum
-//! suppression ([`nms`]).
+//! suppression ([`nms`]). A user's own ONNX detector runs through [`yolo`]; its failures are
+//! [`DetectError`]s.
 
-use crate::preprocess::Region;
+use std::path::PathBuf;
+
+use crate::preprocess::{PreprocessError, Region};
+
+pub mod yolo;
+
+/// A detector that cannot be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The file cannot be read.
+    #[error("cannot read detector {path}: {source}")]
+    Io {
+        /// The detector file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not an ONNX model.
+    #[error("detector {path} is not an ONNX model: {reason}")]
+    NotOnnx {
+        /// The detector file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The graph's inputs or outputs are not in the layout the detector reads.
+    #[error("detector {path}: {problem}")]
+    Layout {
+        /// The detector file.
+        path: PathBuf,
+        /// What the layout should be and what was found.
+        problem: String,
+    },
+    /// tract cannot prepare or run the graph.
+    #[error("detector {path}: tract failed: {message}")]
+    Tract {
+        /// The detector file.
+        path: PathBuf,
+        /// tract's error chain.
+        message: String,
+    },
+    /// A setting is out of range.
+    #[error("invalid detector setting: {0}")]
+    Config(String),
+    /// The frame cannot be resized into the detector's input (an empty frame).
+    #[error("cannot letterbox the frame: {0}")]
+    Frame(#[from] PreprocessError),
+}
 
 /// A box that may hold a person.
 #[derive(Debug, Clone, Copy, PartialEq)]
