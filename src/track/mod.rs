@@ -25,8 +25,11 @@
 //!    silently; one matched in [`TrackerConfig::confirm_hits`] frames is confirmed
 //!    ([`Change::New`]). A confirmed track unmatched for [`TrackerConfig::max_misses`] frames ends
 //!    ([`Change::End`]). [`Change::Update`] says a confirmed track took a new appearance this frame
-//!    (every `embed_every` frames while it is seen, and when it is found again by appearance), so
-//!    events stay readable at 10-30 fps.
+//!    (on a refresh, every `embed_every` frames, and whenever it is matched by appearance: found
+//!    again after a miss, or while its overlap is contested), so events stay readable at 10-30 fps.
+//!
+//! The model runs on new boxes, on refreshes, and on contested boxes every frame (people close
+//! together or crossing): that is where appearance is worth its cost.
 //!
 //! Frame numbers should increase from call to call; misses and refresh ages are measured in frame
 //! numbers, so a gap counts as missed frames.
