@@ -4,11 +4,13 @@
 //! [`Proposal`]s: boxes that may hold one person each, with a confidence. The proposers share the
 //! box geometry here: [`iou`] (also what the tracker associates by) and greedy non-maximum
 //! suppression ([`nms`]). A user's own ONNX detector runs through [`yolo`]; its failures are
-//! [`DetectError`]s.
+//! [`DetectError`]s. [`Proposer`] is the choice a run makes: the whole frame, fixed regions, the
+//! synthetic camera's truth, or a detector.
 
 use std::path::PathBuf;
 
 use crate::preprocess::{PreprocessError, Region};
+use crate::source::Frame;
 
 pub mod yolo;
 
@@ -94,6 +96,61 @@ pub fn nms(mut proposals: Vec<Proposal>, max_iou: f32) -> Vec<Proposal> {
     kept
 }
 
+/// Where the person boxes of a frame come from.
+pub enum Proposer {
+    /// The whole frame is one box (image files: each is one person crop).
+    WholeFrame,
+    /// Fixed regions (`--roi x,y,w,h`), clipped to each frame.
+    Regions(Vec<Region>),
+    /// The boxes the synthetic camera reports for the people it drew.
+    Truth,
+    /// A user's YOLO detector (`--detector FILE.onnx`).
+    Detector(Box<yolo::YoloDetector>),
+}
+
+impl Proposer {
+    /// The boxes of `frame`, inside it.
+    pub fn propose(&mut self, frame: &Frame) -> Result<Vec<Region>, DetectError> {
+        let (w, h) = frame.image.dimensions();
+        Ok(match self {
+            Proposer::WholeFrame => vec![Region::full(&frame.image)],
+            Proposer::Regions(rs) => rs.iter().filter_map(|&r| clip(r, w, h)).collect(),
+            Proposer::Truth => frame
+                .truth
+                .iter()
+                .filter_map(|t| {
+                    let r = Region {
+                        x: t.x,
+                        y: t.y,
+                        width: t.width,
+                        height: t.height,
+                    };
+                    clip(r, w, h)
+                })
+                .collect(),
+            Proposer::Detector(d) => d
+                .detect(&frame.image)?
+                .into_iter()
+                .map(|p| p.region)
+                .collect(),
+        })
+    }
+}
+
+/// Clips `r` to an image of `width` x `height`; `None` when nothing is left.
+pub fn clip(r: Region, width: u32, height: u32) -> Option<Region> {
+    let x0 = r.x.min(width);
+    let y0 = r.y.min(height);
+    let x1 = r.x.saturating_add(r.width).min(width);
+    let y1 = r.y.saturating_add(r.height).min(height);
+    (x1 > x0 && y1 > y0).then(|| Region {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +190,18 @@ mod tests {
         // (1,0) beats (0,0) (IoU 0.82); (5,0) overlaps (1,0) by 6/14 = 0.43 and stays.
         let xs: Vec<u32> = kept.iter().map(|k| k.region.x).collect();
         assert_eq!(xs, [1, 5, 50]);
+    }
+
+    #[test]
+    fn regions_are_clipped_to_the_frame() {
+        let r = |x, y, width, height| Region {
+            x,
+            y,
+            width,
+            height,
+        };
+        assert_eq!(clip(r(10, 10, 100, 100), 50, 40), Some(r(10, 10, 40, 30)));
+        assert_eq!(clip(r(60, 0, 10, 10), 50, 40), None);
+        assert_eq!(clip(r(0, 0, 50, 40), 50, 40), Some(r(0, 0, 50, 40)));
     }
 }
