@@ -12,8 +12,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use edge_reid::detect::Proposer;
 use edge_reid::gallery::{EmbeddingSpace, Gallery};
-use edge_reid::pipeline::{CropMode, Pipeline, Recognizer};
+use edge_reid::pipeline::{Pipeline, Recognizer};
 use edge_reid::source::SyntheticConfig;
 
 /// The gallery: identities and embeddings per identity.
@@ -39,7 +40,7 @@ fn process(c: &mut Criterion) {
                 .zip(embeddings.chunks_exact(PER_IDENTITY * space.dim())),
         )
         .expect("the gallery takes the embeddings");
-    let mut pipeline = Pipeline::new(recognizer, Some(gallery), CropMode::Truth, None);
+    let mut pipeline = Pipeline::new(recognizer, Some(gallery), Proposer::Truth, None);
 
     let mut group = c.benchmark_group("pipeline");
     group.sample_size(20);

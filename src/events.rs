@@ -1,8 +1,11 @@
 //! Events: what the runtime tells the world, one JSON object per line (JSON Lines).
 //!
-//! Two kinds, told apart by the `event` field (the README documents the schema):
+//! Three kinds, told apart by the `event` field (the README documents the schema):
 //! - `observation`: one person crop seen in one frame, with its box, attributes, person score and
-//!   identity (or `null` for unknown);
+//!   identity (or `null` for unknown): image files, fixed regions, streams run without tracking;
+//! - `track`: a person followed over the frames of a stream, with a stable track id and a
+//!   `status`: `new` (confirmed), `update` (its appearance was measured again), `end` (gone); the
+//!   attributes are averaged over the track and the identity decided on its averaged embedding;
 //! - `summary`: the closing line of a run, with frame and crop counts and milliseconds per stage.
 
 use std::io::Write;
@@ -74,11 +77,56 @@ pub struct Observation {
     pub candidates: BoundedVec<IdentityMatch, MAX_CANDIDATES>,
 }
 
+/// What happened to a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackStatus {
+    /// Confirmed: seen in enough consecutive frames.
+    New,
+    /// Its crop was recognised again (attributes and identity refreshed).
+    Update,
+    /// Not seen for long enough, or the stream ended.
+    End,
+}
+
+/// A person followed over frames.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackEvent {
+    /// RFC 3339 UTC time the frame was processed.
+    pub time: String,
+    /// Source description.
+    pub camera: String,
+    /// Frame number of the event (0-based; for `end`, the frame the track ended at).
+    pub frame: u64,
+    /// Track id, stable for the track's life and never reused within a run.
+    pub track: u64,
+    /// What happened.
+    pub status: TrackStatus,
+    /// The track's last box.
+    #[serde(rename = "box")]
+    pub bbox: BoxPx,
+    /// Frame the track was first seen in.
+    pub first_frame: u64,
+    /// Frames the track was matched in.
+    pub frames_seen: u32,
+    /// The attributes (schema order), from the class probabilities averaged over the track.
+    pub attributes: BoundedVec<AttributeValue, NUM_ATTRIBUTES>,
+    /// The closest known identity of the track's averaged embedding within the unknown distance
+    /// (a gallery name, or `anon-N` with auto-enrollment), or `null`.
+    pub identity: Option<IdentityMatch>,
+    /// The nearest identities, closest first (within or beyond the distance).
+    pub candidates: BoundedVec<IdentityMatch, MAX_CANDIDATES>,
+}
+
 /// Milliseconds spent per stage over a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct StageMillis {
     /// Reading and decoding frames.
     pub capture: f64,
+    /// Finding person boxes in frames (motion or a detector).
+    pub proposals: f64,
+    /// Associating boxes with tracks and deciding their identities (model time not included).
+    pub tracking: f64,
     /// Cropping, resizing and normalising.
     pub preprocess: f64,
     /// The pre-detector.
@@ -102,6 +150,8 @@ pub struct Summary {
     pub dropped: u64,
     /// Observations emitted.
     pub observations: u64,
+    /// Tracks confirmed.
+    pub tracks: u64,
     /// Total milliseconds per stage.
     pub ms: StageMillis,
     /// Mean milliseconds per frame, all stages.
@@ -114,6 +164,8 @@ pub struct Summary {
 pub enum Event<'a> {
     /// An observation.
     Observation(&'a Observation),
+    /// A track's news.
+    Track(&'a TrackEvent),
     /// The end-of-run summary.
     Summary(&'a Summary),
 }
@@ -180,6 +232,7 @@ mod tests {
             crops: 8,
             dropped: 1,
             observations: 7,
+            tracks: 0,
             ms: StageMillis::default(),
             ms_per_frame: 2.5,
         }))

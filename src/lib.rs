@@ -5,6 +5,7 @@
 //! metrics and the synthetic person renderer.
 //! This crate never depends on candle.
 
+pub mod annotate;
 pub mod atomic_file;
 pub mod attributes;
 pub mod card;
@@ -20,3 +21,4 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod source;
 pub mod synth;
+pub mod track;

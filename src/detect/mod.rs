@@ -3,11 +3,61 @@
 //! A camera sees whole scenes. Before crops reach the models, a proposer turns each frame into
 //! [`Proposal`]s: boxes that may hold one person each, with a confidence. The proposers share the
 //! box geometry here: [`iou`] (also what the tracker associates by) and greedy non-maximum
-//! suppression ([`nms`]). [`match_boxes`] scores proposals against hand-made boxes.
+//! suppression ([`nms`]). A user's own ONNX detector runs through [`yolo`]; its failures are
+//! [`DetectError`]s. A fixed camera's moving people come from [`motion`]. [`Proposer`] is the
+//! choice a run makes: the whole frame, fixed regions, the synthetic camera's truth, or a
+//! detector. [`match_boxes`] scores proposals against hand-made boxes.
+
+use std::path::PathBuf;
+
+use crate::preprocess::{PreprocessError, Region};
+use crate::source::Frame;
 
 pub mod motion;
+pub mod yolo;
 
-use crate::preprocess::Region;
+/// A detector that cannot be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The file cannot be read.
+    #[error("cannot read detector {path}: {source}")]
+    Io {
+        /// The detector file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not an ONNX model.
+    #[error("detector {path} is not an ONNX model: {reason}")]
+    NotOnnx {
+        /// The detector file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The graph's inputs or outputs are not in the layout the detector reads.
+    #[error("detector {path}: {problem}")]
+    Layout {
+        /// The detector file.
+        path: PathBuf,
+        /// What the layout should be and what was found.
+        problem: String,
+    },
+    /// tract cannot prepare or run the graph.
+    #[error("detector {path}: tract failed: {message}")]
+    Tract {
+        /// The detector file.
+        path: PathBuf,
+        /// tract's error chain.
+        message: String,
+    },
+    /// A setting is out of range.
+    #[error("invalid detector setting: {0}")]
+    Config(String),
+    /// The frame cannot be resized into the detector's input (an empty frame).
+    #[error("cannot letterbox the frame: {0}")]
+    Frame(#[from] PreprocessError),
+}
 
 /// A box that may hold a person.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,6 +174,61 @@ pub fn match_boxes(predicted: &[Region], truth: &[Region], min_iou: f32) -> BoxM
     }
 }
 
+/// Where the person boxes of a frame come from.
+pub enum Proposer {
+    /// The whole frame is one box (image files: each is one person crop).
+    WholeFrame,
+    /// Fixed regions (`--roi x,y,w,h`), clipped to each frame.
+    Regions(Vec<Region>),
+    /// The boxes the synthetic camera reports for the people it drew.
+    Truth,
+    /// A user's YOLO detector (`--detector FILE.onnx`).
+    Detector(Box<yolo::YoloDetector>),
+}
+
+impl Proposer {
+    /// The boxes of `frame`, inside it.
+    pub fn propose(&mut self, frame: &Frame) -> Result<Vec<Region>, DetectError> {
+        let (w, h) = frame.image.dimensions();
+        Ok(match self {
+            Proposer::WholeFrame => vec![Region::full(&frame.image)],
+            Proposer::Regions(rs) => rs.iter().filter_map(|&r| clip(r, w, h)).collect(),
+            Proposer::Truth => frame
+                .truth
+                .iter()
+                .filter_map(|t| {
+                    let r = Region {
+                        x: t.x,
+                        y: t.y,
+                        width: t.width,
+                        height: t.height,
+                    };
+                    clip(r, w, h)
+                })
+                .collect(),
+            Proposer::Detector(d) => d
+                .detect(&frame.image)?
+                .into_iter()
+                .map(|p| p.region)
+                .collect(),
+        })
+    }
+}
+
+/// Clips `r` to an image of `width` x `height`; `None` when nothing is left.
+pub fn clip(r: Region, width: u32, height: u32) -> Option<Region> {
+    let x0 = r.x.min(width);
+    let y0 = r.y.min(height);
+    let x1 = r.x.saturating_add(r.width).min(width);
+    let y1 = r.y.saturating_add(r.height).min(height);
+    (x1 > x0 && y1 > y0).then(|| Region {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +315,18 @@ mod tests {
         let mut total = m;
         total += match_boxes(&[r(50, 50, 5, 5)], &[], 0.5);
         assert_eq!((total.true_positives, total.false_positives), (2, 1));
+    }
+
+    #[test]
+    fn regions_are_clipped_to_the_frame() {
+        let r = |x, y, width, height| Region {
+            x,
+            y,
+            width,
+            height,
+        };
+        assert_eq!(clip(r(10, 10, 100, 100), 50, 40), Some(r(10, 10, 40, 30)));
+        assert_eq!(clip(r(60, 0, 10, 10), 50, 40), None);
+        assert_eq!(clip(r(0, 0, 50, 40), 50, 40), Some(r(0, 0, 50, 40)));
     }
 }

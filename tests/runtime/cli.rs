@@ -70,29 +70,56 @@ fn enroll_then_identify_finds_the_enrolled_people() {
     assert_eq!(text(&list.stdout), "alice\t3\n");
 }
 
-#[test]
-fn a_stream_of_synthetic_frames_gives_observations_and_a_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = edge_reid(dir.path(), &["--synthetic", "--frames", "3"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let events: Vec<serde_json::Value> = text(&out.stdout)
+/// The lines of a run's stdout as JSON.
+fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    text(stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_synthetic_stream_gives_tracks_observations_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edge_reid(
+        dir.path(),
+        &["--synthetic", "--frames", "24", "--save-frames", "seen"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events = events(&out.stdout);
     let summary = events.last().unwrap();
     assert_eq!(summary["event"], "summary");
-    assert_eq!(summary["frames"], 3);
-    let observations = events.len() - 1;
-    assert!(observations >= 3, "{observations} observations in 3 frames");
-    assert_eq!(summary["observations"], observations);
+    assert_eq!(summary["frames"], 24);
     assert!(summary["ms"]["model"].as_f64().unwrap() > 0.0);
     // The shipped pre-detector runs by default.
     assert!(summary["ms"]["pre_detector"].as_f64().unwrap() > 0.0);
+    // A stream is tracked: every track is confirmed (`new`) once, may be updated, and ends once
+    // (at the latest when the stream does), with the same id and averaged attributes.
+    let tracks = &events[..events.len() - 1];
+    assert!(tracks.iter().all(|e| e["event"] == "track"), "{tracks:?}");
+    let with = |status: &str| -> Vec<u64> {
+        tracks
+            .iter()
+            .filter(|e| e["status"] == status)
+            .map(|e| e["track"].as_u64().unwrap())
+            .collect()
+    };
+    let (mut new, mut end) = (with("new"), with("end"));
+    assert!(!new.is_empty());
+    assert_eq!(summary["tracks"], new.len());
+    new.sort_unstable();
+    end.sort_unstable();
+    assert_eq!(new, end, "every confirmed track ends once");
+    for e in tracks {
+        assert_eq!(e["attributes"].as_array().unwrap().len(), 12, "{e}");
+        assert!(e["frames_seen"].as_u64().unwrap() >= 3, "{e}");
+        assert!(e["first_frame"].as_u64() <= e["frame"].as_u64(), "{e}");
+    }
     // Without a gallery file, four of the camera's people are enrolled into a temporary gallery
     // that is gone after the run: identities are those names.
     let stderr = text(&out.stderr);
     assert!(stderr.contains("temporary gallery"), "{stderr}");
-    let names: Vec<&str> = events[..observations]
+    let names: Vec<&str> = tracks
         .iter()
         .filter_map(|o| o["identity"]["name"].as_str())
         .collect();
@@ -103,7 +130,25 @@ fn a_stream_of_synthetic_frames_gives_observations_and_a_summary() {
             .all(|n| ["person-1", "person-2", "person-3", "person-4"].contains(n)),
         "{names:?}"
     );
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert!(!dir.path().join("edge-reid.gallery").exists());
+    // One annotated picture per frame.
+    let seen = std::fs::read_dir(dir.path().join("seen")).unwrap().count();
+    assert_eq!(seen, 24);
+    let first = image::open(dir.path().join("seen/frame-000000.jpg")).unwrap();
+    assert!(first.width() > 0);
+
+    // With --no-track, one observation per person box and frame.
+    let out = edge_reid(dir.path(), &["--synthetic", "--frames", "3", "--no-track"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events = self::events(&out.stdout);
+    let summary = events.last().unwrap();
+    let observations = events.len() - 1;
+    assert!(observations >= 3, "{observations} observations in 3 frames");
+    assert!(events[..observations]
+        .iter()
+        .all(|e| e["event"] == "observation"));
+    assert_eq!(summary["observations"], observations);
+    assert_eq!(summary["tracks"], 0);
 
     // With --no-pre-detector and an (empty) gallery file of its own, neither happens.
     let model = model();

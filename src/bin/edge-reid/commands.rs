@@ -7,16 +7,20 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
+use edge_reid::annotate::{draw, save_frame};
+use edge_reid::detect::yolo::{YoloConfig, YoloDetector};
+use edge_reid::detect::Proposer;
 use edge_reid::evaluate::evaluate_market;
 use edge_reid::events::{Event, EventWriter};
 use edge_reid::gallery::{EmbeddingSpace, Gallery};
 use edge_reid::model::Model;
-use edge_reid::pipeline::{CropMode, Pipeline, Recognition, Recognizer};
+use edge_reid::pipeline::{Output, Pipeline, Recognition, Recognizer};
 use edge_reid::preprocess::Region;
 use edge_reid::source::{
     CameraConfig, Frame, FrameSize, FrameSource, ImageFiles, RawFrames, SyntheticCamera,
     SyntheticConfig, V4lCamera,
 };
+use edge_reid::track::TrackerConfig;
 use serde_json::json;
 
 use crate::{
@@ -160,10 +164,10 @@ fn open_source(a: &RunArgs) -> Result<Opened> {
             })?
             .parse()
             .map_err(|e| anyhow!("--size: {e}"))?;
-        return Ok(Opened::frames(RawFrames::stdin(size)?));
+        return Ok(Opened::new(RawFrames::stdin(size)?, Kind::Stream));
     }
     if !a.input.is_empty() {
-        return Ok(Opened::frames(ImageFiles::new(&a.input)?));
+        return Ok(Opened::new(ImageFiles::new(&a.input)?, Kind::Files));
     }
     let device = a.device.clone().or_else(|| {
         (!a.synthetic && Path::new(DEFAULT_DEVICE).exists()).then(|| PathBuf::from(DEFAULT_DEVICE))
@@ -174,7 +178,7 @@ fn open_source(a: &RunArgs) -> Result<Opened> {
         cfg.fps = a.fps;
         let camera =
             V4lCamera::open(cfg).with_context(|| format!("opening camera {}", device.display()))?;
-        return Ok(Opened::frames(camera));
+        return Ok(Opened::new(camera, Kind::Stream));
     }
     if !a.synthetic {
         eprintln!("edge-reid: no source given and no {DEFAULT_DEVICE}: using the synthetic camera");
@@ -193,24 +197,59 @@ fn open_source(a: &RunArgs) -> Result<Opened> {
         .collect::<Result<_>>()?;
     Ok(Opened {
         frames: Box::new(camera),
+        kind: Kind::Synthetic,
         demo: Some(people),
     })
+}
+
+/// What kind of source a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Image files: each is one person crop, no tracking.
+    Files,
+    /// A camera or raw frames on stdin: whole scenes.
+    Stream,
+    /// The synthetic camera, which knows where its people are.
+    Synthetic,
 }
 
 /// An opened source.
 struct Opened {
     frames: Box<dyn FrameSource>,
+    kind: Kind,
     /// The synthetic camera's people to enrol into a first run's temporary gallery.
     demo: Option<Vec<DemoPerson>>,
 }
 
 impl Opened {
-    fn frames(source: impl FrameSource + 'static) -> Self {
+    fn new(source: impl FrameSource + 'static, kind: Kind) -> Self {
         Self {
             frames: Box::new(source),
+            kind,
             demo: None,
         }
     }
+}
+
+/// How `edge-reid run` finds people in `kind` frames (see `--roi` and `--detector`).
+fn proposer(a: &RunArgs, kind: Kind) -> Result<Proposer> {
+    if !a.roi.is_empty() {
+        return Ok(Proposer::Regions(a.roi.clone()));
+    }
+    if let Some(path) = &a.detector {
+        let cfg = YoloConfig {
+            conf: a.detector_conf,
+            ..YoloConfig::default()
+        };
+        let detector = YoloDetector::load(path, cfg)?;
+        eprintln!("edge-reid: detector {}", path.display());
+        return Ok(Proposer::Detector(Box::new(detector)));
+    }
+    Ok(match kind {
+        Kind::Files => Proposer::WholeFrame,
+        Kind::Stream => Proposer::WholeFrame,
+        Kind::Synthetic => Proposer::Truth,
+    })
 }
 
 /// Someone the synthetic camera shows, with pictures to enrol them by.
@@ -247,9 +286,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let gallery_file = gallery_path(&a.model);
     let Opened {
         frames: mut source,
+        kind,
         demo: demo_people,
     } = open_source(a)?;
-    let has_truth = demo_people.is_some();
     // Kept until the run ends: the temporary gallery of a first run on the synthetic camera.
     let mut demo_dir = None;
     let gallery =
@@ -271,15 +310,15 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if let Some(p) = &pre_detector {
         eprintln!("edge-reid: pre-detector {}", p.display());
     }
-    let files_source = !a.input.is_empty() && a.input[0] != Path::new("-");
-    let crops = if !a.roi.is_empty() {
-        CropMode::Regions(a.roi.clone())
-    } else if has_truth {
-        CropMode::Truth
-    } else {
-        CropMode::WholeFrame
-    };
-    let mut pipeline = Pipeline::new(recognizer, gallery, crops, a.max_distance);
+    let files_source = kind == Kind::Files;
+    let mut pipeline = Pipeline::new(recognizer, gallery, proposer(a, kind)?, a.max_distance);
+    if !files_source && !a.no_track {
+        let cfg = TrackerConfig {
+            embed_every: a.embed_every.max(1),
+            ..TrackerConfig::default()
+        };
+        pipeline = pipeline.with_tracking(cfg, a.auto_enroll);
+    }
     let out: Box<dyn Write> = match &a.events {
         Some(p) => {
             // Appended to: a restarted service never loses the events it already wrote.
@@ -314,21 +353,31 @@ pub fn run(a: &RunArgs) -> Result<()> {
             Err(e) => return Err(e).context(format!("reading {camera}")),
         }
         read += 1;
-        let observations = pipeline.process(&frame, &camera)?;
+        let outputs = pipeline.process(&frame, &camera)?;
         let started = Instant::now();
-        for o in observations {
-            events
-                .write(&Event::Observation(&o))
-                .context("writing events")?;
+        write_all(&mut events, &outputs)?;
+        if let Some(dir) = &a.save_frames {
+            let mut picture = frame.image.clone();
+            draw(&mut picture, &pipeline.labels(&outputs));
+            save_frame(dir, frame.index, &picture)?;
         }
         pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
     }
+    write_all(&mut events, &pipeline.finish(&camera)?)?;
     events
         .write(&Event::Summary(&pipeline.summary()))
         .context("writing events")?;
     drop(demo_dir);
     if failed > 0 {
         bail!("{failed} input image(s) could not be read (see above)");
+    }
+    Ok(())
+}
+
+/// Writes the events of `outputs`.
+fn write_all(events: &mut EventWriter<impl Write>, outputs: &[Output]) -> Result<()> {
+    for o in outputs {
+        events.write(&o.event()).context("writing events")?;
     }
     Ok(())
 }
@@ -381,7 +430,7 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
     let recognizer = recognizer(&a.model, None, 0.0)?;
     let gallery = open_gallery(&gallery_path(&a.model), &recognizer)?;
     let paths = image_paths(&a.inputs)?;
-    let mut pipeline = Pipeline::new(recognizer, gallery, CropMode::WholeFrame, a.max_distance);
+    let mut pipeline = Pipeline::new(recognizer, gallery, Proposer::WholeFrame, a.max_distance);
     let mut events = EventWriter::new(std::io::stdout().lock());
     for (index, path) in paths.iter().enumerate() {
         let frame = Frame {
@@ -389,9 +438,10 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
             index: index as u64,
             ..Frame::default()
         };
-        for o in pipeline.process(&frame, &path.display().to_string())? {
-            events.write(&Event::Observation(&o))?;
-        }
+        write_all(
+            &mut events,
+            &pipeline.process(&frame, &path.display().to_string())?,
+        )?;
     }
     Ok(())
 }

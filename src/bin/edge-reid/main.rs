@@ -88,10 +88,32 @@ struct RunArgs {
     /// Camera frame rate to ask for.
     #[arg(long, default_value_t = 30)]
     fps: u32,
-    /// A fixed crop region x,y,w,h (repeatable); default: the whole frame (the synthetic camera:
-    /// the people it drew).
-    #[arg(long, value_parser = commands::parse_roi)]
+    /// A fixed crop region x,y,w,h (repeatable), instead of finding people in the frame.
+    #[arg(long, value_parser = commands::parse_roi, conflicts_with = "detector")]
     roi: Vec<edge_reid::preprocess::Region>,
+    /// A person detector in the YOLOv8/YOLO11 ONNX export layout ([1, 4 + classes, N], class 0 =
+    /// person) [default for cameras and stdin: motion; image files: the whole image; the
+    /// synthetic camera: the people it drew].
+    #[arg(long)]
+    detector: Option<PathBuf>,
+    /// The detector's person score threshold.
+    #[arg(long, default_value_t = 0.25)]
+    detector_conf: f32,
+    /// Report every box of every frame as an observation instead of tracking people (streams
+    /// are tracked by default; image files never are).
+    #[arg(long)]
+    no_track: bool,
+    /// A tracked person's crop is recognised again after this many frames.
+    #[arg(long, default_value_t = 5)]
+    embed_every: u32,
+    /// Give unknown tracked people anonymous names (anon-1, ...) for the rest of the run, so a
+    /// person who leaves and comes back gets the same name (kept in memory, not in the gallery).
+    #[arg(long)]
+    auto_enroll: bool,
+    /// Write each frame with its boxes, track ids, identities and attributes drawn on it to
+    /// DIR/frame-NNNNNN.jpg.
+    #[arg(long)]
+    save_frames: Option<PathBuf>,
     /// The small person-vs-junk ONNX model run before the main model (default:
     /// $EDGE_REID_PRE_DETECTOR, else models/pre-detector.onnx where the model is looked for).
     #[arg(long)]

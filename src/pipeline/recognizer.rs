@@ -1,50 +1,25 @@
-//! The per-crop work of the runtime: crops -> optional pre-detector -> the attribute + re-ID model
-//! -> gallery match -> observation events, with the time of each stage.
+//! The per-crop work: crops -> optional pre-detector -> the attribute + re-ID model.
 //!
 //! [`Recognizer`] turns image regions into [`Recognition`]s (attributes, embedding, person score),
 //! batching crops into the model's planned batch and reusing its input buffers from call to call.
-//! [`Pipeline`] adds the gallery and makes [`Observation`] events out of stream frames.
+//! A stream with tracking screens every proposal with the pre-detector ([`Recognizer::screen`])
+//! and runs the main model only on the boxes the tracker asks for ([`Recognizer::describe`]).
 //!
 //! The person score of a crop is, in order of preference: the pre-detector's probability, the
 //! model's own person head, or (the paper's first idea for spotting junk) the model's confidence:
 //! the mean over the attributes of the top class probability rescaled so that a uniform guess
 //! scores 0 and a certain one 1. Junk crops have no clear attributes, so they score low.
 
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use image::RgbImage;
 
+use super::PipelineError;
 use crate::attributes::NUM_ATTRIBUTES;
 use crate::card::{ModelCard, Task};
-use crate::events::{
-    rfc3339, AttributeValue, BoxPx, IdentityMatch, Observation, StageMillis, Summary,
-    MAX_CANDIDATES,
-};
-use crate::gallery::{Gallery, GalleryError};
-use crate::model::{sigmoid, Model, ModelError, Outputs};
-use crate::preprocess::{PreprocessError, Preprocessor, Region};
-
-/// Why a crop could not be recognised.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// The model failed.
-    #[error("model: {0}")]
-    Model(#[from] ModelError),
-    /// A crop could not be cut (for example a region outside the frame).
-    #[error("crop {region:?}: {source}")]
-    Crop {
-        /// The region.
-        region: Region,
-        /// The cause.
-        source: PreprocessError,
-    },
-    /// A model does not fit its role.
-    #[error("{0}")]
-    Role(String),
-    /// The gallery refused a search.
-    #[error("gallery: {0}")]
-    Gallery(#[from] GalleryError),
-}
+use crate::events::StageMillis;
+use crate::model::{sigmoid, Model, Outputs};
+use crate::preprocess::{Preprocessor, Region};
 
 /// What the model says about one crop.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,8 +33,33 @@ pub struct Recognition {
     pub dropped: bool,
     /// Per attribute (card order): the predicted class and its probability.
     pub attributes: heapless::Vec<(usize, f32), NUM_ATTRIBUTES>,
+    /// Every class probability, attribute after attribute in card order (what a track averages).
+    pub probabilities: Vec<f32>,
     /// The re-ID embedding.
     pub embedding: Vec<f32>,
+}
+
+impl Recognition {
+    /// A recognition of `region` with nothing measured yet.
+    fn new(region: Region) -> Self {
+        Self {
+            region,
+            person_score: f32::NAN,
+            dropped: false,
+            attributes: heapless::Vec::new(),
+            probabilities: Vec::new(),
+            embedding: Vec::new(),
+        }
+    }
+}
+
+/// The most probable class and its probability (the first on a tie).
+pub fn top_class(probabilities: &[f32]) -> (usize, f32) {
+    probabilities
+        .iter()
+        .copied()
+        .enumerate()
+        .fold((0, f32::MIN), |b, (c, p)| if p > b.1 { (c, p) } else { b })
 }
 
 /// Time spent per stage and crops counted.
@@ -73,7 +73,7 @@ pub struct Stats {
     pub dropped: u64,
 }
 
-fn millis(since: Instant) -> f64 {
+pub(super) fn millis(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
@@ -207,37 +207,57 @@ impl Recognizer {
         self.recognize_crops(&crops)
     }
 
+    /// Keeps the `regions` of `image` the pre-detector takes for persons (all of them without a
+    /// pre-detector), counting them as crops and the others as dropped.
+    pub fn screen(
+        &mut self,
+        image: &RgbImage,
+        regions: &[Region],
+    ) -> Result<Vec<Region>, PipelineError> {
+        let crops: Vec<(&RgbImage, Region)> = regions.iter().map(|&r| (image, r)).collect();
+        self.stats.crops += crops.len() as u64;
+        Ok(match self.pre_detector_scores(&crops)? {
+            None => regions.to_vec(),
+            Some(scores) => {
+                let kept: Vec<Region> = regions
+                    .iter()
+                    .zip(scores)
+                    .filter(|&(_, s)| s >= self.junk_threshold)
+                    .map(|(&r, _)| r)
+                    .collect();
+                self.stats.dropped += (regions.len() - kept.len()) as u64;
+                kept
+            }
+        })
+    }
+
+    /// Runs the main model alone over `regions` of `image` (crops already screened); the person
+    /// score is the model's person head, else the confidence-based score.
+    pub fn describe(
+        &mut self,
+        image: &RgbImage,
+        regions: &[Region],
+    ) -> Result<Vec<Recognition>, PipelineError> {
+        let crops: Vec<(&RgbImage, Region)> = regions.iter().map(|&r| (image, r)).collect();
+        let mut results: Vec<Recognition> = regions.iter().map(|&r| Recognition::new(r)).collect();
+        let all: Vec<usize> = (0..results.len()).collect();
+        self.describe_into(&crops, &all, &mut results, true)?;
+        Ok(results)
+    }
+
     /// Recognises regions of possibly different images.
     fn recognize_crops(
         &mut self,
         crops: &[(&RgbImage, Region)],
     ) -> Result<Vec<Recognition>, PipelineError> {
         self.stats.crops += crops.len() as u64;
-        let mut results: Vec<Recognition> = crops
-            .iter()
-            .map(|&(_, region)| Recognition {
-                region,
-                person_score: f32::NAN,
-                dropped: false,
-                attributes: heapless::Vec::new(),
-                embedding: Vec::new(),
-            })
-            .collect();
-        let classes: Vec<usize> = self
-            .card()
-            .attributes
-            .iter()
-            .map(|a| a.labels.len())
-            .collect();
-        let ms = &mut self.stats.ms;
-        if let Some(pre) = &mut self.pre_detector {
-            let mut pre_ms = 0.0;
-            pre.run(crops, &mut ms.preprocess, &mut pre_ms, |i, out, j| {
-                results[i].person_score = out.person_logit(j).map_or(0.0, sigmoid);
-            })?;
-            ms.pre_detector += pre_ms;
-            for r in &mut results {
-                r.dropped = r.person_score < self.junk_threshold;
+        let mut results: Vec<Recognition> =
+            crops.iter().map(|&(_, r)| Recognition::new(r)).collect();
+        let scores = self.pre_detector_scores(crops)?;
+        if let Some(scores) = &scores {
+            for (r, &s) in results.iter_mut().zip(scores) {
+                r.person_score = s;
+                r.dropped = s < self.junk_threshold;
             }
             self.stats.dropped += results.iter().filter(|r| r.dropped).count() as u64;
         }
@@ -245,222 +265,75 @@ impl Recognizer {
             .filter(|&i| !results[i].dropped)
             .collect();
         let kept_crops: Vec<(&RgbImage, Region)> = kept.iter().map(|&i| crops[i]).collect();
-        let has_pre = self.pre_detector.is_some();
-        let main = &mut self.main;
-        main.run(
-            &kept_crops,
+        self.describe_into(&kept_crops, &kept, &mut results, scores.is_none())?;
+        Ok(results)
+    }
+
+    /// The pre-detector's person probability of each crop; `None` without a pre-detector.
+    fn pre_detector_scores(
+        &mut self,
+        crops: &[(&RgbImage, Region)],
+    ) -> Result<Option<Vec<f32>>, PipelineError> {
+        let Some(pre) = &mut self.pre_detector else {
+            return Ok(None);
+        };
+        let mut scores = vec![0.0; crops.len()];
+        let ms = &mut self.stats.ms;
+        pre.run(
+            crops,
             &mut ms.preprocess,
-            &mut ms.model,
-            |k, out, j| {
-                let r = &mut results[kept[k]];
+            &mut ms.pre_detector,
+            |i, out, j| {
+                scores[i] = out.person_logit(j).map_or(0.0, sigmoid);
+            },
+        )?;
+        Ok(Some(scores))
+    }
+
+    /// Runs the main model over `crops`, filling `results[into[k]]` from crop `k`; with
+    /// `person_score`, also sets the person score from the model (person head or confidence).
+    fn describe_into(
+        &mut self,
+        crops: &[(&RgbImage, Region)],
+        into: &[usize],
+        results: &mut [Recognition],
+        person_score: bool,
+    ) -> Result<(), PipelineError> {
+        let classes: Vec<usize> = self
+            .card()
+            .attributes
+            .iter()
+            .map(|a| a.labels.len())
+            .collect();
+        let ms = &mut self.stats.ms;
+        self.main
+            .run(crops, &mut ms.preprocess, &mut ms.model, |k, out, j| {
+                let r = &mut results[into[k]];
                 for a in 0..classes.len() {
                     let probs = out.attribute_probabilities(j, a).unwrap_or_default();
-                    let best = probs
-                        .iter()
-                        .copied()
-                        .enumerate()
-                        .fold((0, f32::MIN), |b, (c, p)| if p > b.1 { (c, p) } else { b });
+                    let best = top_class(&probs);
                     // The card holds at most NUM_ATTRIBUTES attributes in the standard schema; extra
                     // ones are not reported.
                     let _ = r.attributes.push(best);
+                    r.probabilities.extend_from_slice(&probs);
                 }
                 r.embedding = out.embedding(j).unwrap_or_default().to_vec();
-                if !has_pre {
+                if person_score {
                     r.person_score = match out.person_logit(j) {
                         Some(logit) => sigmoid(logit),
                         None => confidence_score(&r.attributes, &classes),
                     };
                 }
-            },
-        )?;
-        Ok(results)
+            })
     }
 
     /// Adds gallery search time.
-    fn add_gallery_ms(&mut self, ms: f64) {
+    pub(super) fn add_gallery_ms(&mut self, ms: f64) {
         self.stats.ms.gallery += ms;
     }
 }
 
 /// Where crops come from in a frame.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CropMode {
-    /// The whole frame is one crop.
-    WholeFrame,
-    /// Fixed regions (`--roi x,y,w,h`); regions outside a frame are clipped to it.
-    Regions(Vec<Region>),
-    /// The boxes the synthetic camera reports for the people it drew.
-    Truth,
-}
-
-/// Frames to observation events.
-pub struct Pipeline {
-    recognizer: Recognizer,
-    gallery: Option<Gallery>,
-    crops: CropMode,
-    max_distance: Option<f32>,
-    frames: u64,
-    observations: u64,
-    capture_ms: f64,
-    output_ms: f64,
-}
-
-/// Clips `r` to an image of `width` x `height`; `None` when nothing is left.
-fn clip(r: Region, width: u32, height: u32) -> Option<Region> {
-    let x0 = r.x.min(width);
-    let y0 = r.y.min(height);
-    let x1 = r.x.saturating_add(r.width).min(width);
-    let y1 = r.y.saturating_add(r.height).min(height);
-    (x1 > x0 && y1 > y0).then(|| Region {
-        x: x0,
-        y: y0,
-        width: x1 - x0,
-        height: y1 - y0,
-    })
-}
-
-impl Pipeline {
-    /// A pipeline matching against `gallery` (none: every identity is unknown). Matches farther
-    /// than `max_distance` are unknown; without it, the model card's unknown distance applies, and
-    /// with neither every observation is named after its nearest identity.
-    pub fn new(
-        recognizer: Recognizer,
-        gallery: Option<Gallery>,
-        crops: CropMode,
-        max_distance: Option<f32>,
-    ) -> Self {
-        let max_distance = max_distance.or_else(|| {
-            let embedding = recognizer.card().embedding.as_ref();
-            embedding.and_then(|e| e.unknown_distance)
-        });
-        Self {
-            recognizer,
-            gallery,
-            crops,
-            max_distance,
-            frames: 0,
-            observations: 0,
-            capture_ms: 0.0,
-            output_ms: 0.0,
-        }
-    }
-
-    /// Adds time spent reading frames and writing events (measured by the caller).
-    pub fn add_io_ms(&mut self, capture: f64, output: f64) {
-        self.capture_ms += capture;
-        self.output_ms += output;
-    }
-
-    /// The regions to crop in a frame.
-    fn regions(&self, frame: &crate::source::Frame) -> Vec<Region> {
-        let (w, h) = frame.image.dimensions();
-        match &self.crops {
-            CropMode::WholeFrame => vec![Region::full(&frame.image)],
-            CropMode::Regions(rs) => rs.iter().filter_map(|&r| clip(r, w, h)).collect(),
-            CropMode::Truth => frame
-                .truth
-                .iter()
-                .filter_map(|t| {
-                    let r = Region {
-                        x: t.x,
-                        y: t.y,
-                        width: t.width,
-                        height: t.height,
-                    };
-                    clip(r, w, h)
-                })
-                .collect(),
-        }
-    }
-
-    /// The observations of one frame from `camera`.
-    pub fn process(
-        &mut self,
-        frame: &crate::source::Frame,
-        camera: &str,
-    ) -> Result<Vec<Observation>, PipelineError> {
-        self.frames += 1;
-        let regions = self.regions(frame);
-        let recognitions = self.recognizer.recognize(&frame.image, &regions)?;
-        let time = rfc3339(SystemTime::now());
-        let card = self.recognizer.card();
-        let mut gallery_ms = 0.0;
-        let mut observations = Vec::new();
-        for (crop, r) in recognitions.into_iter().enumerate() {
-            if r.dropped {
-                continue;
-            }
-            let started = Instant::now();
-            let candidates = match &self.gallery {
-                Some(g) if !g.is_empty() => g
-                    .search::<MAX_CANDIDATES>(&r.embedding, None)?
-                    .iter()
-                    .map(|m| IdentityMatch {
-                        name: m.name.to_string(),
-                        distance: m.distance,
-                    })
-                    .collect(),
-                _ => heapless::Vec::new(),
-            };
-            gallery_ms += millis(started);
-            let identity = candidates
-                .first()
-                .filter(|m| self.max_distance.is_none_or(|d| m.distance <= d))
-                .cloned();
-            let attributes = card
-                .attributes
-                .iter()
-                .zip(&r.attributes)
-                .map(|(spec, &(class, score))| AttributeValue {
-                    name: spec.name.clone(),
-                    label: spec.labels.get(class).cloned().unwrap_or_default(),
-                    score,
-                })
-                .collect();
-            observations.push(Observation {
-                time: time.clone(),
-                camera: camera.to_string(),
-                frame: frame.index,
-                crop,
-                bbox: BoxPx {
-                    x: r.region.x,
-                    y: r.region.y,
-                    width: r.region.width,
-                    height: r.region.height,
-                },
-                person_score: r.person_score,
-                attributes,
-                identity,
-                candidates,
-            });
-        }
-        self.recognizer.add_gallery_ms(gallery_ms);
-        self.observations += observations.len() as u64;
-        Ok(observations)
-    }
-
-    /// The end-of-run summary.
-    pub fn summary(&self) -> Summary {
-        let stats = self.recognizer.stats();
-        let mut ms = stats.ms;
-        ms.capture = self.capture_ms;
-        ms.output = self.output_ms;
-        let total =
-            ms.capture + ms.preprocess + ms.pre_detector + ms.model + ms.gallery + ms.output;
-        Summary {
-            frames: self.frames,
-            crops: stats.crops,
-            dropped: stats.dropped,
-            observations: self.observations,
-            ms,
-            ms_per_frame: if self.frames == 0 {
-                0.0
-            } else {
-                total / self.frames as f64
-            },
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -499,6 +372,15 @@ mod tests {
             let want = single.recognize(image, &[Region::full(image)]).unwrap();
             assert_eq!(got.region, want[0].region);
             assert_eq!(got.attributes.len(), NUM_ATTRIBUTES);
+            // Every attribute's softmax, one after the other; its top class is the one reported.
+            let mut probabilities = got.probabilities.as_slice();
+            for (spec, &(class, p)) in batched.card().attributes.iter().zip(&got.attributes) {
+                let (these, rest) = probabilities.split_at(spec.labels.len());
+                assert!((these.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                assert_eq!(these[class], p);
+                probabilities = rest;
+            }
+            assert!(probabilities.is_empty());
             for (g, w) in got.embedding.iter().zip(&want[0].embedding) {
                 assert!((g - w).abs() < 1e-5, "{g} vs {w}");
             }
@@ -506,18 +388,5 @@ mod tests {
         }
         // Different images give different embeddings (the order is not a constant).
         assert_ne!(together[0].embedding, together[1].embedding);
-    }
-
-    #[test]
-    fn regions_are_clipped_to_the_frame() {
-        let r = |x, y, width, height| Region {
-            x,
-            y,
-            width,
-            height,
-        };
-        assert_eq!(clip(r(10, 10, 100, 100), 50, 40), Some(r(10, 10, 40, 30)));
-        assert_eq!(clip(r(60, 0, 10, 10), 50, 40), None);
-        assert_eq!(clip(r(0, 0, 50, 40), 50, 40), Some(r(0, 0, 50, 40)));
     }
 }

@@ -1,0 +1,112 @@
+//! Who an embedding is: the gallery's enrolled people, the unknown distance, and (with
+//! auto-enrollment) the anonymous people met during this run.
+//!
+//! Anonymous identities (`anon-1`, `anon-2`, ...) live in memory only: they never touch the
+//! gallery file, whose people a user enrolled on purpose.
+
+use heapless::Vec as BoundedVec;
+
+use super::PipelineError;
+use crate::card::DistanceMetric;
+use crate::events::{IdentityMatch, MAX_CANDIDATES};
+use crate::gallery::Gallery;
+use crate::metrics::distance_matrix;
+
+/// The people an embedding is compared with.
+pub(super) struct Identities {
+    gallery: Option<Gallery>,
+    /// Matches farther than this are unknown (`None`: never).
+    max_distance: Option<f32>,
+    /// Anonymous people, when auto-enrollment is on.
+    anonymous: Option<Anonymous>,
+}
+
+/// The anonymous identities of a run: names and one embedding each (row-major).
+struct Anonymous {
+    names: Vec<String>,
+    embeddings: Vec<f32>,
+    metric: DistanceMetric,
+}
+
+/// An identity decision: the closest identity within the unknown distance, and the nearest ones.
+pub(super) struct Identified {
+    pub identity: Option<IdentityMatch>,
+    pub candidates: BoundedVec<IdentityMatch, MAX_CANDIDATES>,
+}
+
+impl Identities {
+    pub(super) fn new(gallery: Option<Gallery>, max_distance: Option<f32>) -> Self {
+        Self {
+            gallery,
+            max_distance,
+            anonymous: None,
+        }
+    }
+
+    /// The unknown distance in force.
+    pub(super) fn max_distance(&self) -> Option<f32> {
+        self.max_distance
+    }
+
+    /// Turns on auto-enrollment of unknown people, compared by `metric`.
+    pub(super) fn enable_anonymous(&mut self, metric: DistanceMetric) {
+        self.anonymous = Some(Anonymous {
+            names: Vec::new(),
+            embeddings: Vec::new(),
+            metric,
+        });
+    }
+
+    /// The gallery's and the anonymous identities nearest `embedding`.
+    pub(super) fn identify(&self, embedding: &[f32]) -> Result<Identified, PipelineError> {
+        let mut all: Vec<IdentityMatch> = Vec::new();
+        if let Some(g) = self.gallery.as_ref().filter(|g| !g.is_empty()) {
+            all.extend(
+                g.search::<MAX_CANDIDATES>(embedding, None)?
+                    .iter()
+                    .map(|m| IdentityMatch {
+                        name: m.name.to_string(),
+                        distance: m.distance,
+                    }),
+            );
+        }
+        if let Some(a) = self.anonymous.as_ref().filter(|a| !a.names.is_empty()) {
+            let d = distance_matrix(embedding, &a.embeddings, embedding.len(), a.metric)
+                .map_err(|e| PipelineError::Role(format!("anonymous identities: {e}")))?;
+            all.extend(a.names.iter().zip(d).map(|(name, distance)| IdentityMatch {
+                name: name.clone(),
+                distance,
+            }));
+        }
+        // Stable: on a tie, gallery people (searched first) stay first.
+        all.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+        let identity = all
+            .first()
+            .filter(|m| self.max_distance.is_none_or(|d| m.distance <= d))
+            .cloned();
+        Ok(Identified {
+            identity,
+            candidates: all.into_iter().take(MAX_CANDIDATES).collect(),
+        })
+    }
+
+    /// With auto-enrollment: sets the embedding of anonymous identity `name` (a track's latest
+    /// averaged embedding), or, with no name, enrolls a new anonymous identity and returns its
+    /// name. `None` when auto-enrollment is off.
+    pub(super) fn remember(&mut self, name: Option<&str>, embedding: &[f32]) -> Option<String> {
+        let a = self.anonymous.as_mut()?;
+        let dim = embedding.len();
+        match name.and_then(|n| a.names.iter().position(|m| m == n)) {
+            Some(i) => {
+                a.embeddings[i * dim..(i + 1) * dim].copy_from_slice(embedding);
+                Some(a.names[i].clone())
+            }
+            None => {
+                let name = format!("anon-{}", a.names.len() + 1);
+                a.names.push(name.clone());
+                a.embeddings.extend_from_slice(embedding);
+                Some(name)
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Frames to events: person boxes -> optional pre-detector -> the attribute + re-ID model ->
+//! identity, with the time of each stage.
+//!
+//! [`Pipeline`] takes stream frames and a [`Proposer`] that finds the person boxes in them.
+//! - Without tracking, every box of every frame becomes one `observation` event
+//!   ([`Recognizer::recognize`], then the gallery).
+//! - With tracking ([`Pipeline::with_tracking`]), the pre-detector screens the boxes, a
+//!   [`crate::track::Tracker`] associates them with tracks and asks for the model only where it
+//!   needs an appearance, and tracks become `track` events: `new`, `update`, `end`
+//!   ([`tracking`]).
+//!
+//! Identities come from the gallery and the unknown distance (`--max-distance`, else the model
+//! card's); with auto-enrollment, also from the anonymous people met during the run
+//! ([`identities`]).
+
+mod identities;
+mod recognizer;
+mod tracking;
+
+use std::time::{Instant, SystemTime};
+
+use heapless::Vec as BoundedVec;
+
+pub use recognizer::{confidence_score, top_class, Recognition, Recognizer, Stats};
+
+use crate::annotate::Label;
+use crate::attributes::NUM_ATTRIBUTES;
+use crate::card::AttributeSpec;
+use crate::detect::{DetectError, Proposer};
+use crate::events::{rfc3339, AttributeValue, BoxPx, Event, Observation, Summary, TrackEvent};
+use crate::gallery::{Gallery, GalleryError};
+use crate::model::ModelError;
+use crate::preprocess::{PreprocessError, Region};
+use crate::source::Frame;
+use crate::track::{TrackError, TrackerConfig};
+use identities::Identities;
+use recognizer::millis;
+use tracking::Tracking;
+
+/// Why a frame could not be processed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The model failed.
+    #[error("model: {0}")]
+    Model(#[from] ModelError),
+    /// A crop could not be cut (for example a region outside the frame).
+    #[error("crop {region:?}: {source}")]
+    Crop {
+        /// The region.
+        region: Region,
+        /// The cause.
+        source: PreprocessError,
+    },
+    /// A model does not fit its role.
+    #[error("{0}")]
+    Role(String),
+    /// The gallery refused a search.
+    #[error("gallery: {0}")]
+    Gallery(#[from] GalleryError),
+    /// The person detector failed.
+    #[error("detector: {0}")]
+    Detect(#[from] DetectError),
+    /// The model's appearances broke the tracker's contract.
+    #[error("tracker: {0}")]
+    Track(#[from] TrackError),
+}
+
+/// What a frame produced: observations (no tracking) or track events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// One box of one frame.
+    Observation(Observation),
+    /// A track's news.
+    Track(TrackEvent),
+}
+
+impl Output {
+    /// The event to write.
+    pub fn event(&self) -> Event<'_> {
+        match self {
+            Output::Observation(o) => Event::Observation(o),
+            Output::Track(t) => Event::Track(t),
+        }
+    }
+}
+
+/// The attributes of a crop or a track from its class probabilities (attribute after attribute
+/// in card order): each attribute's most probable label.
+fn attribute_values(
+    specs: &[AttributeSpec],
+    probabilities: &[f32],
+) -> BoundedVec<AttributeValue, NUM_ATTRIBUTES> {
+    let mut rest = probabilities;
+    let mut values = BoundedVec::new();
+    for spec in specs {
+        let n = spec.labels.len().min(rest.len());
+        let (these, tail) = rest.split_at(n);
+        rest = tail;
+        let (class, score) = top_class(these);
+        // At most NUM_ATTRIBUTES are reported (the standard schema's count).
+        let _ = values.push(AttributeValue {
+            name: spec.name.clone(),
+            label: spec.labels.get(class).cloned().unwrap_or_default(),
+            score,
+        });
+    }
+    values
+}
+
+/// One line a person can read at a glance: gender, age, clothing colours, carried things.
+fn short_attributes(attributes: &[AttributeValue]) -> String {
+    let label = |name: &str| {
+        attributes
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.label.as_str())
+    };
+    let mut words: Vec<String> = Vec::new();
+    words.extend(label("gender").map(str::to_string));
+    words.extend(label("age").map(str::to_string));
+    words.extend(label("upcolor").map(|c| format!("up:{c}")));
+    words.extend(label("downcolor").map(|c| format!("down:{c}")));
+    for thing in ["backpack", "bag", "handbag", "hat"] {
+        if label(thing) == Some("yes") {
+            words.push(thing.to_string());
+        }
+    }
+    if words.is_empty() {
+        words.extend(attributes.iter().take(3).map(|a| a.label.clone()));
+    }
+    words.join(" ")
+}
+
+fn box_px(r: Region) -> BoxPx {
+    BoxPx {
+        x: r.x,
+        y: r.y,
+        width: r.width,
+        height: r.height,
+    }
+}
+
+/// Frames to events.
+pub struct Pipeline {
+    recognizer: Recognizer,
+    identities: Identities,
+    proposer: Proposer,
+    tracking: Option<Tracking>,
+    frames: u64,
+    last_frame: u64,
+    observations: u64,
+    capture_ms: f64,
+    output_ms: f64,
+    proposals_ms: f64,
+    tracking_ms: f64,
+}
+
+impl Pipeline {
+    /// A pipeline finding boxes with `proposer` and matching against `gallery` (none: every
+    /// identity is unknown). Matches farther than `max_distance` are unknown; without it, the
+    /// model card's unknown distance applies, and with neither every observation is named after
+    /// its nearest identity.
+    pub fn new(
+        recognizer: Recognizer,
+        gallery: Option<Gallery>,
+        proposer: Proposer,
+        max_distance: Option<f32>,
+    ) -> Self {
+        let max_distance = max_distance.or_else(|| {
+            let embedding = recognizer.card().embedding.as_ref();
+            embedding.and_then(|e| e.unknown_distance)
+        });
+        Self {
+            recognizer,
+            identities: Identities::new(gallery, max_distance),
+            proposer,
+            tracking: None,
+            frames: 0,
+            last_frame: 0,
+            observations: 0,
+            capture_ms: 0.0,
+            output_ms: 0.0,
+            proposals_ms: 0.0,
+            tracking_ms: 0.0,
+        }
+    }
+
+    /// Tracks people over frames (see the module doc). The appearance gate of `cfg` is replaced
+    /// by the unknown distance where there is one. With `auto_enroll`, unknown confirmed tracks
+    /// become anonymous identities for the rest of the run.
+    pub fn with_tracking(mut self, mut cfg: TrackerConfig, auto_enroll: bool) -> Self {
+        if let Some(d) = self.identities.max_distance() {
+            cfg.max_embedding_distance = d;
+        }
+        if auto_enroll {
+            let metric = self.recognizer.card().embedding.as_ref().map(|e| e.metric);
+            if let Some(metric) = metric {
+                self.identities.enable_anonymous(metric);
+            }
+        }
+        self.tracking = Some(Tracking::new(cfg));
+        self
+    }
+
+    /// Adds time spent reading frames and writing events (measured by the caller).
+    pub fn add_io_ms(&mut self, capture: f64, output: f64) {
+        self.capture_ms += capture;
+        self.output_ms += output;
+    }
+
+    /// The events of one frame from `camera`.
+    pub fn process(&mut self, frame: &Frame, camera: &str) -> Result<Vec<Output>, PipelineError> {
+        self.frames += 1;
+        self.last_frame = frame.index;
+        let started = Instant::now();
+        let regions = self.proposer.propose(frame)?;
+        self.proposals_ms += millis(started);
+        let time = rfc3339(SystemTime::now());
+        match &mut self.tracking {
+            None => self.observe(frame, &regions, &time, camera),
+            Some(tracking) => {
+                let boxes = self.recognizer.screen(&frame.image, &regions)?;
+                let started = Instant::now();
+                let before = self.recognizer.stats().ms;
+                let events = tracking.step(
+                    frame.index,
+                    &frame.image,
+                    &boxes,
+                    &mut self.recognizer,
+                    &mut self.identities,
+                )?;
+                let after = self.recognizer.stats().ms;
+                let model = (after.preprocess - before.preprocess) + (after.model - before.model);
+                self.tracking_ms += millis(started) - model;
+                Ok(stamp(events, &time, camera))
+            }
+        }
+    }
+
+    /// The events that close the stream: every live track ends (none without tracking).
+    pub fn finish(&mut self, camera: &str) -> Result<Vec<Output>, PipelineError> {
+        let Some(tracking) = &mut self.tracking else {
+            return Ok(Vec::new());
+        };
+        let events = tracking.finish(self.last_frame, &self.recognizer, &mut self.identities)?;
+        Ok(stamp(events, &rfc3339(SystemTime::now()), camera))
+    }
+
+    /// Labels for an annotated picture of the frame last processed: its tracks, or the
+    /// observations it produced (`outputs`).
+    pub fn labels(&self, outputs: &[Output]) -> Vec<Label> {
+        match &self.tracking {
+            Some(tracking) => tracking.labels(self.last_frame),
+            None => outputs
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Observation(o) => Some(o),
+                    Output::Track(_) => None,
+                })
+                .map(|o| Label {
+                    region: Region {
+                        x: o.bbox.x,
+                        y: o.bbox.y,
+                        width: o.bbox.width,
+                        height: o.bbox.height,
+                    },
+                    key: o.crop as u64,
+                    lines: vec![
+                        o.identity
+                            .as_ref()
+                            .map_or("?".to_string(), |m| m.name.clone()),
+                        short_attributes(&o.attributes),
+                    ],
+                })
+                .collect(),
+        }
+    }
+
+    /// One observation per box, each matched against the gallery.
+    fn observe(
+        &mut self,
+        frame: &Frame,
+        regions: &[Region],
+        time: &str,
+        camera: &str,
+    ) -> Result<Vec<Output>, PipelineError> {
+        let recognitions = self.recognizer.recognize(&frame.image, regions)?;
+        let mut gallery_ms = 0.0;
+        let mut observations = Vec::new();
+        for (crop, r) in recognitions.into_iter().enumerate() {
+            if r.dropped {
+                continue;
+            }
+            let started = Instant::now();
+            let identified = self.identities.identify(&r.embedding)?;
+            gallery_ms += millis(started);
+            let attributes = attribute_values(&self.recognizer.card().attributes, &r.probabilities);
+            observations.push(Output::Observation(Observation {
+                time: time.to_string(),
+                camera: camera.to_string(),
+                frame: frame.index,
+                crop,
+                bbox: box_px(r.region),
+                person_score: r.person_score,
+                attributes,
+                identity: identified.identity,
+                candidates: identified.candidates,
+            }));
+        }
+        self.recognizer.add_gallery_ms(gallery_ms);
+        self.observations += observations.len() as u64;
+        Ok(observations)
+    }
+
+    /// The end-of-run summary.
+    pub fn summary(&self) -> Summary {
+        let stats = self.recognizer.stats();
+        let mut ms = stats.ms;
+        ms.capture = self.capture_ms;
+        ms.output = self.output_ms;
+        ms.proposals = self.proposals_ms;
+        ms.tracking = self.tracking_ms;
+        let total = ms.capture
+            + ms.proposals
+            + ms.preprocess
+            + ms.pre_detector
+            + ms.model
+            + ms.tracking
+            + ms.gallery
+            + ms.output;
+        Summary {
+            frames: self.frames,
+            crops: stats.crops,
+            dropped: stats.dropped,
+            observations: self.observations,
+            tracks: self.tracking.as_ref().map_or(0, Tracking::confirmed),
+            ms,
+            ms_per_frame: if self.frames == 0 {
+                0.0
+            } else {
+                total / self.frames as f64
+            },
+        }
+    }
+}
+
+/// Sets the time and camera of track events.
+fn stamp(events: Vec<TrackEvent>, time: &str, camera: &str) -> Vec<Output> {
+    events
+        .into_iter()
+        .map(|mut e| {
+            e.time = time.to_string();
+            e.camera = camera.to_string();
+            Output::Track(e)
+        })
+        .collect()
+}

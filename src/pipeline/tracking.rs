@@ -1,0 +1,186 @@
+//! Streams with tracking: screened boxes -> [`Tracker`] -> `track` events.
+//!
+//! The tracker asks for the model only where it needs an appearance (new boxes, contested ones,
+//! refreshes every few frames); each `new`, `update` and `end` becomes a [`TrackEvent`] whose
+//! attributes come from the class probabilities averaged over the track and whose identity is
+//! decided on the track's averaged embedding. With auto-enrollment, a confirmed track that matches
+//! nobody becomes an anonymous identity, and that identity follows the track's embedding.
+
+use std::collections::HashMap;
+
+use image::RgbImage;
+
+use super::identities::Identities;
+use super::recognizer::Recognizer;
+use super::{attribute_values, short_attributes, PipelineError};
+use crate::annotate::Label;
+use crate::card::AttributeSpec;
+use crate::events::{BoxPx, TrackEvent, TrackStatus};
+use crate::preprocess::Region;
+use crate::track::{Appearance, Change, Track, Tracker, TrackerConfig};
+
+/// A tracker and what the pipeline remembers of its tracks.
+pub(super) struct Tracking {
+    tracker: Tracker,
+    memory: Memory,
+}
+
+/// What the pipeline remembers of the tracks.
+#[derive(Default)]
+struct Memory {
+    /// Per live confirmed track: its anonymous name and its label's lines.
+    tracks: HashMap<u64, Shown>,
+    /// Tracks confirmed so far.
+    confirmed: u64,
+}
+
+#[derive(Default)]
+struct Shown {
+    anonymous: Option<String>,
+    lines: Vec<String>,
+}
+
+impl Tracking {
+    pub(super) fn new(cfg: TrackerConfig) -> Self {
+        Self {
+            tracker: Tracker::new(cfg),
+            memory: Memory::default(),
+        }
+    }
+
+    /// Tracks confirmed so far.
+    pub(super) fn confirmed(&self) -> u64 {
+        self.memory.confirmed
+    }
+
+    /// One frame's screened `boxes` of `image`: the tracks' changes as events (without time and
+    /// camera, which the caller sets).
+    pub(super) fn step(
+        &mut self,
+        frame: u64,
+        image: &RgbImage,
+        boxes: &[Region],
+        recognizer: &mut Recognizer,
+        identities: &mut Identities,
+    ) -> Result<Vec<TrackEvent>, PipelineError> {
+        let changes = self.tracker.step(frame, boxes, |wanted: &[usize]| {
+            let regions: Vec<Region> = wanted.iter().map(|&i| boxes[i]).collect();
+            Ok::<_, PipelineError>(
+                recognizer
+                    .describe(image, &regions)?
+                    .into_iter()
+                    .map(|r| Appearance {
+                        embedding: r.embedding,
+                        probabilities: r.probabilities,
+                    })
+                    .collect(),
+            )
+        })?;
+        let specs = &recognizer.card().attributes;
+        changes
+            .into_iter()
+            .filter_map(|c| {
+                let track = self.tracker.track(c.id)?;
+                Some(self.memory.event(frame, track, c.change, specs, identities))
+            })
+            .collect()
+    }
+
+    /// Ends every live track (the stream ended after `frame`).
+    pub(super) fn finish(
+        &mut self,
+        frame: u64,
+        recognizer: &Recognizer,
+        identities: &mut Identities,
+    ) -> Result<Vec<TrackEvent>, PipelineError> {
+        let specs = &recognizer.card().attributes;
+        let changes = self.tracker.finish();
+        changes
+            .into_iter()
+            .filter_map(|c| {
+                let track = self.tracker.track(c.id)?;
+                Some(self.memory.event(frame, track, c.change, specs, identities))
+            })
+            .collect()
+    }
+
+    /// Labels of the confirmed tracks seen in `frame`.
+    pub(super) fn labels(&self, frame: u64) -> Vec<Label> {
+        self.tracker
+            .tracks()
+            .filter(|t| t.confirmed() && t.last_frame() == frame)
+            .filter_map(|t| {
+                let shown = self.memory.tracks.get(&t.id())?;
+                Some(Label {
+                    region: t.region(),
+                    key: t.id(),
+                    lines: shown.lines.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Memory {
+    /// The event of `change` to `track`, updating what the pipeline remembers of it.
+    fn event(
+        &mut self,
+        frame: u64,
+        track: &Track,
+        change: Change,
+        specs: &[AttributeSpec],
+        identities: &mut Identities,
+    ) -> Result<TrackEvent, PipelineError> {
+        let shown = self.tracks.entry(track.id()).or_default();
+        let embedding = track.embedding();
+        if let Some(name) = &shown.anonymous {
+            identities.remember(Some(name), embedding);
+        }
+        let mut identified = identities.identify(embedding)?;
+        if identified.identity.is_none() && change != Change::End {
+            if let Some(name) = identities.remember(None, embedding) {
+                shown.anonymous = Some(name);
+                identified = identities.identify(embedding)?;
+            }
+        }
+        let attributes = attribute_values(specs, track.probabilities());
+        let status = match change {
+            Change::New => {
+                self.confirmed += 1;
+                TrackStatus::New
+            }
+            Change::Update => TrackStatus::Update,
+            Change::End => TrackStatus::End,
+        };
+        let name = identified
+            .identity
+            .as_ref()
+            .map_or("?", |m| m.name.as_str());
+        shown.lines = vec![
+            format!("#{} {name}", track.id()),
+            short_attributes(&attributes),
+        ];
+        if change == Change::End {
+            self.tracks.remove(&track.id());
+        }
+        let r = track.region();
+        Ok(TrackEvent {
+            time: String::new(),
+            camera: String::new(),
+            frame,
+            track: track.id(),
+            status,
+            bbox: BoxPx {
+                x: r.x,
+                y: r.y,
+                width: r.width,
+                height: r.height,
+            },
+            first_frame: track.first_frame(),
+            frames_seen: track.hits(),
+            attributes,
+            identity: identified.identity,
+            candidates: identified.candidates,
+        })
+    }
+}
