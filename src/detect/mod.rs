@@ -182,6 +182,8 @@ pub enum Proposer {
     Regions(Vec<Region>),
     /// The boxes the synthetic camera reports for the people it drew.
     Truth,
+    /// Background subtraction, for fixed cameras.
+    Motion(Box<motion::MotionDetector>),
     /// A user's YOLO detector (`--detector FILE.onnx`).
     Detector(Box<yolo::YoloDetector>),
 }
@@ -205,6 +207,11 @@ impl Proposer {
                     };
                     clip(r, w, h)
                 })
+                .collect(),
+            Proposer::Motion(m) => m
+                .detect(&frame.image)
+                .into_iter()
+                .map(|p| p.region)
                 .collect(),
             Proposer::Detector(d) => d
                 .detect(&frame.image)?

@@ -1,9 +1,10 @@
-//! The motion proposer on a real pedestrian video: Debian's `vtest.avi` (opencv-doc) decoded by
-//! ffmpeg onto a pipe, scored against the hand-made boxes in `tests/fixtures/vtest/`.
+//! A real pedestrian video: Debian's `vtest.avi` (opencv-doc) decoded by ffmpeg onto a pipe. The
+//! motion proposer is scored against the hand-made boxes in `tests/fixtures/vtest/`, and
+//! `edge-reid` reads the pipe as a user would and tracks the people.
 
 use std::io::{ErrorKind, Read};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use edge_reid::detect::motion::{MotionConfig, MotionDetector};
 use edge_reid::detect::{iou, match_boxes, BoxMatch};
@@ -45,25 +46,33 @@ fn region([x, y, width, height]: [u32; 4]) -> Region {
     }
 }
 
-#[test]
-fn motion_proposals_find_the_people_of_vtest_avi() {
+/// ffmpeg decoding the first `frames` frames of the video to raw RGB on its stdout; `None` (the
+/// test is skipped, saying why) where the video or ffmpeg is missing.
+fn decode(frames: usize) -> Option<Child> {
     if !Path::new(VIDEO).exists() {
         println!("skipped: {VIDEO} is missing (apt-get install ffmpeg opencv-doc)");
-        return;
+        return None;
     }
     let child = Command::new("ffmpeg")
         .args(["-v", "error", "-i", VIDEO, "-frames:v"])
-        .arg(FRAMES.to_string())
+        .arg(frames.to_string())
         .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .stdout(Stdio::piped())
         .spawn();
-    let mut child = match child {
-        Ok(child) => child,
+    match child {
+        Ok(child) => Some(child),
         Err(e) if e.kind() == ErrorKind::NotFound => {
             println!("skipped: ffmpeg is not installed (apt-get install ffmpeg opencv-doc)");
-            return;
+            None
         }
         Err(e) => panic!("ffmpeg does not start: {e}"),
+    }
+}
+
+#[test]
+fn motion_proposals_find_the_people_of_vtest_avi() {
+    let Some(mut child) = decode(FRAMES) else {
+        return;
     };
     let truth_path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vtest/ground_truth.json");
@@ -117,4 +126,73 @@ fn motion_proposals_find_the_people_of_vtest_avi() {
     );
     assert!(total.precision() >= MIN_PRECISION, "{total:?}");
     assert!(total.recall() >= MIN_RECALL, "{total:?}");
+}
+
+/// `ffmpeg ... -f rawvideo -pix_fmt rgb24 - | edge-reid --input - --size 768x576`: track events for
+/// the people walking, every confirmed track ended once, boxes inside the frame, one annotated
+/// picture per frame.
+#[test]
+fn edge_reid_tracks_the_people_of_vtest_avi() {
+    const FRAMES: usize = 200;
+    let Some(mut ffmpeg) = decode(FRAMES) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-reid"))
+        .current_dir(dir.path())
+        .args(["--input", "-", "--size", "768x576", "--save-frames", "seen"])
+        .arg("--model")
+        .arg(super::model())
+        .stdin(Stdio::from(ffmpeg.stdout.take().expect("piped stdout")))
+        .output()
+        .expect("edge-reid runs");
+    assert!(ffmpeg.wait().expect("ffmpeg ends").success());
+    assert!(out.status.success(), "{}", super::text(&out.stderr));
+    let events: Vec<serde_json::Value> = super::text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, tracks) = events.split_last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["frames"], FRAMES);
+    println!("{summary}");
+    let ids = |status: &str| -> Vec<u64> {
+        let mut ids: Vec<u64> = tracks
+            .iter()
+            .filter(|e| e["status"] == status)
+            .map(|e| e["track"].as_u64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    // Six to eight people walk through these 20 seconds; motion finds most of them and the
+    // tracker follows them: at least five tracks, each confirmed once and ended once.
+    let new = ids("new");
+    assert!(new.len() >= 5, "{} tracks: {new:?}", new.len());
+    assert_eq!(new, ids("end"));
+    assert_eq!(summary["tracks"], new.len());
+    for e in tracks {
+        assert_eq!(e["event"], "track", "{e}");
+        let b = &e["box"];
+        let right = b["x"].as_u64().unwrap() + b["width"].as_u64().unwrap();
+        let bottom = b["y"].as_u64().unwrap() + b["height"].as_u64().unwrap();
+        assert!(
+            right <= u64::from(WIDTH) && bottom <= u64::from(HEIGHT),
+            "{e}"
+        );
+        assert!(
+            b["height"].as_u64().unwrap() > b["width"].as_u64().unwrap(),
+            "{e}"
+        );
+    }
+    // Some tracks follow a person for a good while (ids held across frames).
+    let longest = tracks
+        .iter()
+        .filter(|e| e["status"] == "end")
+        .map(|e| e["frames_seen"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(longest >= 50, "longest track {longest} frames");
+    let saved = std::fs::read_dir(dir.path().join("seen")).unwrap().count();
+    assert_eq!(saved, FRAMES);
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use edge_reid::annotate::{draw, save_frame};
+use edge_reid::detect::motion::{MotionConfig, MotionDetector};
 use edge_reid::detect::yolo::{YoloConfig, YoloDetector};
 use edge_reid::detect::Proposer;
 use edge_reid::evaluate::evaluate_market;
@@ -76,16 +77,22 @@ fn model_path(args: &ModelArgs) -> Result<PathBuf> {
     })
 }
 
-/// The pre-detector of `run`: `--pre-detector`, `$EDGE_REID_PRE_DETECTOR`, or [`PRE_DETECTOR_FILE`]
-/// found by [`shipped`] (none if it is not there); `--no-pre-detector` turns it off.
-fn pre_detector_path(a: &RunArgs) -> Option<PathBuf> {
+/// The pre-detector of `run` on a `kind` source: `--pre-detector`, `$EDGE_REID_PRE_DETECTOR`, or
+/// on the synthetic camera [`PRE_DETECTOR_FILE`] found by [`shipped`] (none if it is not there);
+/// `--no-pre-detector` turns it off. The shipped pre-detector learned rendered crops and rejects
+/// most real people (vtest.avi: 30 of 35), so real frames get one only when asked for.
+fn pre_detector_path(a: &RunArgs, kind: Kind) -> Option<PathBuf> {
     if a.no_pre_detector {
         return None;
     }
     a.pre_detector
         .clone()
         .or_else(|| std::env::var_os("EDGE_REID_PRE_DETECTOR").map(PathBuf::from))
-        .or_else(|| shipped(PRE_DETECTOR_FILE).ok())
+        .or_else(|| {
+            (kind == Kind::Synthetic)
+                .then(|| shipped(PRE_DETECTOR_FILE).ok())
+                .flatten()
+        })
 }
 
 /// A shipped file (`models/...`) under the working directory, the binary's directory or the source
@@ -247,7 +254,7 @@ fn proposer(a: &RunArgs, kind: Kind) -> Result<Proposer> {
     }
     Ok(match kind {
         Kind::Files => Proposer::WholeFrame,
-        Kind::Stream => Proposer::WholeFrame,
+        Kind::Stream => Proposer::Motion(Box::new(MotionDetector::new(MotionConfig::default()))),
         Kind::Synthetic => Proposer::Truth,
     })
 }
@@ -281,14 +288,14 @@ fn demo_gallery(model: &ModelArgs, people: &[DemoPerson], dir: &Path) -> Result<
 
 /// `edge-reid [run]`.
 pub fn run(a: &RunArgs) -> Result<()> {
-    let pre_detector = pre_detector_path(a);
-    let recognizer = recognizer(&a.model, pre_detector.as_deref(), a.junk_threshold)?;
-    let gallery_file = gallery_path(&a.model);
     let Opened {
         frames: mut source,
         kind,
         demo: demo_people,
     } = open_source(a)?;
+    let pre_detector = pre_detector_path(a, kind);
+    let recognizer = recognizer(&a.model, pre_detector.as_deref(), a.junk_threshold)?;
+    let gallery_file = gallery_path(&a.model);
     // Kept until the run ends: the temporary gallery of a first run on the synthetic camera.
     let mut demo_dir = None;
     let gallery =

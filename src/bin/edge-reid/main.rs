@@ -115,7 +115,8 @@ struct RunArgs {
     #[arg(long)]
     save_frames: Option<PathBuf>,
     /// The small person-vs-junk ONNX model run before the main model (default:
-    /// $EDGE_REID_PRE_DETECTOR, else models/pre-detector.onnx where the model is looked for).
+    /// $EDGE_REID_PRE_DETECTOR, else on the synthetic camera models/pre-detector.onnx: it learned
+    /// rendered crops and rejects real people, so real frames get none unless one is given).
     #[arg(long)]
     pre_detector: Option<PathBuf>,
     /// Run without a pre-detector.
