@@ -16,6 +16,8 @@ pub mod gallery;
 pub mod market;
 pub mod metrics;
 pub mod model;
+#[cfg(test)]
+mod onnx_test_graph;
 pub mod open_set;
 pub mod pipeline;
 pub mod preprocess;

@@ -465,7 +465,7 @@ mod tests {
         AttributeSpec, ChannelOrder, DistanceMetric, EmbeddingSpec, InputSpec, PersonSpec, Task,
         TrainingSummary, CARD_FORMAT_VERSION,
     };
-    use pb::tensor_shape_proto::Dimension;
+    use crate::onnx_test_graph::{float_tensor as tensor, node, value_info};
     use prost::Message;
 
     const H: usize = 4;
@@ -514,55 +514,6 @@ mod tests {
             .collect();
         let b = (0..width).map(|i| 0.1 * i as f32 - 0.05 * seed).collect();
         (w, b)
-    }
-
-    fn tensor(name: &str, dims: &[usize], data: Vec<f32>) -> pb::TensorProto {
-        pb::TensorProto {
-            name: name.into(),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: ONNX_FLOAT,
-            float_data: data,
-            ..Default::default()
-        }
-    }
-
-    fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
-        let shape = pb::TensorShapeProto {
-            dim: dims
-                .iter()
-                .map(|d| Dimension {
-                    value: Some(d.clone()),
-                    ..Default::default()
-                })
-                .collect(),
-        };
-        pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: ONNX_FLOAT,
-                    shape: Some(shape),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn node(
-        op: &str,
-        inputs: &[&str],
-        output: &str,
-        attribute: Vec<pb::AttributeProto>,
-    ) -> pb::NodeProto {
-        pb::NodeProto {
-            op_type: op.into(),
-            name: output.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.into()],
-            attribute,
-            ..Default::default()
-        }
     }
 
     /// An opset-17 graph `input -> GlobalAveragePool -> Flatten -> Gemm` to each `(name, width)`

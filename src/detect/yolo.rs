@@ -377,49 +377,8 @@ impl Letterbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pb::tensor_shape_proto::Dimension;
+    use crate::onnx_test_graph::{float_tensor, node, value_info};
     use prost::Message;
-
-    fn float_tensor(name: &str, dims: &[usize], data: Vec<f32>) -> pb::TensorProto {
-        pb::TensorProto {
-            name: name.into(),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: ONNX_FLOAT,
-            float_data: data,
-            ..Default::default()
-        }
-    }
-
-    fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
-        let dim = dims
-            .iter()
-            .map(|d| Dimension {
-                value: Some(d.clone()),
-                ..Default::default()
-            })
-            .collect();
-        pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: ONNX_FLOAT,
-                    shape: Some(pb::TensorShapeProto { dim }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
-        pb::NodeProto {
-            op_type: op.into(),
-            name: output.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.into()],
-            ..Default::default()
-        }
-    }
 
     /// An opset-17 detector whose output `output0` is the constant `table` of shape `shape`
     /// plus `0 * ReduceMean(images)`, so that the graph uses its input.
@@ -436,10 +395,12 @@ mod tests {
             i: 0,
             ..Default::default()
         };
-        let mean = pb::NodeProto {
-            attribute: vec![ints("axes", vec![1, 2, 3]), keepdims],
-            ..node("ReduceMean", &["images"], "mean")
-        };
+        let mean = node(
+            "ReduceMean",
+            &["images"],
+            "mean",
+            vec![ints("axes", vec![1, 2, 3]), keepdims],
+        );
         let out_dims: Vec<Dim> = shape.iter().map(|&d| Dim::DimValue(d as i64)).collect();
         pb::ModelProto {
             ir_version: 8,
@@ -452,8 +413,8 @@ mod tests {
                 name: "tiny-yolo".into(),
                 node: vec![
                     mean,
-                    node("Mul", &["mean", "zero"], "nothing"),
-                    node("Add", &["table", "nothing"], "output0"),
+                    node("Mul", &["mean", "zero"], "nothing", vec![]),
+                    node("Add", &["table", "nothing"], "output0", vec![]),
                 ],
                 initializer: vec![
                     float_tensor("table", &shape, table),

@@ -17,7 +17,7 @@ use crate::annotate::Label;
 use crate::card::AttributeSpec;
 use crate::events::{BoxPx, TrackEvent, TrackStatus};
 use crate::preprocess::Region;
-use crate::track::{Appearance, Change, Track, Tracker, TrackerConfig};
+use crate::track::{Appearance, Change, Track, TrackChange, Tracker, TrackerConfig};
 
 /// A tracker and what the pipeline remembers of its tracks.
 pub(super) struct Tracking {
@@ -76,14 +76,7 @@ impl Tracking {
                     .collect(),
             )
         })?;
-        let specs = &recognizer.card().attributes;
-        changes
-            .into_iter()
-            .filter_map(|c| {
-                let track = self.tracker.track(c.id)?;
-                Some(self.memory.event(frame, track, c.change, specs, identities))
-            })
-            .collect()
+        self.events(frame, changes, &recognizer.card().attributes, identities)
     }
 
     /// Ends every live track (the stream ended after `frame`).
@@ -93,8 +86,18 @@ impl Tracking {
         recognizer: &Recognizer,
         identities: &mut Identities,
     ) -> Result<Vec<TrackEvent>, PipelineError> {
-        let specs = &recognizer.card().attributes;
         let changes = self.tracker.finish();
+        self.events(frame, changes, &recognizer.card().attributes, identities)
+    }
+
+    /// The events of `changes` (of tracks the tracker still finds).
+    fn events(
+        &mut self,
+        frame: u64,
+        changes: Vec<TrackChange>,
+        specs: &[AttributeSpec],
+        identities: &mut Identities,
+    ) -> Result<Vec<TrackEvent>, PipelineError> {
         changes
             .into_iter()
             .filter_map(|c| {
