@@ -263,7 +263,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let g_pids: Vec<i32> = (0..60).map(|i| (i % 15) as i32 + 1).collect();
+        let g_pids: Vec<i32> = (0..60).map(|i| (i % 15) + 1).collect();
         let g_cams: Vec<u8> = (0..60).map(|_| (next() % 6) as u8 + 1).collect();
         let q_pids: Vec<i32> = (0..40).map(|_| (next() % 20) as i32 + 1).collect();
         let q_cams: Vec<u8> = (0..40).map(|_| (next() % 6) as u8 + 1).collect();

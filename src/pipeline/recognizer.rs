@@ -333,8 +333,6 @@ impl Recognizer {
     }
 }
 
-/// Where crops come from in a frame.
-
 #[cfg(test)]
 mod tests {
     use super::*;
