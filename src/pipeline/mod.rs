@@ -187,19 +187,31 @@ impl Pipeline {
 
     /// Tracks people over frames (see the module doc). The appearance gate of `cfg` is replaced
     /// by the unknown distance where there is one. With `auto_enroll`, unknown confirmed tracks
-    /// become anonymous identities for the rest of the run.
-    pub fn with_tracking(mut self, mut cfg: TrackerConfig, auto_enroll: bool) -> Self {
+    /// become anonymous identities for the rest of the run; that needs an unknown distance (else
+    /// every newcomer would be the nearest anonymous person), so it is refused without one.
+    pub fn with_tracking(
+        mut self,
+        mut cfg: TrackerConfig,
+        auto_enroll: bool,
+    ) -> Result<Self, PipelineError> {
         if let Some(d) = self.identities.max_distance() {
             cfg.max_embedding_distance = d;
         }
         if auto_enroll {
+            if self.identities.max_distance().is_none() {
+                return Err(PipelineError::Role(
+                    "auto-enrollment needs an unknown distance: the model card has none, so give \
+                     --max-distance"
+                        .into(),
+                ));
+            }
             let metric = self.recognizer.card().embedding.as_ref().map(|e| e.metric);
             if let Some(metric) = metric {
                 self.identities.enable_anonymous(metric);
             }
         }
         self.tracking = Some(Tracking::new(cfg));
-        self
+        Ok(self)
     }
 
     /// Adds time spent reading frames and writing events (measured by the caller).

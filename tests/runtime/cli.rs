@@ -324,3 +324,56 @@ fn an_events_file_is_appended_to_across_runs() {
     let summaries = second.lines().filter(|l| l.contains("\"summary\"")).count();
     assert_eq!(summaries, 2);
 }
+
+/// `--auto-enroll` names unknown tracks `anon-N` by the unknown distance: with a huge one, every
+/// newcomer is the first anonymous person; with a tiny one, every track is somebody new. Without
+/// any unknown distance it is refused.
+#[test]
+fn auto_enrollment_names_unknown_tracks() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model();
+    let space = edge_reid::gallery::EmbeddingSpace::of_card(
+        edge_reid::model::Model::load(&model, 1).unwrap().card(),
+    )
+    .unwrap();
+    edge_reid::gallery::Gallery::create(&dir.path().join("edge-reid.gallery"), space).unwrap();
+    let names = |distance: &str| -> (Vec<String>, usize) {
+        let out = edge_reid(
+            dir.path(),
+            &[
+                "--synthetic",
+                "--frames",
+                "40",
+                "--auto-enroll",
+                "--max-distance",
+                distance,
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let events = events(&out.stdout);
+        let tracks = events.last().unwrap()["tracks"].as_u64().unwrap() as usize;
+        let mut names: Vec<String> = events
+            .iter()
+            .filter(|e| e["event"] == "track")
+            .map(|e| e["identity"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        (names, tracks)
+    };
+    let (same, tracks) = names("1e9");
+    assert!(tracks >= 2, "{tracks} tracks");
+    assert_eq!(same, ["anon-1"]);
+    let (all, tracks) = names("1e-6");
+    let mut expected: Vec<String> = (1..=tracks).map(|i| format!("anon-{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected);
+
+    let out = edge_reid(
+        dir.path(),
+        &["--synthetic", "--frames", "2", "--auto-enroll"],
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--max-distance"), "{stderr}");
+}

@@ -324,7 +324,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
             embed_every: a.embed_every.max(1),
             ..TrackerConfig::default()
         };
-        pipeline = pipeline.with_tracking(cfg, a.auto_enroll);
+        pipeline = pipeline.with_tracking(cfg, a.auto_enroll)?;
     }
     let out: Box<dyn Write> = match &a.events {
         Some(p) => {
