@@ -377,3 +377,56 @@ fn auto_enrollment_names_unknown_tracks() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("--max-distance"), "{stderr}");
 }
+
+/// `--detector` runs a YOLO-layout ONNX detector: on a 64x32 picture letterboxed into its 32x32
+/// input (scale 1/2, 8 rows of padding above), its two person candidates come back in picture
+/// pixels, clipped to the picture, and its other-class candidate is not a person.
+#[test]
+fn detector_boxes_come_back_in_frame_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let picture = dir.path().join("street.png");
+    image::RgbImage::from_fn(64, 32, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 8) as u8, 90])
+    })
+    .save(&picture)
+    .unwrap();
+    let detector =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-yolo.onnx");
+    let out = edge_reid(
+        dir.path(),
+        &[
+            "--input",
+            picture.to_str().unwrap(),
+            "--detector",
+            detector.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events = events(&out.stdout);
+    let boxes: Vec<[u64; 4]> = events
+        .iter()
+        .filter(|e| e["event"] == "observation")
+        .map(|e| {
+            let b = &e["box"];
+            ["x", "y", "width", "height"].map(|k| b[k].as_u64().unwrap())
+        })
+        .collect();
+    // Candidate 1: x 12..20, y 8..24 in the input -> x 24..40, y 0..32. Candidate 2: x 5..11,
+    // y 6..18 -> x 10..22, y -4..20, clipped to 0..20. Best score first.
+    assert_eq!(boxes, [[24, 0, 16, 32], [10, 0, 12, 20]]);
+
+    let bad = dir.path().join("not-a-model.onnx");
+    std::fs::write(&bad, b"no protobuf here").unwrap();
+    let out = edge_reid(
+        dir.path(),
+        &[
+            "--input",
+            picture.to_str().unwrap(),
+            "--detector",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not-a-model.onnx"), "{stderr}");
+}
