@@ -24,7 +24,7 @@ use crate::data::{
     Record,
 };
 use crate::evaluate::{eval_run, run_split, EvalSet, Predictor, Split};
-use crate::export::export_onnx;
+use crate::export::{export_onnx, Precision};
 use crate::history::{self, EpochRecord, Validation};
 use crate::loss::{attribute_loss, person_loss, triplet_loss, KendallWeights, TripletMining};
 use crate::model::{load_pretrained, MultiTaskNet, NetConfig};
@@ -585,6 +585,7 @@ pub fn export_run(
     run: &RunDir,
     checkpoint: &Path,
     out: &Path,
+    precision: Precision,
     workers: usize,
 ) -> Result<ModelCard, TrainError> {
     let cfg = run.read_config()?;
@@ -618,6 +619,7 @@ pub fn export_run(
         cfg.mean,
         cfg.std,
         open_set.map(|r| r.max_distance),
+        precision,
         out,
     )?)
 }
@@ -725,7 +727,7 @@ mod tests {
 
         // The export is read by the runtime's loader and carries that epoch's metrics.
         let onnx = dir.path().join("model.onnx");
-        let card = export_run(&run, &run.best(), &onnx, 1).unwrap();
+        let card = export_run(&run, &run.best(), &onnx, Precision::Full, 1).unwrap();
         assert_eq!(card.training.epochs, state.best_epoch);
         assert!((card.training.validation["map"] - best.map).abs() < 1e-9);
         // Its unknown distance is the one `eval` chooses on validation.

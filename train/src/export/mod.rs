@@ -46,6 +46,30 @@ const PERSON: &str = "person";
 /// The largest absolute difference tolerated between the candle network and the exported file.
 pub const TOLERANCE: f32 = 1e-4;
 
+/// With half-float weights: the largest difference tolerated, relative to the output's largest
+/// magnitude (at least 1). Rounding every weight to 11 significant bits moves outputs by a few
+/// parts in 10^4 of their scale; this leaves a margin and still catches any wrong wiring.
+pub const HALF_TOLERANCE: f32 = 1e-2;
+
+/// How an exported file stores its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f32, checked within [`TOLERANCE`].
+    Full,
+    /// IEEE half floats cast to f32 on load (half the file), checked within [`HALF_TOLERANCE`].
+    Half,
+}
+
+impl Precision {
+    /// The difference tolerated on an output whose largest magnitude is `scale`.
+    fn tolerance(self, scale: f32) -> f32 {
+        match self {
+            Precision::Full => TOLERANCE,
+            Precision::Half => HALF_TOLERANCE * scale.max(1.0),
+        }
+    }
+}
+
 /// Random images [`export_onnx`] checks the written file on.
 const CHECK_SAMPLES: usize = 2;
 
@@ -145,12 +169,15 @@ pub fn export_onnx(
     mean: [f32; 3],
     std: [f32; 3],
     unknown_distance: Option<f32>,
+    precision: Precision,
     path: &Path,
 ) -> Result<ModelCard, ExportError> {
     let card = model_card(net.config(), training, mean, std, unknown_distance);
     card.check()?;
-    let model = net::build(net, &card)?;
-    write_checked(&model, path, |tmp| verify(net, tmp, CHECK_SAMPLES))?;
+    let model = net::build(net, &card, precision)?;
+    write_checked(&model, path, |tmp| {
+        verify(net, tmp, CHECK_SAMPLES, precision)
+    })?;
     Ok(card)
 }
 
@@ -199,6 +226,7 @@ pub fn export_pre_detector(
         compare(
             tmp,
             vec![(PERSON.to_string(), net.forward_t(&x, false)?, got)],
+            Precision::Full,
         )
     })?;
     Ok(card)
@@ -252,8 +280,13 @@ fn load_for_check(
 /// Checks an exported file against `net`: the runtime's own loader ([`edge_reid::model::Model`])
 /// accepts it (its card parses and matches the graph), the card describes this network, and the
 /// file run by tract on `samples` random images agrees with the candle network (eval mode) within
-/// [`TOLERANCE`] on every output. Returns the largest difference.
-pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, ExportError> {
+/// the tolerance of `precision` on every output. Returns the largest difference.
+pub fn verify(
+    net: &MultiTaskNet,
+    path: &Path,
+    samples: usize,
+    precision: Precision,
+) -> Result<f32, ExportError> {
     let n = samples.max(1);
     let cfg = net.config();
     let (model, x) = load_for_check(path, (cfg.input_height, cfg.input_width), n)?;
@@ -303,12 +336,17 @@ pub fn verify(net: &MultiTaskNet, path: &Path, samples: usize) -> Result<f32, Ex
         let got = (0..n).filter_map(|i| actual.person_logit(i)).collect();
         pairs.push((PERSON.to_string(), person, got));
     }
-    compare(path, pairs)
+    compare(path, pairs, precision)
 }
 
 /// Compares each `(output, expected, actual)` and returns the largest difference, or a mismatch
-/// naming the first output that differs by more than [`TOLERANCE`] or has the wrong length.
-fn compare(path: &Path, pairs: Vec<(String, Tensor, Vec<f32>)>) -> Result<f32, ExportError> {
+/// naming the first output that differs by more than the tolerance of `precision` or has the
+/// wrong length.
+fn compare(
+    path: &Path,
+    pairs: Vec<(String, Tensor, Vec<f32>)>,
+    precision: Precision,
+) -> Result<f32, ExportError> {
     let mut worst = 0f32;
     for (name, e, a) in pairs {
         let e = to_vec(&e)?;
@@ -327,11 +365,12 @@ fn compare(path: &Path, pairs: Vec<(String, Tensor, Vec<f32>)>) -> Result<f32, E
                 0f32,
                 |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
             );
-        if d > TOLERANCE {
+        let tolerance = precision.tolerance(e.iter().fold(0f32, |m, v| m.max(v.abs())));
+        if d > tolerance {
             return Err(mismatch(
                 path,
                 &format!("output {name:?}"),
-                format!("differs from the network by {d} (tolerance {TOLERANCE})"),
+                format!("differs from the network by {d} (tolerance {tolerance})"),
             ));
         }
         worst = worst.max(d);
@@ -602,6 +641,7 @@ mod tests {
             IMAGENET_MEAN,
             IMAGENET_STD,
             Some(0.5),
+            Precision::Full,
             &path,
         )
         .unwrap();
@@ -635,7 +675,7 @@ mod tests {
             "outputs are named by their nodes"
         );
 
-        let diff = verify(net, &path, 3).unwrap();
+        let diff = verify(net, &path, 3, Precision::Full).unwrap();
         assert!(diff < TOLERANCE, "{diff}");
 
         tract_agrees_with_onnxruntime(&path, (32, 16));
@@ -654,6 +694,36 @@ mod tests {
                 assert!(d < 1e-4, "output {i}: tract vs onnxruntime {d}");
             }
         }
+    }
+
+    /// Half-float weights: about half the file, still within [`HALF_TOLERANCE`] of the
+    /// network, and standard ONNX that onnxruntime runs like tract (within 1e-4 of each other).
+    #[test]
+    fn exports_half_weights() {
+        let net = small_net(HeadKind::Sa, Backbone::Small, false);
+        let dir = tempfile::tempdir().unwrap();
+        let size = |precision, name: &str| {
+            let path = dir.path().join(name);
+            export_onnx(
+                &net,
+                summary(),
+                IMAGENET_MEAN,
+                IMAGENET_STD,
+                None,
+                precision,
+                &path,
+            )
+            .unwrap();
+            (path.clone(), std::fs::metadata(&path).unwrap().len())
+        };
+        let (_, full) = size(Precision::Full, "full.onnx");
+        let (path, half) = size(Precision::Half, "half.onnx");
+        assert!((half as f64) < 0.6 * full as f64, "{half} vs {full} bytes");
+        let diff = verify(&net, &path, 3, Precision::Half).unwrap();
+        assert!(diff > 0.0, "the weights were rounded");
+        // Within the tolerance of an output of scale 1 (the check scales it up for larger ones).
+        assert!(diff < HALF_TOLERANCE, "{diff}");
+        tract_agrees_with_onnxruntime(&path, (32, 16));
     }
 
     #[test]
@@ -714,19 +784,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.onnx");
         std::fs::write(&path, b"old").unwrap();
-        export_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, None, &path).unwrap();
+        export_onnx(
+            &net,
+            summary(),
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            None,
+            Precision::Full,
+            &path,
+        )
+        .unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file left");
 
         let other = small_net(HeadKind::Baseline, Backbone::Small, false);
-        let err = verify(&other, &path, 2).unwrap_err().to_string();
+        let err = verify(&other, &path, 2, Precision::Full)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("differs from the network"), "{err}");
         let with_person = small_net(HeadKind::Baseline, Backbone::Small, true);
-        let err = verify(&with_person, &path, 2).unwrap_err().to_string();
+        let err = verify(&with_person, &path, 2, Precision::Full)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("12, false), the network is"), "{err}");
 
         let missing = dir.path().join("missing/model.onnx");
-        let err = export_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, None, &missing);
+        let err = export_onnx(
+            &net,
+            summary(),
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            None,
+            Precision::Full,
+            &missing,
+        );
         assert!(err.unwrap_err().to_string().contains("missing/"));
     }
 }

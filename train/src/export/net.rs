@@ -18,7 +18,7 @@ use tract_onnx::pb;
 
 use super::graph::{Dim, GraphBuilder};
 use super::layers::ConvSpec;
-use super::{ExportError, EMBEDDING, INPUT, PERSON};
+use super::{ExportError, Precision, EMBEDDING, INPUT, PERSON};
 use crate::model::heads::{AttributeHeads, ConvBranch, SaHead, SelfAttention};
 use crate::model::layers::Conv;
 use crate::model::resnet::{BasicBlock, ResNet};
@@ -42,10 +42,15 @@ fn spec(conv: &Conv) -> ConvSpec<'_> {
     }
 }
 
-/// The whole network as an ONNX model carrying `card` (which describes it) in its metadata.
-pub(super) fn build(net: &MultiTaskNet, card: &ModelCard) -> Result<pb::ModelProto, ExportError> {
+/// The whole network as an ONNX model carrying `card` (which describes it) in its metadata, with
+/// half-float weights when `precision` says so.
+pub(super) fn build(
+    net: &MultiTaskNet,
+    card: &ModelCard,
+    precision: Precision,
+) -> Result<pb::ModelProto, ExportError> {
     let cfg = net.config();
-    let mut g = GraphBuilder::new("edge_reid");
+    let mut g = GraphBuilder::new("edge_reid").half_weights(precision == Precision::Half);
     let image = image_input(&mut g, (cfg.input_height, cfg.input_width))?;
     let (layer3, layer4) = backbone(&mut g, &net.backbone, &image)?;
     let v = g.global_avg_pool("v", &layer4);
