@@ -2,7 +2,7 @@
 //!
 //! Three kinds, told apart by the `event` field (the README documents the schema):
 //! - `observation`: one person crop seen in one frame, with its box, attributes, person score and
-//!   identity (or `null` for unknown): image files, fixed regions, streams run without tracking;
+//!   identity (or `null` for unknown): image files, fixed regions (`--roi`), `--no-track`;
 //! - `track`: a person followed over the frames of a stream, with a stable track id and a
 //!   `status`: `new` (confirmed), `update` (its appearance was measured again), `end` (gone); the
 //!   attributes are averaged over the track and the identity decided on its averaged embedding;
@@ -30,6 +30,28 @@ pub struct BoxPx {
     pub width: u32,
     /// Height.
     pub height: u32,
+}
+
+impl From<crate::preprocess::Region> for BoxPx {
+    fn from(r: crate::preprocess::Region) -> Self {
+        BoxPx {
+            x: r.x,
+            y: r.y,
+            width: r.width,
+            height: r.height,
+        }
+    }
+}
+
+impl From<BoxPx> for crate::preprocess::Region {
+    fn from(b: BoxPx) -> Self {
+        crate::preprocess::Region {
+            x: b.x,
+            y: b.y,
+            width: b.width,
+            height: b.height,
+        }
+    }
 }
 
 /// One attribute's predicted label and its probability.

@@ -167,10 +167,11 @@ pub fn open_set_rates(
 
 /// The threshold with the best balanced open-set accuracy on a query set, and its rates.
 ///
-/// The candidates are the match distances of identified queries (a threshold between two of them
-/// only loses rejections); the one chosen is moved halfway to the next stranger distance above it,
-/// which keeps its rates and leaves a margin on both sides. Fails when no query can play both
-/// roles' counterpart (no known query or no stranger).
+/// The balanced accuracy only rises at the match distances of identified queries, so those are
+/// the candidates, with one threshold below every distance (everyone unknown: balanced 0.5, the
+/// choice for a model too weak to beat it). The one chosen is moved halfway to the next stranger
+/// distance above it, which keeps its rates and leaves a margin on both sides; it is always
+/// positive. Fails when the set has no identified query or no stranger.
 pub fn calibrate_unknown_distance(
     distmat: &[f32],
     q_pids: &[i32],
@@ -186,19 +187,21 @@ pub fn calibrate_unknown_distance(
             strangers: decisions.others.len(),
         });
     }
-    let best = decisions
-        .hits
-        .iter()
-        .map(|&t| decisions.rates(t))
+    let positive = |t: f32| t.max(f32::MIN_POSITIVE);
+    let below_all = 0.5 * decisions.hits[0].min(decisions.others[0]);
+    // On a tie the last candidate wins: a hit over everyone-unknown.
+    let best = std::iter::once(below_all)
+        .chain(decisions.hits.iter().copied())
+        .map(|t| decisions.rates(positive(t)))
         .max_by(|a, b| a.balanced().total_cmp(&b.balanced()))
-        .expect("hits is not empty");
+        .expect("there are candidates");
     // No hit lies between the best and the next stranger distance (it would be better still).
     let next = decisions.others[decisions
         .others
         .partition_point(|&d| d <= best.max_distance)..]
         .first();
     Ok(next.map_or(best, |&next| {
-        decisions.rates(0.5 * (best.max_distance + next))
+        decisions.rates(positive(0.5 * (best.max_distance + next)))
     }))
 }
 
@@ -307,6 +310,26 @@ mod tests {
         assert_eq!(c.stranger_queries, strangers);
         assert_eq!(c.identified, identified as f64 / known as f64);
         assert_eq!(c.rejected, rejected as f64 / strangers as f64);
+    }
+
+    #[test]
+    fn a_model_too_weak_to_beat_everyone_unknown_gets_a_threshold_below_every_distance() {
+        // Four enrolled people; only query 1 is nearest its own image (0.5), the others are
+        // nearer somebody else (0.1, 0.2, 0.3): at 0.5, 25% identified and 25% of strangers
+        // rejected; below every distance, none identified and all rejected (balanced 0.5).
+        let pids = [1, 2, 3, 4];
+        let (q_cams, g_cams) = ([1; 4], [2; 4]);
+        #[rustfmt::skip]
+        let distmat = [
+            0.5, 0.6, 0.7, 0.8,
+            0.1, 0.9, 0.95, 0.99,
+            0.97, 0.2, 0.9, 0.98,
+            0.96, 0.97, 0.3, 0.9,
+        ];
+        let c = calibrate_unknown_distance(&distmat, &pids, &pids, &q_cams, &g_cams).unwrap();
+        // Halfway between 0.05 (below everything) and the nearest stranger distance, 0.1.
+        assert!((c.max_distance - 0.075).abs() < 1e-6, "{c:?}");
+        assert_eq!((c.identified, c.rejected), (0.0, 1.0));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Person proposals: where in a full camera frame people may be.
 //!
 //! A camera sees whole scenes. Before crops reach the models, a proposer turns each frame into
-//! [`Proposal`]s: boxes that may hold one person each, with a confidence. The proposers share the
+//! [`Proposal`]s: boxes that may hold one person each, with a confidence (used to rank and
+//! suppress them; the pipeline keeps the boxes). The proposers share the
 //! box geometry here: [`iou`] (also what the tracker associates by) and greedy non-maximum
 //! suppression ([`nms`]). A user's own ONNX detector runs through [`yolo`]; its failures are
 //! [`DetectError`]s. A fixed camera's moving people come from [`motion`]. [`Proposer`] is the
-//! choice a run makes: the whole frame, fixed regions, the synthetic camera's truth, or a
+//! choice a run makes: the whole frame, fixed regions, the synthetic camera's truth, motion or a
 //! detector. [`match_boxes`] scores proposals against hand-made boxes.
 
 use std::path::PathBuf;

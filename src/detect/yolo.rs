@@ -265,7 +265,7 @@ fn output_layout(shape: &[usize]) -> Result<(usize, usize), String> {
         [1, rows, candidates] if rows >= 5 && rows <= candidates => Ok((rows, candidates)),
         _ => Err(format!(
             "the first output has shape {}, expected [1, 4 + classes, candidates] with at least \
-             one class and more candidates than rows (the Ultralytics YOLOv8/YOLO11 layout; \
+             one class and at least as many candidates as rows (the Ultralytics YOLOv8/YOLO11 layout; \
              [1, candidates, 4 + classes] is a transposed export, [1, 300, 6] one with NMS inside)",
             dims(shape)
         )),

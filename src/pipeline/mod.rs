@@ -27,7 +27,7 @@ use crate::annotate::Label;
 use crate::attributes::NUM_ATTRIBUTES;
 use crate::card::AttributeSpec;
 use crate::detect::{DetectError, Proposer};
-use crate::events::{rfc3339, AttributeValue, BoxPx, Event, Observation, Summary, TrackEvent};
+use crate::events::{rfc3339, AttributeValue, Event, Observation, Summary, TrackEvent};
 use crate::gallery::{Gallery, GalleryError};
 use crate::model::ModelError;
 use crate::preprocess::{PreprocessError, Region};
@@ -131,15 +131,6 @@ fn short_attributes(attributes: &[AttributeValue]) -> String {
     words.join(" ")
 }
 
-fn box_px(r: Region) -> BoxPx {
-    BoxPx {
-        x: r.x,
-        y: r.y,
-        width: r.width,
-        height: r.height,
-    }
-}
-
 /// Frames to events.
 pub struct Pipeline {
     recognizer: Recognizer,
@@ -186,22 +177,24 @@ impl Pipeline {
     }
 
     /// Tracks people over frames (see the module doc). The appearance gate of `cfg` is replaced
-    /// by the unknown distance where there is one. With `auto_enroll`, unknown confirmed tracks
-    /// become anonymous identities for the rest of the run; that needs an unknown distance (else
-    /// every newcomer would be the nearest anonymous person), so it is refused without one.
+    /// by the unknown distance where there is a finite one. With `auto_enroll`, unknown confirmed
+    /// tracks become anonymous identities for the rest of the run; that needs a finite unknown
+    /// distance (else every newcomer would be the nearest anonymous person), so it is refused
+    /// without one.
     pub fn with_tracking(
         mut self,
         mut cfg: TrackerConfig,
         auto_enroll: bool,
     ) -> Result<Self, PipelineError> {
-        if let Some(d) = self.identities.max_distance() {
+        let finite = self.identities.max_distance().filter(|d| d.is_finite());
+        if let Some(d) = finite {
             cfg.max_embedding_distance = d;
         }
         if auto_enroll {
-            if self.identities.max_distance().is_none() {
+            if finite.is_none() {
                 return Err(PipelineError::Role(
-                    "auto-enrollment needs an unknown distance: the model card has none, so give \
-                     --max-distance"
+                    "auto-enrollment needs a finite unknown distance: the model card has none, \
+                     so give --max-distance"
                         .into(),
                 ));
             }
@@ -270,12 +263,7 @@ impl Pipeline {
                     Output::Track(_) => None,
                 })
                 .map(|o| Label {
-                    region: Region {
-                        x: o.bbox.x,
-                        y: o.bbox.y,
-                        width: o.bbox.width,
-                        height: o.bbox.height,
-                    },
+                    region: o.bbox.into(),
                     key: o.crop as u64,
                     lines: vec![
                         o.identity
@@ -312,7 +300,7 @@ impl Pipeline {
                 camera: camera.to_string(),
                 frame: frame.index,
                 crop,
-                bbox: box_px(r.region),
+                bbox: r.region.into(),
                 person_score: r.person_score,
                 attributes,
                 identity: identified.identity,

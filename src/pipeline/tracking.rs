@@ -15,7 +15,7 @@ use super::recognizer::Recognizer;
 use super::{attribute_values, short_attributes, PipelineError};
 use crate::annotate::Label;
 use crate::card::AttributeSpec;
-use crate::events::{BoxPx, TrackEvent, TrackStatus};
+use crate::events::{TrackEvent, TrackStatus};
 use crate::preprocess::Region;
 use crate::track::{Appearance, Change, Track, TrackChange, Tracker, TrackerConfig};
 
@@ -166,19 +166,13 @@ impl Memory {
         if change == Change::End {
             self.tracks.remove(&track.id());
         }
-        let r = track.region();
         Ok(TrackEvent {
             time: String::new(),
             camera: String::new(),
             frame,
             track: track.id(),
             status,
-            bbox: BoxPx {
-                x: r.x,
-                y: r.y,
-                width: r.width,
-                height: r.height,
-            },
+            bbox: track.region().into(),
             first_frame: track.first_frame(),
             frames_seen: track.hits(),
             attributes,

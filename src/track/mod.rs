@@ -15,7 +15,8 @@
 //!    the Euclidean distance between the track's embedding and the box's: an optimal assignment
 //!    (Hungarian algorithm, [`pathfinding`]'s `kuhn_munkres`), pairs farther than
 //!    [`TrackerConfig::max_embedding_distance`] excluded. This keeps the id through an occlusion
-//!    and through a crossing, where overlap alone prefers the swap (the crossing test shows it).
+//!    and where two people meet and turn back, where the predicted overlap prefers the swap (the
+//!    crossing test shows it).
 //! 3. **Overlap, optimal.** Tracks and boxes still left are matched by an optimal assignment on
 //!    cost `1 - IoU`, pairs below `min_iou` excluded. Their appearance did not match, so the box's
 //!    appearance is not added to the track.
@@ -429,7 +430,8 @@ impl Tracker {
         let closeness = |t: usize, b: usize| {
             let a: &Appearance = appearances[b].as_ref()?;
             let d = squared_l2(&tracks[t].embedding, &a.embedding).sqrt();
-            (d <= gate).then_some(gate - d)
+            // Closer is better whatever the gate (an infinite gate must not flatten the scores).
+            (d <= gate).then_some(1.0 / (1.0 + d))
         };
         match_left(&mut matches, &mut box_free, closeness, true);
         // 3. Optimal overlap for what is left.
@@ -634,8 +636,9 @@ mod tests {
 
     /// A walks right and B left, 4 px a frame in 20 px wide boxes, B's box listed first after
     /// they cross (between frames 7 and 8). A box's IoU with the same person's box of the frame
-    /// before is 0.67; A's box of frame 7 and B's of frame 8 are the same box (IoU 1), so overlap
-    /// alone swaps them at frame 8. Returns the tracker and the (frame, change) events.
+    /// before is 0.67; A's box of frame 7 and B's of frame 8 are the same box (IoU 1): the last
+    /// boxes alone would swap them at frame 8, the predicted ones do not. Returns the tracker and
+    /// the (frame, change) events.
     fn crossing(cfg: TrackerConfig) -> (Tracker, Vec<(u64, TrackChange)>) {
         let mut tracker = Tracker::new(cfg);
         let mut events = Vec::new();

@@ -580,7 +580,8 @@ fn train_epoch(
 ///
 /// The card's unknown distance is calibrated on the run's validation split (the checkpoint is run
 /// over it once, with `workers` decoding threads), and its open-set rates join the card's
-/// validation metrics as `open_set_identified` and `open_set_rejected`.
+/// validation metrics as `open_set_identified` and `open_set_rejected`. Where the run's dataset
+/// folder is gone (exporting on another machine), the card has no unknown distance.
 pub fn export_run(
     run: &RunDir,
     checkpoint: &Path,
@@ -597,14 +598,18 @@ pub fn export_run(
     };
     let t = Trainable::load(&cfg.net, checkpoint, &Device::Cpu)?;
     let mut summary = state.summary(&cfg, epoch);
-    let open_set = eval_run(&cfg, checkpoint, &cfg.data, Split::Validation, workers)
-        .map_err(|e| {
-            TrainError::Setting(format!(
-                "calibrating the unknown distance on the validation split of {}: {e}",
-                cfg.data.display()
-            ))
-        })?
-        .open_set;
+    let open_set = if cfg.data.is_dir() {
+        eval_run(&cfg, checkpoint, &cfg.data, Split::Validation, workers)
+            .map_err(|e| {
+                TrainError::Setting(format!(
+                    "calibrating the unknown distance on the validation split of {}: {e}",
+                    cfg.data.display()
+                ))
+            })?
+            .open_set
+    } else {
+        None
+    };
     if let Some(rates) = &open_set {
         summary
             .validation
@@ -745,6 +750,7 @@ mod tests {
 
         // The runtime's `edge-reid eval` on the exported file prints the same tables as `eval
         // --split test` on the checkpoint (tract and candle agree within 1e-4, well inside the
+        // printed 0.01%); the open-set line differs in where its threshold comes from.
         let mut recognizer = edge_reid::pipeline::Recognizer::new(model, None, 0.0).unwrap();
         let runtime =
             edge_reid::evaluate::evaluate_market(&mut recognizer, &data, true, &mut |_, _| {})
@@ -753,7 +759,6 @@ mod tests {
             runtime.attributes,
             edge_reid::evaluate::AttributeOutcome::Scored { .. }
         ));
-        // printed 0.01%); the open-set line differs in where its threshold comes from.
         let tables = |r: edge_reid::metrics::Report| {
             edge_reid::metrics::Report {
                 open_set: None,

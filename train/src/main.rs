@@ -524,14 +524,23 @@ fn main() -> Result<()> {
                     "1e-4"
                 }
             );
-            if let Some(d) = card.embedding.as_ref().and_then(|e| e.unknown_distance) {
-                let v = &card.training.validation;
-                println!(
-                    "unknown distance {d:.4} (validation: {:.2}% of known people identified, \
-                     {:.2}% of strangers rejected)",
-                    100.0 * v["open_set_identified"],
-                    100.0 * v["open_set_rejected"]
-                );
+            match card.embedding.as_ref().and_then(|e| e.unknown_distance) {
+                Some(d) if card.task == Task::ArReid => {
+                    let v = &card.training.validation;
+                    println!(
+                        "unknown distance {d:.4} (validation: {:.2}% of known people identified, \
+                         {:.2}% of strangers rejected)",
+                        100.0 * v["open_set_identified"],
+                        100.0 * v["open_set_rejected"]
+                    );
+                }
+                None if card.task == Task::ArReid => println!(
+                    "no unknown distance on the card: the run's dataset {} is not here to \
+                     calibrate on (edge-reid names the nearest person unless --max-distance is \
+                     given)",
+                    card.training.data
+                ),
+                _ => {}
             }
         }
         Command::Predict(a) => {

@@ -42,6 +42,14 @@ const GALLERY_FILE: &str = "edge-reid.gallery";
 /// The camera used when no source is given, if it exists.
 const DEFAULT_DEVICE: &str = "/dev/video0";
 
+/// Parses a distance: positive, or `inf`.
+pub fn parse_distance(text: &str) -> Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(d) if d > 0.0 => Ok(d),
+        _ => Err(format!("{text:?} is not a positive distance (or inf)")),
+    }
+}
+
 /// Parses `x,y,w,h`.
 pub fn parse_roi(text: &str) -> Result<Region, String> {
     let v: Vec<u32> = text
@@ -319,7 +327,12 @@ pub fn run(a: &RunArgs) -> Result<()> {
     }
     let files_source = kind == Kind::Files;
     let mut pipeline = Pipeline::new(recognizer, gallery, proposer(a, kind)?, a.max_distance);
-    if !files_source && !a.no_track {
+    // Fixed regions are not people to follow: one observation per region and frame.
+    let track = !files_source && !a.no_track && a.roi.is_empty();
+    if a.auto_enroll && !track {
+        bail!("--auto-enroll names tracked people: it needs a stream (a camera, stdin or --synthetic)");
+    }
+    if track {
         let cfg = TrackerConfig {
             embed_every: a.embed_every.max(1),
             ..TrackerConfig::default()

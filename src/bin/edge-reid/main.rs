@@ -88,7 +88,8 @@ struct RunArgs {
     /// Camera frame rate to ask for.
     #[arg(long, default_value_t = 30)]
     fps: u32,
-    /// A fixed crop region x,y,w,h (repeatable), instead of finding people in the frame.
+    /// A fixed crop region x,y,w,h (repeatable), instead of finding people in the frame: one
+    /// observation per region and frame (no tracking).
     #[arg(long, value_parser = commands::parse_roi, conflicts_with = "detector")]
     roi: Vec<edge_reid::preprocess::Region>,
     /// A person detector in the YOLOv8/YOLO11 ONNX export layout ([1, 4 + classes, N], class 0 =
@@ -104,11 +105,11 @@ struct RunArgs {
     #[arg(long)]
     no_track: bool,
     /// A tracked person's crop is recognised again after this many frames.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     embed_every: u32,
     /// Give unknown tracked people anonymous names (anon-1, ...) for the rest of the run, so a
     /// person who leaves and comes back gets the same name (kept in memory, not in the gallery).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["no_track", "roi"])]
     auto_enroll: bool,
     /// Write each frame with its boxes, track ids, identities and attributes drawn on it to
     /// DIR/frame-NNNNNN.jpg.
@@ -127,7 +128,7 @@ struct RunArgs {
     junk_threshold: f32,
     /// Gallery matches farther than this are unknown [default: the model card's unknown
     /// distance, calibrated on validation; `inf` always names the nearest person].
-    #[arg(long)]
+    #[arg(long, value_parser = commands::parse_distance)]
     max_distance: Option<f32>,
     /// Append events to this file (created if missing) instead of writing them to stdout.
     #[arg(long)]
@@ -155,7 +156,7 @@ struct IdentifyArgs {
     model: ModelArgs,
     /// Gallery matches farther than this are unknown [default: the model card's unknown
     /// distance, calibrated on validation; `inf` always names the nearest person].
-    #[arg(long)]
+    #[arg(long, value_parser = commands::parse_distance)]
     max_distance: Option<f32>,
     /// Images or folders.
     #[arg(required = true)]

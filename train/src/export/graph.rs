@@ -98,6 +98,11 @@ impl GraphBuilder {
         }
         let dims = dims.iter().map(|d| *d as i64).collect();
         if self.half && data.len() >= HALF_MIN_VALUES {
+            if let Some(v) = data.iter().find(|v| half::f16::from_f32(**v).is_infinite()) {
+                return Err(ExportError::Graph(format!(
+                    "initializer {hint:?} holds {v}, beyond half-float range: export without --half"
+                )));
+            }
             let stored = self.fresh(&format!("{hint}.f16"));
             self.graph.initializer.push(pb::TensorProto {
                 name: stored.clone(),
