@@ -11,7 +11,6 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use edge_reid::preprocess::{Preprocessor, Region};
@@ -53,9 +52,7 @@ fn run(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    config = common::config();
     targets = run
 }
 criterion_main!(benches);

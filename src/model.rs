@@ -465,7 +465,7 @@ mod tests {
         AttributeSpec, ChannelOrder, DistanceMetric, EmbeddingSpec, InputSpec, PersonSpec, Task,
         TrainingSummary, CARD_FORMAT_VERSION,
     };
-    use crate::onnx_test_graph::{float_tensor as tensor, node, value_info};
+    use crate::onnx_test_graph::{float_tensor as tensor, model as test_model, node, value_info};
     use prost::Message;
 
     const H: usize = 4;
@@ -549,13 +549,14 @@ mod tests {
         }
         let batch = Dim::DimParam("N".into());
         let model = pb::ModelProto {
-            ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto {
-                domain: String::new(),
-                version: 17,
-            }],
-            producer_name: "edge-reid tests".into(),
-            graph: Some(pb::GraphProto {
+            metadata_props: card
+                .map(|json| pb::StringStringEntryProto {
+                    key: CARD_KEY.into(),
+                    value: json.into(),
+                })
+                .into_iter()
+                .collect(),
+            ..test_model(pb::GraphProto {
                 name: "tiny".into(),
                 node: nodes,
                 initializer: initializers,
@@ -567,15 +568,7 @@ mod tests {
                     })
                     .collect(),
                 ..Default::default()
-            }),
-            metadata_props: card
-                .map(|json| pb::StringStringEntryProto {
-                    key: CARD_KEY.into(),
-                    value: json.into(),
-                })
-                .into_iter()
-                .collect(),
-            ..Default::default()
+            })
         };
         model.encode_to_vec()
     }

@@ -57,3 +57,17 @@ pub fn node(
         ..Default::default()
     }
 }
+
+/// An opset-17 model around `graph`.
+pub fn model(graph: pb::GraphProto) -> pb::ModelProto {
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        producer_name: "edge-reid tests".into(),
+        graph: Some(graph),
+        ..Default::default()
+    }
+}

@@ -3,10 +3,20 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use criterion::Criterion;
 use edge_reid::model::Model;
 use edge_reid::source::{Frame, FrameSource, SyntheticCamera, SyntheticConfig};
 use rand::{Rng, SeedableRng};
+
+/// The measuring settings of the model benches (inference, pipeline): 1 s of warm-up, 5 s of
+/// measuring.
+pub fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+}
 
 /// The model the benches run: `$EDGE_REID_BENCH_MODEL`, else the shipped `models/edge-reid.onnx`.
 pub fn model_path() -> PathBuf {

@@ -377,7 +377,7 @@ impl Letterbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx_test_graph::{float_tensor, node, value_info};
+    use crate::onnx_test_graph::{float_tensor, model, node, value_info};
     use prost::Message;
 
     /// An opset-17 detector whose output `output0` is the constant `table` of shape `shape`
@@ -402,30 +402,21 @@ mod tests {
             vec![ints("axes", vec![1, 2, 3]), keepdims],
         );
         let out_dims: Vec<Dim> = shape.iter().map(|&d| Dim::DimValue(d as i64)).collect();
-        pb::ModelProto {
-            ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto {
-                domain: String::new(),
-                version: 17,
-            }],
-            producer_name: "edge-reid tests".into(),
-            graph: Some(pb::GraphProto {
-                name: "tiny-yolo".into(),
-                node: vec![
-                    mean,
-                    node("Mul", &["mean", "zero"], "nothing", vec![]),
-                    node("Add", &["table", "nothing"], "output0", vec![]),
-                ],
-                initializer: vec![
-                    float_tensor("table", &shape, table),
-                    float_tensor("zero", &[], vec![0.0]),
-                ],
-                input: vec![value_info("images", input)],
-                output: vec![value_info("output0", &out_dims)],
-                ..Default::default()
-            }),
+        model(pb::GraphProto {
+            name: "tiny-yolo".into(),
+            node: vec![
+                mean,
+                node("Mul", &["mean", "zero"], "nothing", vec![]),
+                node("Add", &["table", "nothing"], "output0", vec![]),
+            ],
+            initializer: vec![
+                float_tensor("table", &shape, table),
+                float_tensor("zero", &[], vec![0.0]),
+            ],
+            input: vec![value_info("images", input)],
+            output: vec![value_info("output0", &out_dims)],
             ..Default::default()
-        }
+        })
         .encode_to_vec()
     }
 

@@ -380,10 +380,11 @@ impl Tracker {
             .tracks
             .iter()
             .map(|t| {
+                let predicted = t.predicted(frame);
                 boxes
                     .iter()
                     .map(|b| {
-                        let v = iou(&t.predicted(frame), b);
+                        let v = iou(&predicted, b);
                         (v > 0.0 && v >= cfg.min_iou).then_some(v)
                     })
                     .collect()

@@ -352,16 +352,26 @@ pub fn eval_run(
     split: Split,
     workers: usize,
 ) -> Result<Scores, TrainError> {
-    let device = Device::Cpu;
-    let t = Trainable::load(&cfg.net, checkpoint, &device)?;
+    let t = Trainable::load(&cfg.net, checkpoint, &Device::Cpu)?;
+    eval_net(cfg, &t.net, data, split, workers)
+}
+
+/// Scores `net` (a network of run `cfg`, on the CPU) on `data`.
+pub fn eval_net(
+    cfg: &RunConfig,
+    net: &MultiTaskNet,
+    data: &Path,
+    split: Split,
+    workers: usize,
+) -> Result<Scores, TrainError> {
     let ds = MarketDataset::open(data)?;
     let set = match split {
         Split::Validation => EvalSet::validation(cfg, &ds, &run_split(cfg, &ds)?)?,
         Split::Test => EvalSet::test(&ds)?,
     };
     set.score(
-        &t.net,
+        net,
         &Predictor::new(cfg.net, cfg.mean, cfg.std, workers),
-        &device,
+        &Device::Cpu,
     )
 }

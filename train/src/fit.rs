@@ -23,7 +23,7 @@ use crate::data::{
     AttributeTable, Augment, Batch, BatchLoader, LoaderConfig, MarketDataset, PkConfig, PkSampler,
     Record,
 };
-use crate::evaluate::{eval_run, run_split, EvalSet, Predictor, Split};
+use crate::evaluate::{eval_net, run_split, EvalSet, Predictor, Split};
 use crate::export::{export_onnx, Precision};
 use crate::history::{self, EpochRecord, Validation};
 use crate::loss::{attribute_loss, person_loss, triplet_loss, KendallWeights, TripletMining};
@@ -599,7 +599,7 @@ pub fn export_run(
     let t = Trainable::load(&cfg.net, checkpoint, &Device::Cpu)?;
     let mut summary = state.summary(&cfg, epoch);
     let open_set = if cfg.data.is_dir() {
-        eval_run(&cfg, checkpoint, &cfg.data, Split::Validation, workers)
+        eval_net(&cfg, &t.net, &cfg.data, Split::Validation, workers)
             .map_err(|e| {
                 TrainError::Setting(format!(
                     "calibrating the unknown distance on the validation split of {}: {e}",
@@ -632,6 +632,7 @@ pub fn export_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evaluate::eval_run;
     use crate::model::{Backbone, HeadKind};
     use crate::synth::write_test_dataset;
 

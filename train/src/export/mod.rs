@@ -630,21 +630,30 @@ mod tests {
         }
     }
 
+    /// [`export_onnx`] with the test summary and ImageNet normalisation.
+    fn export(
+        net: &MultiTaskNet,
+        unknown_distance: Option<f32>,
+        precision: Precision,
+        path: &Path,
+    ) -> Result<ModelCard, ExportError> {
+        export_onnx(
+            net,
+            summary(),
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            unknown_distance,
+            precision,
+            path,
+        )
+    }
+
     /// Exports `net`, checks the card in the file and candle against tract (on another batch size
     /// than the export's own check), then tract against onnxruntime.
     fn export_and_check(net: &MultiTaskNet) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.onnx");
-        let card = export_onnx(
-            net,
-            summary(),
-            IMAGENET_MEAN,
-            IMAGENET_STD,
-            Some(0.5),
-            Precision::Full,
-            &path,
-        )
-        .unwrap();
+        let card = export(net, Some(0.5), Precision::Full, &path).unwrap();
         let cfg = net.config();
         assert_eq!(
             card.training.backbone,
@@ -704,16 +713,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let size = |precision, name: &str| {
             let path = dir.path().join(name);
-            export_onnx(
-                &net,
-                summary(),
-                IMAGENET_MEAN,
-                IMAGENET_STD,
-                None,
-                precision,
-                &path,
-            )
-            .unwrap();
+            export(&net, None, precision, &path).unwrap();
             (path.clone(), std::fs::metadata(&path).unwrap().len())
         };
         let (_, full) = size(Precision::Full, "full.onnx");
@@ -784,16 +784,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.onnx");
         std::fs::write(&path, b"old").unwrap();
-        export_onnx(
-            &net,
-            summary(),
-            IMAGENET_MEAN,
-            IMAGENET_STD,
-            None,
-            Precision::Full,
-            &path,
-        )
-        .unwrap();
+        export(&net, None, Precision::Full, &path).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file left");
 
@@ -809,15 +800,7 @@ mod tests {
         assert!(err.contains("12, false), the network is"), "{err}");
 
         let missing = dir.path().join("missing/model.onnx");
-        let err = export_onnx(
-            &net,
-            summary(),
-            IMAGENET_MEAN,
-            IMAGENET_STD,
-            None,
-            Precision::Full,
-            &missing,
-        );
+        let err = export(&net, None, Precision::Full, &missing);
         assert!(err.unwrap_err().to_string().contains("missing/"));
     }
 }
