@@ -16,6 +16,7 @@ pub mod gallery;
 pub mod market;
 pub mod metrics;
 pub mod model;
+mod onnx_file;
 #[cfg(test)]
 mod onnx_test_graph;
 pub mod open_set;

@@ -8,11 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use tract_onnx::pb;
-use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 use tract_onnx::prelude::*;
 
 use crate::card::{CardError, ModelCard, CARD_KEY};
+use crate::onnx_file::{OnnxFile, ReadError};
 
 /// A model that cannot be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -115,9 +114,6 @@ pub struct Model {
     plan: Arc<TypedRunnableModel>,
 }
 
-/// `ONNX TensorProto.DataType.FLOAT`.
-const ONNX_FLOAT: i32 = 1;
-
 /// The outputs the card names, in plan order, with their expected widths and what they are.
 fn card_outputs(card: &ModelCard) -> Vec<(&str, usize, String)> {
     let mut outputs = Vec::new();
@@ -134,60 +130,48 @@ fn card_outputs(card: &ModelCard) -> Vec<(&str, usize, String)> {
     outputs
 }
 
-/// Checks the card against the graph's declared inputs and outputs. Returns the problem, if any.
-fn check_graph(card: &ModelCard, graph: &pb::GraphProto) -> Result<(), String> {
-    let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<&pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|i| !initializers.contains(&i.name.as_str()))
-        .collect();
-    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-    let [input] = inputs.as_slice() else {
-        return Err(format!(
-            "the graph must have exactly one input, {:?}; it has {names:?}",
-            card.input.name
-        ));
-    };
+/// Checks the card against the graph's declared input and outputs. Returns the batch size the
+/// graph's input fixes, if it fixes one, or the problem.
+fn check_graph(card: &ModelCard, file: &OnnxFile) -> Result<Option<i64>, String> {
+    let input = file.sole_input()?;
     if input.name != card.input.name {
         return Err(format!(
             "input {:?} is not in the graph, whose input is {:?}",
             card.input.name, input.name
         ));
     }
-    if let Some(pb::type_proto::Value::TensorType(t)) =
-        input.r#type.as_ref().and_then(|t| t.value.as_ref())
-    {
-        if t.elem_type != ONNX_FLOAT {
+    let mut fixed_batch = None;
+    if let Some(dims) = &input.dims {
+        let [batch, rest @ ..] = dims.as_slice() else {
             return Err(format!(
-                "input {:?} has ONNX element type {}, not float (1)",
-                input.name, t.elem_type
+                "input {:?} has rank 0, not [N, 3, H, W]",
+                input.name
+            ));
+        };
+        if rest.len() != 3 {
+            return Err(format!(
+                "input {:?} has rank {}, not [N, 3, H, W]",
+                input.name,
+                dims.len()
             ));
         }
-        if let Some(shape) = &t.shape {
-            if shape.dim.len() != 4 {
-                return Err(format!(
-                    "input {:?} has rank {}, not [N, 3, H, W]",
-                    input.name,
-                    shape.dim.len()
-                ));
-            }
-            let expected = [3, card.input.height, card.input.width];
-            for (axis, (dim, want)) in shape.dim[1..].iter().zip(expected).enumerate() {
-                if let Some(Dim::DimValue(v)) = dim.value {
-                    if usize::try_from(v) != Ok(want) {
-                        return Err(format!(
-                            "input {:?} has {v} at axis {}, the card says {want} (shape [N, 3, {}, {}])",
-                            input.name,
-                            axis + 1,
-                            card.input.height,
-                            card.input.width
-                        ));
-                    }
+        let expected = [3, card.input.height, card.input.width];
+        for (axis, (dim, want)) in rest.iter().zip(expected).enumerate() {
+            if let Some(v) = *dim {
+                if usize::try_from(v) != Ok(want) {
+                    return Err(format!(
+                        "input {:?} has {v} at axis {}, the card says {want} (shape [N, 3, {}, {}])",
+                        input.name,
+                        axis + 1,
+                        card.input.height,
+                        card.input.width
+                    ));
                 }
             }
         }
+        fixed_batch = *batch;
     }
+    let graph = file.graph();
     for (name, _, what) in card_outputs(card) {
         if !graph.output.iter().any(|o| o.name == name) {
             return Err(format!(
@@ -196,17 +180,7 @@ fn check_graph(card: &ModelCard, graph: &pb::GraphProto) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
-}
-
-/// The batch size the graph's input fixes, if it fixes one.
-fn fixed_batch(graph: &pb::GraphProto, input: &str) -> Option<i64> {
-    let info = graph.input.iter().find(|i| i.name == input)?;
-    let pb::type_proto::Value::TensorType(t) = info.r#type.as_ref()?.value.as_ref()?;
-    match t.shape.as_ref()?.dim.first()?.value {
-        Some(Dim::DimValue(v)) => Some(v),
-        _ => None,
-    }
+    Ok(fixed_batch)
 }
 
 impl Model {
@@ -223,22 +197,18 @@ impl Model {
         if batch == 0 {
             return Err(ModelError::ZeroBatch);
         }
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
+        let file = OnnxFile::read(path).map_err(|e| match e {
+            ReadError::Io(source) => ModelError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            ReadError::NotOnnx(reason) => ModelError::NotOnnx {
+                path: path.to_path_buf(),
+                reason,
+            },
         })?;
-        let not_onnx = |reason: String| ModelError::NotOnnx {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let proto = tract_onnx::onnx()
-            .proto_model_for_read(&mut bytes.as_slice())
-            .map_err(|e| not_onnx(format!("{e:#}")))?;
-        let graph = proto
-            .graph
-            .as_ref()
-            .ok_or_else(|| not_onnx("it holds no graph".into()))?;
-        let json = proto
+        let json = file
+            .proto()
             .metadata_props
             .iter()
             .find(|p| p.key == CARD_KEY)
@@ -253,8 +223,7 @@ impl Model {
             path: path.to_path_buf(),
             problem,
         };
-        check_graph(&card, graph).map_err(mismatch)?;
-        if let Some(fixed) = fixed_batch(graph, &card.input.name) {
+        if let Some(fixed) = check_graph(&card, &file).map_err(mismatch)? {
             if usize::try_from(fixed) != Ok(batch) {
                 return Err(ModelError::FixedBatch {
                     path: path.to_path_buf(),
@@ -269,7 +238,7 @@ impl Model {
             message: format!("{e:#}"),
         };
         let mut model = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
+            .model_for_proto_model(file.proto())
             .map_err(prepare)?;
         let (h, w) = (card.input.height, card.input.width);
         model
@@ -467,6 +436,8 @@ mod tests {
     };
     use crate::onnx_test_graph::{float_tensor as tensor, model as test_model, node, value_info};
     use prost::Message;
+    use tract_onnx::pb;
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 
     const H: usize = 4;
     const W: usize = 2;

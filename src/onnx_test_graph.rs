@@ -5,8 +5,7 @@ use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 use tract_onnx::pb::tensor_shape_proto::Dimension;
 
-/// ONNX's `TensorProto.DataType.FLOAT`.
-const ONNX_FLOAT: i32 = 1;
+use crate::onnx_file::ONNX_FLOAT;
 
 /// An f32 initializer.
 pub fn float_tensor(name: &str, dims: &[usize], data: Vec<f32>) -> pb::TensorProto {

@@ -16,18 +16,14 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use tract_onnx::pb;
-use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 use tract_onnx::prelude::*;
 
 use super::{nms, DetectError, Proposal};
+use crate::onnx_file::{OnnxFile, ReadError};
 use crate::preprocess::{PreprocessError, Preprocessor, Region};
 
 /// The grey of the letterbox padding (Ultralytics' 114 of 255).
 const PAD: f32 = 114.0 / 255.0;
-
-/// `ONNX TensorProto.DataType.FLOAT`.
-const ONNX_FLOAT: i32 = 1;
 
 /// Settings of a [`YoloDetector`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,14 +72,16 @@ impl YoloDetector {
     /// refused rather than misread). Graph outputs after the first are not computed.
     pub fn load(path: &Path, cfg: YoloConfig) -> Result<Self, DetectError> {
         check_config(&cfg)?;
-        let bytes = std::fs::read(path).map_err(|source| DetectError::Io {
-            path: path.to_path_buf(),
-            source,
+        let file = OnnxFile::read(path).map_err(|e| match e {
+            ReadError::Io(source) => DetectError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            ReadError::NotOnnx(reason) => DetectError::NotOnnx {
+                path: path.to_path_buf(),
+                reason,
+            },
         })?;
-        let not_onnx = |reason: String| DetectError::NotOnnx {
-            path: path.to_path_buf(),
-            reason,
-        };
         let layout = |problem: String| DetectError::Layout {
             path: path.to_path_buf(),
             problem,
@@ -92,17 +90,10 @@ impl YoloDetector {
             path: path.to_path_buf(),
             message: format!("{e:#}"),
         };
-        let proto = tract_onnx::onnx()
-            .proto_model_for_read(&mut bytes.as_slice())
-            .map_err(|e| not_onnx(format!("{e:#}")))?;
-        let graph = proto
-            .graph
-            .as_ref()
-            .ok_or_else(|| not_onnx("it holds no graph".into()))?;
-        let (height, width) = input_size(graph, cfg.input_size).map_err(layout)?;
+        let (height, width) = input_size(&file, cfg.input_size).map_err(layout)?;
 
         let mut model = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
+            .model_for_proto_model(file.proto())
             .map_err(prepare)?;
         model
             .set_input_fact(0, f32::fact([1, 3, height, width]).into())
@@ -200,41 +191,11 @@ fn dims<D: Display>(dims: impl IntoIterator<Item = D>) -> String {
 
 /// The input height and width: the graph's where its one input fixes them, else `dynamic`.
 /// Returns the problem when the graph's inputs are not one f32 `[1, 3, H, W]`.
-fn input_size(graph: &pb::GraphProto, dynamic: usize) -> Result<(usize, usize), String> {
-    let constants: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<&pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|i| !constants.contains(&i.name.as_str()))
-        .collect();
-    let [input] = inputs.as_slice() else {
-        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-        return Err(format!(
-            "the graph must have one input [1, 3, H, W], it has {names:?}"
-        ));
-    };
-    let Some(pb::type_proto::Value::TensorType(tensor)) =
-        input.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
+fn input_size(file: &OnnxFile, dynamic: usize) -> Result<(usize, usize), String> {
+    let input = file.sole_input()?;
+    let Some(fixed) = input.dims else {
         return Ok((dynamic, dynamic));
     };
-    if tensor.elem_type != ONNX_FLOAT {
-        return Err(format!(
-            "input {:?} has ONNX element type {}, not float (1)",
-            input.name, tensor.elem_type
-        ));
-    }
-    let Some(shape) = &tensor.shape else {
-        return Ok((dynamic, dynamic));
-    };
-    let fixed: Vec<Option<i64>> = shape
-        .dim
-        .iter()
-        .map(|d| match d.value {
-            Some(Dim::DimValue(v)) => Some(v),
-            _ => None,
-        })
-        .collect();
     let side = |d: Option<i64>| match d {
         None => Some(dynamic),
         Some(v) => usize::try_from(v).ok().filter(|&v| v > 0),
@@ -379,6 +340,8 @@ mod tests {
     use super::*;
     use crate::onnx_test_graph::{float_tensor, model, node, value_info};
     use prost::Message;
+    use tract_onnx::pb;
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 
     /// An opset-17 detector whose output `output0` is the constant `table` of shape `shape`
     /// plus `0 * ReduceMean(images)`, so that the graph uses its input.

@@ -1,0 +1,108 @@
+//! Reading an ONNX file for tract, shared by the model loader ([`crate::model`]) and the person
+//! detector ([`crate::detect::yolo`]): the parsed protobuf with its graph, and the graph's one real
+//! input (a graph input that is not an initializer) with its declared shape.
+
+use std::path::Path;
+
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+use tract_onnx::prelude::Framework;
+
+/// `ONNX TensorProto.DataType.FLOAT`.
+pub(crate) const ONNX_FLOAT: i32 = 1;
+
+/// Why a file could not be read as ONNX; the callers add the path and their own error type.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The file cannot be read.
+    Io(std::io::Error),
+    /// The bytes are not an ONNX model with a graph: what is wrong.
+    NotOnnx(String),
+}
+
+/// A parsed ONNX model that holds a graph.
+pub(crate) struct OnnxFile {
+    proto: pb::ModelProto,
+}
+
+/// The graph's one input.
+pub(crate) struct GraphInput<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its declared dimensions (`None` for a symbolic one), or `None` when the graph declares no
+    /// shape. The element type is f32 (checked).
+    pub dims: Option<Vec<Option<i64>>>,
+}
+
+impl OnnxFile {
+    /// Reads and parses the file at `path`.
+    pub fn read(path: &Path) -> Result<Self, ReadError> {
+        let bytes = std::fs::read(path).map_err(ReadError::Io)?;
+        let proto = tract_onnx::onnx()
+            .proto_model_for_read(&mut bytes.as_slice())
+            .map_err(|e| ReadError::NotOnnx(format!("{e:#}")))?;
+        if proto.graph.is_none() {
+            return Err(ReadError::NotOnnx("it holds no graph".into()));
+        }
+        Ok(OnnxFile { proto })
+    }
+
+    /// The parsed model, for tract's `model_for_proto_model` and the metadata.
+    pub fn proto(&self) -> &pb::ModelProto {
+        &self.proto
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &pb::GraphProto {
+        self.proto
+            .graph
+            .as_ref()
+            .expect("OnnxFile::read refuses a model without a graph")
+    }
+
+    /// The graph's only input that is not an initializer, which must be f32 where the graph
+    /// declares its type. Returns the problem otherwise.
+    pub fn sole_input(&self) -> Result<GraphInput<'_>, String> {
+        let graph = self.graph();
+        let constants: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> = graph
+            .input
+            .iter()
+            .filter(|i| !constants.contains(&i.name.as_str()))
+            .collect();
+        let [input] = inputs.as_slice() else {
+            let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(format!(
+                "the graph must have exactly one input, it has {names:?}"
+            ));
+        };
+        let Some(pb::type_proto::Value::TensorType(tensor)) =
+            input.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            return Ok(GraphInput {
+                name: &input.name,
+                dims: None,
+            });
+        };
+        if tensor.elem_type != ONNX_FLOAT {
+            return Err(format!(
+                "input {:?} has ONNX element type {}, not float (1)",
+                input.name, tensor.elem_type
+            ));
+        }
+        let dims = tensor.shape.as_ref().map(|shape| {
+            shape
+                .dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(Dim::DimValue(v)) => Some(v),
+                    _ => None,
+                })
+                .collect()
+        });
+        Ok(GraphInput {
+            name: &input.name,
+            dims,
+        })
+    }
+}
