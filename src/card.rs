@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::attributes::ATTRIBUTES;
+use crate::open_set::GallerySize;
 
 /// Metadata key under which the card is stored in the ONNX file.
 pub const CARD_KEY: &str = "edge_reid.card";
@@ -85,6 +86,18 @@ pub struct EmbeddingSpec {
     /// open-set accuracy on the validation split ([`crate::open_set`]), set at export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_distance: Option<f32>,
+    /// The gallery size, in identities, the unknown distance was calibrated for (absent: the
+    /// whole validation gallery, as in cards written before this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_gallery: Option<usize>,
+}
+
+impl EmbeddingSpec {
+    /// The gallery size [`EmbeddingSpec::unknown_distance`] was calibrated for.
+    pub fn unknown_gallery_size(&self) -> GallerySize {
+        self.unknown_gallery
+            .map_or(GallerySize::All, GallerySize::Identities)
+    }
 }
 
 /// The person-vs-junk output: `[N, 1]` logit, positive means person.
@@ -214,10 +227,22 @@ impl ModelCard {
                 if self.embedding.as_ref().is_none_or(|e| e.dim == 0) {
                     return bad("an ar_reid model needs an embedding output with dim > 0".into());
                 }
-                if let Some(d) = self.embedding.as_ref().and_then(|e| e.unknown_distance) {
+                let embedding = self.embedding.as_ref();
+                if let Some(d) = embedding.and_then(|e| e.unknown_distance) {
                     if !(d.is_finite() && d > 0.0) {
                         return bad(format!("unknown distance {d} must be finite and positive"));
                     }
+                }
+                match embedding.map(|e| (e.unknown_distance, e.unknown_gallery)) {
+                    Some((_, Some(0))) => {
+                        return bad("the unknown distance's gallery size must be at least 1".into())
+                    }
+                    Some((None, Some(n))) => {
+                        return bad(format!(
+                            "a gallery size ({n}) is given for an unknown distance the card lacks"
+                        ))
+                    }
+                    _ => {}
                 }
             }
             Task::PreDetector => {
@@ -252,6 +277,7 @@ mod tests {
                 dim: 128,
                 metric: DistanceMetric::Euclidean,
                 unknown_distance: Some(0.75),
+                unknown_gallery: Some(10),
             }),
             person: None,
             training: TrainingSummary::default(),
@@ -278,9 +304,23 @@ mod tests {
     }
 
     #[test]
-    fn reads_cards_written_before_the_unknown_distance() {
+    fn reads_cards_written_before_the_unknown_distance_and_its_gallery_size() {
         let mut c = card();
-        let json = c.to_json().replace(",\"unknown_distance\":0.75", "");
+        let embedding = c.embedding.as_mut().unwrap();
+        assert_eq!(
+            embedding.unknown_gallery_size(),
+            GallerySize::Identities(10)
+        );
+        let json = c.to_json().replace(",\"unknown_gallery\":10", "");
+        assert!(!json.contains("unknown_gallery"), "{json}");
+        let embedding = c.embedding.as_mut().unwrap();
+        embedding.unknown_gallery = None;
+        assert_eq!(ModelCard::from_json(&json).unwrap(), c);
+        assert_eq!(
+            c.embedding.as_ref().unwrap().unknown_gallery_size(),
+            GallerySize::All
+        );
+        let json = json.replace(",\"unknown_distance\":0.75", "");
         assert!(!json.contains("unknown_distance"), "{json}");
         c.embedding.as_mut().unwrap().unknown_distance = None;
         assert_eq!(ModelCard::from_json(&json).unwrap(), c);
@@ -312,6 +352,14 @@ mod tests {
             err.contains("unknown distance -1 must be finite and positive"),
             "{err}"
         );
+        let mut c = card();
+        c.embedding.as_mut().unwrap().unknown_gallery = Some(0);
+        let err = ModelCard::from_json(&c.to_json()).unwrap_err().to_string();
+        assert!(err.contains("gallery size must be at least 1"), "{err}");
+        c.embedding.as_mut().unwrap().unknown_distance = None;
+        c.embedding.as_mut().unwrap().unknown_gallery = Some(5);
+        let err = ModelCard::from_json(&c.to_json()).unwrap_err().to_string();
+        assert!(err.contains("gallery size (5)"), "{err}");
 
         assert!(matches!(
             ModelCard::from_json("{\"format_version\":1}"),

@@ -323,8 +323,12 @@ pub fn evaluate_market(
         .embedding
         .as_ref()
         .ok_or(EvalError::NoEmbedding)?;
-    let (metric, dim, unknown_distance) =
-        (embedding.metric, embedding.dim, embedding.unknown_distance);
+    let (metric, dim, unknown_distance, unknown_gallery) = (
+        embedding.metric,
+        embedding.dim,
+        embedding.unknown_distance,
+        embedding.unknown_gallery_size(),
+    );
     let standard = standard_schema(recognizer.card());
     let total = records.len();
     let p = predict(recognizer, &records, &mut |done| progress(done, total))?;
@@ -339,7 +343,10 @@ pub fn evaluate_market(
     let ranking = eval_market1501(&distances, &ids(q), &ids(g), &cams(q), &cams(g), MAX_RANK)
         .map_err(EvalError::Ranking)?;
     let open_set = unknown_distance
-        .map(|t| open_set_rates(&distances, &ids(q), &ids(g), &cams(q), &cams(g), t))
+        .map(|t| {
+            let (qi, gi, qc, gc) = (ids(q), ids(g), cams(q), cams(g));
+            open_set_rates(&distances, &qi, &gi, &qc, &gc, unknown_gallery, t)
+        })
         .transpose()
         .map_err(EvalError::Ranking)?;
 

@@ -590,6 +590,7 @@ impl fmt::Display for Report<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::open_set::GallerySize;
     use serde::Deserialize;
 
     /// One case of `tests/fixtures/metrics_market1501.json`, written by
@@ -945,6 +946,7 @@ mod tests {
                 "the model card's unknown distance",
                 OpenSetRates {
                     max_distance: 0.8125,
+                    gallery: GallerySize::Identities(10),
                     identified: 0.75,
                     rejected: 0.5,
                     known_queries: 4,
@@ -968,7 +970,7 @@ mod tests {
                 "     mAP   rank-1   rank-5  rank-10",
                 "   62.51    50.00   100.00   100.00",
                 "",
-                "open set (the model card's unknown distance): unknown distance 0.8125: \
+                "open set (the model card's unknown distance): unknown distance 0.8125 (galleries of 10 people): \
                  75.00% of 4 known queries identified, 50.00% of 6 strangers rejected",
                 "",
                 "person-vs-junk accuracy: 87.50%",

@@ -468,6 +468,7 @@ mod tests {
                 dim: 5,
                 metric: DistanceMetric::Euclidean,
                 unknown_distance: None,
+                unknown_gallery: None,
             }),
             person: Some(PersonSpec {
                 output: "person".into(),

@@ -1049,6 +1049,7 @@ mod tests {
                 dim: 64,
                 metric: DistanceMetric::Cosine,
                 unknown_distance: None,
+                unknown_gallery: None,
             }),
             person: None,
             training: TrainingSummary::default(),

@@ -12,7 +12,9 @@ use edge_reid::metrics::{
     attribute_report, euclidean_distances, eval_market1501, AttributeReport, MetricsError,
     RankingMetrics, Report,
 };
-use edge_reid::open_set::{calibrate_unknown_distance, OpenSetRates};
+use edge_reid::open_set::{
+    calibrate_unknown_distance, GallerySize, OpenSetRates, CALIBRATION_GALLERY,
+};
 
 use crate::data::{
     in_order, query_gallery, split_train_val, AttributeTable, BatchLoader, LoaderConfig,
@@ -233,12 +235,13 @@ impl EvalSet {
         let cams = |rs: &[Record]| rs.iter().map(|r| r.camera).collect::<Vec<_>>();
         let ranking = eval_market1501(&distances, &pids(q), &pids(g), &cams(q), &cams(g), 50)
             .map_err(|e| TrainError::Setting(format!("re-ID scores: {e}")))?;
-        let open_set =
-            match calibrate_unknown_distance(&distances, &pids(q), &pids(g), &cams(q), &cams(g)) {
-                Ok(rates) => Some(rates),
-                Err(MetricsError::NoOpenSet { .. }) => None,
-                Err(e) => return Err(TrainError::Setting(format!("open-set scores: {e}"))),
-            };
+        let (qp, gp, qc, gc) = (pids(q), pids(g), cams(q), cams(g));
+        let gallery = GallerySize::Identities(CALIBRATION_GALLERY);
+        let open_set = match calibrate_unknown_distance(&distances, &qp, &gp, &qc, &gc, gallery) {
+            Ok(rates) => Some(rates),
+            Err(MetricsError::NoOpenSet { .. }) => None,
+            Err(e) => return Err(TrainError::Setting(format!("open-set scores: {e}"))),
+        };
         let person_accuracy = p.person.as_ref().map(|logits| {
             let right = logits
                 .iter()
@@ -276,8 +279,9 @@ pub struct Scores {
     pub ar_loss: f64,
     /// Person-vs-junk accuracy over the set's images, when the net has that head.
     pub person_accuracy: Option<f64>,
-    /// The unknown distance with the best balanced open-set accuracy on this set, and its rates
-    /// (`None` when the set has no identified query or no stranger).
+    /// The unknown distance with the best balanced open-set accuracy on this set for galleries of
+    /// [`CALIBRATION_GALLERY`] people, and its rates (`None` when the set has no identified query
+    /// or no stranger).
     pub open_set: Option<OpenSetRates>,
 }
 

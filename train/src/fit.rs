@@ -623,7 +623,7 @@ pub fn export_run(
         summary,
         cfg.mean,
         cfg.std,
-        open_set.map(|r| r.max_distance),
+        open_set.map(|r| (r.max_distance, r.gallery)),
         precision,
         out,
     )?)

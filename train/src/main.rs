@@ -524,12 +524,14 @@ fn main() -> Result<()> {
                     "1e-4"
                 }
             );
-            match card.embedding.as_ref().and_then(|e| e.unknown_distance) {
-                Some(d) if card.task == Task::ArReid => {
+            let embedding = card.embedding.as_ref();
+            match embedding.and_then(|e| e.unknown_distance.map(|d| (d, e.unknown_gallery_size())))
+            {
+                Some((d, gallery)) if card.task == Task::ArReid => {
                     let v = &card.training.validation;
                     println!(
-                        "unknown distance {d:.4} (validation: {:.2}% of known people identified, \
-                         {:.2}% of strangers rejected)",
+                        "unknown distance {d:.4} for {gallery} (validation: {:.2}% of known \
+                         people identified, {:.2}% of strangers rejected)",
                         100.0 * v["open_set_identified"],
                         100.0 * v["open_set_rejected"]
                     );

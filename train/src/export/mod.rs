@@ -34,6 +34,7 @@ use tract_onnx::pb;
 use crate::model::{MultiTaskNet, NetConfig};
 use crate::pre_detector::PreDetectorNet;
 use edge_reid::model::Model;
+use edge_reid::open_set::GallerySize;
 use fold::to_vec;
 
 /// Name of the graph input.
@@ -114,14 +115,14 @@ pub enum ExportError {
 }
 
 /// The card describing a network of `cfg` fed with `(pixel / 255 - mean) / std`, with the
-/// embedding's calibrated unknown distance if any; the training summary's backbone and head are set
-/// from `cfg`.
+/// embedding's calibrated unknown distance and the gallery size it was calibrated for, if any; the
+/// training summary's backbone and head are set from `cfg`.
 pub fn model_card(
     cfg: &NetConfig,
     mut training: TrainingSummary,
     mean: [f32; 3],
     std: [f32; 3],
-    unknown_distance: Option<f32>,
+    unknown: Option<(f32, GallerySize)>,
 ) -> ModelCard {
     let cli_name = |v: Option<clap::builder::PossibleValue>| {
         v.map(|v| v.get_name().to_string()).unwrap_or_default()
@@ -137,7 +138,11 @@ pub fn model_card(
             output: EMBEDDING.to_string(),
             dim: cfg.embedding_dim,
             metric: DistanceMetric::Euclidean,
-            unknown_distance,
+            unknown_distance: unknown.map(|(d, _)| d),
+            unknown_gallery: unknown.and_then(|(_, size)| match size {
+                GallerySize::All => None,
+                GallerySize::Identities(n) => Some(n),
+            }),
         }),
         person: cfg.person_head.then(|| PersonSpec {
             output: PERSON.to_string(),
@@ -168,11 +173,11 @@ pub fn export_onnx(
     training: TrainingSummary,
     mean: [f32; 3],
     std: [f32; 3],
-    unknown_distance: Option<f32>,
+    unknown: Option<(f32, GallerySize)>,
     precision: Precision,
     path: &Path,
 ) -> Result<ModelCard, ExportError> {
-    let card = model_card(net.config(), training, mean, std, unknown_distance);
+    let card = model_card(net.config(), training, mean, std, unknown);
     card.check()?;
     let model = net::build(net, &card, precision)?;
     write_checked(&model, path, |tmp| {
@@ -633,7 +638,7 @@ mod tests {
     /// [`export_onnx`] with the test summary and ImageNet normalisation.
     fn export(
         net: &MultiTaskNet,
-        unknown_distance: Option<f32>,
+        unknown: Option<(f32, GallerySize)>,
         precision: Precision,
         path: &Path,
     ) -> Result<ModelCard, ExportError> {
@@ -642,7 +647,7 @@ mod tests {
             summary(),
             IMAGENET_MEAN,
             IMAGENET_STD,
-            unknown_distance,
+            unknown,
             precision,
             path,
         )
@@ -653,7 +658,11 @@ mod tests {
     fn export_and_check(net: &MultiTaskNet) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.onnx");
-        let card = export(net, Some(0.5), Precision::Full, &path).unwrap();
+        let unknown = (0.5, GallerySize::Identities(10));
+        let card = export(net, Some(unknown), Precision::Full, &path).unwrap();
+        let embedding = card.embedding.as_ref().unwrap();
+        assert_eq!(embedding.unknown_distance, Some(0.5));
+        assert_eq!(embedding.unknown_gallery, Some(10));
         let cfg = net.config();
         assert_eq!(
             card.training.backbone,
