@@ -83,7 +83,8 @@ pub struct EmbeddingSpec {
     /// Metric to compare embeddings with.
     pub metric: DistanceMetric,
     /// Gallery matches farther than this are unknown people: the threshold with the best balanced
-    /// open-set accuracy on the validation split ([`crate::open_set`]), set at export.
+    /// open-set accuracy on the validation split for galleries of
+    /// [`EmbeddingSpec::unknown_gallery`] people ([`crate::open_set`]), set at export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_distance: Option<f32>,
     /// The gallery size, in identities, the unknown distance was calibrated for (absent: the
