@@ -102,7 +102,7 @@ fn all_drawn_from(a: usize, n: usize, k: usize) -> f64 {
 
 /// One query's distances.
 struct Query {
-    /// Its nearest valid image of its own identity.
+    /// Its nearest valid image of its own identity (not taken by the query's camera).
     own: Option<f32>,
     /// The nearest image of each other identity of the gallery, ascending.
     others: Vec<f32>,
@@ -133,6 +133,7 @@ impl Query {
     }
 }
 
+/// Each query's distances (see [`Query`]), after checking the inputs' lengths and values.
 fn queries(
     distmat: &[f32],
     q_pids: &[i32],
