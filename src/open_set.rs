@@ -348,17 +348,13 @@ mod tests {
         0.6, 0.3, 0.9,
     ];
 
+    /// The rates on the example, its gallery taken by cameras `g_cams`.
+    fn rates_with(g_cams: &[u8], size: GallerySize, t: f32) -> OpenSetRates {
+        open_set_rates(&DISTMAT, &Q_PIDS, &G_PIDS, &Q_CAMS, g_cams, size, t).unwrap()
+    }
+
     fn rates(t: f32) -> OpenSetRates {
-        open_set_rates(
-            &DISTMAT,
-            &Q_PIDS,
-            &G_PIDS,
-            &Q_CAMS,
-            &G_CAMS,
-            GallerySize::All,
-            t,
-        )
-        .unwrap()
+        rates_with(&G_CAMS, GallerySize::All, t)
     }
 
     #[test]
@@ -375,9 +371,8 @@ mod tests {
         // Galleries of one person. Known: query 1 (own 0.2) and query 2 (own 0.5), each with its
         // own identity alone, so identified whenever the threshold reaches its own match.
         let one = GallerySize::Identities(1);
-        let r = open_set_rates(&DISTMAT, &Q_PIDS, &G_PIDS, &Q_CAMS, &G_CAMS, one, 0.55).unwrap();
-        assert_eq!(r.identified, 1.0);
-        let r = open_set_rates(&DISTMAT, &Q_PIDS, &G_PIDS, &Q_CAMS, &G_CAMS, one, 0.45).unwrap();
+        assert_eq!(rates_with(&G_CAMS, one, 0.55).identified, 1.0);
+        let r = rates_with(&G_CAMS, one, 0.45);
         assert_eq!(r.identified, 0.5);
         // Strangers facing one other identity, rejected at 0.45 when it lies farther: query 1
         // (0.9, 0.7) always, query 2 (0.8, 0.4) half the time, query 3 (0.6, 0.3, 0.9) 2 in 3.
@@ -389,16 +384,7 @@ mod tests {
         // Query 1's own image at 0.2 is from its own camera: it is no longer a hit, and its
         // nearest other identity (0.7) is unchanged.
         let cams = [1, 2, 2];
-        let r = open_set_rates(
-            &DISTMAT,
-            &Q_PIDS,
-            &G_PIDS,
-            &Q_CAMS,
-            &cams,
-            GallerySize::All,
-            0.25,
-        )
-        .unwrap();
+        let r = rates_with(&cams, GallerySize::All, 0.25);
         assert_eq!((r.known_queries, r.identified, r.rejected), (1, 0.0, 1.0));
     }
 
@@ -474,21 +460,26 @@ mod tests {
                 .unwrap()
         }
 
-        /// Query `q`'s nearest valid image per gallery identity (Market protocol).
-        fn nearest_per_identity(&self, q: usize) -> Vec<(i32, f32)> {
+        /// Query `q`'s nearest valid image of its own identity (Market protocol) and of each
+        /// other gallery identity, worked out directly from the matrix.
+        fn own_and_others(&self, q: usize) -> (Option<f32>, Vec<f32>) {
             let mut ids: Vec<i32> = self.g_pids.clone();
             ids.sort_unstable();
             ids.dedup();
-            ids.into_iter()
-                .filter_map(|pid| {
-                    (0..Self::GALLERY)
-                        .filter(|&g| self.g_pids[g] == pid)
-                        .filter(|&g| !(pid == self.q_pids[q] && self.g_cams[g] == self.q_cams[q]))
-                        .map(|g| self.distmat[q * Self::GALLERY + g])
-                        .reduce(f32::min)
-                        .map(|d| (pid, d))
-                })
-                .collect()
+            let nearest = |pid: i32| {
+                (0..Self::GALLERY)
+                    .filter(|&g| self.g_pids[g] == pid)
+                    .filter(|&g| !(pid == self.q_pids[q] && self.g_cams[g] == self.q_cams[q]))
+                    .map(|g| self.distmat[q * Self::GALLERY + g])
+                    .reduce(f32::min)
+            };
+            let own = nearest(self.q_pids[q]);
+            let others = ids
+                .into_iter()
+                .filter(|&pid| pid != self.q_pids[q])
+                .filter_map(nearest)
+                .collect();
+            (own, others)
         }
     }
 
@@ -516,16 +507,7 @@ mod tests {
         for (size, t) in [(1, 1.3), (3, 1.25), (3, 1.5), (5, 1.4), (14, 1.3)] {
             let (mut known, mut identified, mut strangers, mut rejected) = (0, 0.0, 0, 0.0);
             for q in 0..RandomSet::QUERIES {
-                let nearest = set.nearest_per_identity(q);
-                let own = nearest
-                    .iter()
-                    .find(|(p, _)| *p == set.q_pids[q])
-                    .map(|n| n.1);
-                let others: Vec<f32> = nearest
-                    .iter()
-                    .filter(|(p, _)| *p != set.q_pids[q])
-                    .map(|n| n.1)
-                    .collect();
+                let (own, others) = set.own_and_others(q);
                 if let Some(own) = own {
                     let drawn = subsets(&others, (size - 1).min(others.len()));
                     let hits = drawn
@@ -596,16 +578,8 @@ mod tests {
         let c = set.calibrate(GallerySize::All);
         let (mut known, mut identified, mut strangers, mut rejected) = (0, 0, 0, 0);
         for q in 0..RandomSet::QUERIES {
-            let nearest = set.nearest_per_identity(q);
-            let own = nearest
-                .iter()
-                .find(|(p, _)| *p == set.q_pids[q])
-                .map(|n| n.1);
-            let other = nearest
-                .iter()
-                .filter(|(p, _)| *p != set.q_pids[q])
-                .map(|n| n.1)
-                .fold(f32::INFINITY, f32::min);
+            let (own, others) = set.own_and_others(q);
+            let other = others.into_iter().fold(f32::INFINITY, f32::min);
             if let Some(own) = own {
                 known += 1;
                 identified += usize::from(own < other && own <= c.max_distance);
@@ -658,36 +632,28 @@ mod tests {
             ),
             "{e}"
         );
+        let on = |distmat: &[f32]| {
+            open_set_rates(
+                distmat,
+                &Q_PIDS,
+                &G_PIDS,
+                &Q_CAMS,
+                &G_CAMS,
+                GallerySize::All,
+                0.5,
+            )
+        };
         let mut nan = DISTMAT;
         nan[4] = f32::NAN;
-        let e = open_set_rates(
-            &nan,
-            &Q_PIDS,
-            &G_PIDS,
-            &Q_CAMS,
-            &G_CAMS,
-            GallerySize::All,
-            0.5,
-        )
-        .unwrap_err();
         assert_eq!(
-            e,
+            on(&nan).unwrap_err(),
             MetricsError::NanDistance {
                 query: 1,
                 gallery: 1
             }
         );
-        let e = open_set_rates(
-            &DISTMAT[..8],
-            &Q_PIDS,
-            &G_PIDS,
-            &Q_CAMS,
-            &G_CAMS,
-            GallerySize::All,
-            0.5,
-        );
         assert!(matches!(
-            e,
+            on(&DISTMAT[..8]),
             Err(MetricsError::Length {
                 what: "distance matrix",
                 ..
