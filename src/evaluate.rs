@@ -340,13 +340,11 @@ pub fn evaluate_market(
     let ids = |rs: &[&Record]| rs.iter().map(|r| r.identity).collect::<Vec<_>>();
     let cams = |rs: &[&Record]| rs.iter().map(|r| r.camera).collect::<Vec<_>>();
     let (q, g) = (&records[..nq], &records[nq..nq + ng]);
-    let ranking = eval_market1501(&distances, &ids(q), &ids(g), &cams(q), &cams(g), MAX_RANK)
-        .map_err(EvalError::Ranking)?;
+    let (qi, gi, qc, gc) = (ids(q), ids(g), cams(q), cams(g));
+    let ranking =
+        eval_market1501(&distances, &qi, &gi, &qc, &gc, MAX_RANK).map_err(EvalError::Ranking)?;
     let open_set = unknown_distance
-        .map(|t| {
-            let (qi, gi, qc, gc) = (ids(q), ids(g), cams(q), cams(g));
-            open_set_rates(&distances, &qi, &gi, &qc, &gc, unknown_gallery, t)
-        })
+        .map(|t| open_set_rates(&distances, &qi, &gi, &qc, &gc, unknown_gallery, t))
         .transpose()
         .map_err(EvalError::Ranking)?;
 

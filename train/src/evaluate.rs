@@ -233,9 +233,9 @@ impl EvalSet {
             .map_err(|e| TrainError::Setting(format!("distances: {e}")))?;
         let pids = |rs: &[Record]| rs.iter().map(|r| r.identity).collect::<Vec<_>>();
         let cams = |rs: &[Record]| rs.iter().map(|r| r.camera).collect::<Vec<_>>();
-        let ranking = eval_market1501(&distances, &pids(q), &pids(g), &cams(q), &cams(g), 50)
-            .map_err(|e| TrainError::Setting(format!("re-ID scores: {e}")))?;
         let (qp, gp, qc, gc) = (pids(q), pids(g), cams(q), cams(g));
+        let ranking = eval_market1501(&distances, &qp, &gp, &qc, &gc, 50)
+            .map_err(|e| TrainError::Setting(format!("re-ID scores: {e}")))?;
         let gallery = GallerySize::Identities(CALIBRATION_GALLERY);
         let open_set = match calibrate_unknown_distance(&distances, &qp, &gp, &qc, &gc, gallery) {
             Ok(rates) => Some(rates),
