@@ -166,6 +166,9 @@ pub struct StageMillis {
 pub struct Summary {
     /// Frames read.
     pub frames: u64,
+    /// Frames or image files skipped because they could not be read or decoded (counted by the
+    /// reader of the source, not the pipeline).
+    pub unreadable: u64,
     /// Crops cut.
     pub crops: u64,
     /// Crops the pre-detector dropped as junk.
@@ -251,6 +254,7 @@ mod tests {
         w.write(&Event::Observation(&observation)).unwrap();
         w.write(&Event::Summary(&Summary {
             frames: 4,
+            unreadable: 0,
             crops: 8,
             dropped: 1,
             observations: 7,

@@ -330,6 +330,7 @@ impl Pipeline {
             + ms.output;
         Summary {
             frames: self.frames,
+            unreadable: 0,
             crops: stats.crops,
             dropped: stats.dropped,
             observations: self.observations,

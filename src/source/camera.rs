@@ -19,7 +19,8 @@ use v4l::{Format, FourCC};
 
 use super::negotiate::{choose_format, describe_offered, OfferedFormat, OfferedSizes};
 use super::{
-    yuyv_to_rgb, Backoff, Frame, FrameSize, FrameSource, MjpegDecoder, PixelFormat, SourceError,
+    yuyv_to_rgb, Backoff, ConvertError, Frame, FrameSize, FrameSource, MjpegDecoder, PixelFormat,
+    SourceError,
 };
 
 /// Capture buffers the driver fills in turn.
@@ -92,8 +93,8 @@ struct Session {
 /// A failed or timed-out read closes the camera and reopens it with back-off ([`Backoff`]),
 /// logging each attempt to stderr; when every attempt fails, [`FrameSource::next_frame_into`]
 /// returns [`SourceError::Disconnected`] (calling it again starts a new round of attempts). A
-/// frame that does not decode (a corrupt MJPEG frame) is a [`SourceError::Frame`] for that frame
-/// only. The stream never ends by itself.
+/// frame that does not decode (a corrupt MJPEG frame) or that the driver marks as corrupt is a
+/// [`SourceError::Frame`] for that frame only. The stream never ends by itself.
 pub struct V4lCamera {
     config: CameraConfig,
     session: Option<Session>,
@@ -162,8 +163,10 @@ impl FrameSource for V4lCamera {
             };
             let n = session.negotiated;
             let converted = match session.stream.next() {
-                // The driver flags buffers it knows are corrupt: skip them.
-                Ok((_, meta)) if meta.flags.contains(BufferFlags::ERROR) => continue,
+                // The driver flags buffers it knows are corrupt: a frame that fails alone.
+                Ok((_, meta)) if meta.flags.contains(BufferFlags::ERROR) => {
+                    Ok(Err(ConvertError::Flagged))
+                }
                 Ok((buf, meta)) => {
                     let data = frame_bytes(buf, meta.bytesused);
                     Ok(match n.format {

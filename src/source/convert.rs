@@ -48,6 +48,9 @@ pub enum ConvertError {
     /// The JPEG decoder failed.
     #[error("invalid JPEG: {0}")]
     Jpeg(#[from] image::ImageError),
+    /// The camera driver marked the buffer as corrupt (`V4L2_BUF_FLAG_ERROR`).
+    #[error("the driver marked the frame as corrupt")]
+    Flagged,
 }
 
 /// libswscale's YUV to RGB tables for BT.601 limited range (`yuv2rgb.c`): chroma moves the index

@@ -12,6 +12,7 @@ mod convert;
 mod files;
 mod negotiate;
 mod raw;
+mod skip;
 mod synthetic;
 
 use std::fmt;
@@ -28,6 +29,7 @@ pub use convert::{yuyv_to_rgb, ConvertError, MjpegDecoder};
 pub use files::ImageFiles;
 pub use negotiate::{PixelFormat, UnknownPixelFormat};
 pub use raw::RawFrames;
+pub use skip::SkipUnreadable;
 pub use synthetic::{SyntheticCamera, SyntheticConfig};
 
 use crate::synth::SynthError;
@@ -80,6 +82,16 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         let mut frame = Frame::default();
         Ok(self.next_frame_into(&mut frame)?.then_some(frame))
+    }
+}
+
+impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
+    fn next_frame_into(&mut self, frame: &mut Frame) -> Result<bool, SourceError> {
+        (**self).next_frame_into(frame)
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
     }
 }
 
@@ -219,6 +231,16 @@ pub enum SourceError {
         #[source]
         from: ConvertError,
     },
+    /// Too many frames in a row could not be read ([`SkipUnreadable`]).
+    #[error("{name}: {count} frames in a row could not be read; the last: {last}")]
+    Unreadable {
+        /// The source.
+        name: String,
+        /// Failures in a row.
+        count: u32,
+        /// The last failure.
+        last: Box<SourceError>,
+    },
     /// An input path that does not exist.
     #[error("input {} does not exist", path.display())]
     MissingInput {
@@ -283,6 +305,14 @@ pub enum SourceError {
     /// The renderer refused a request (camera number, image size).
     #[error(transparent)]
     Synth(#[from] SynthError),
+}
+
+impl SourceError {
+    /// Whether only this frame or file failed and the source can go on with the next one (a
+    /// corrupt camera frame, an image file that does not decode).
+    pub fn fails_only_itself(&self) -> bool {
+        matches!(self, Self::Frame { .. } | Self::Image { .. })
+    }
 }
 
 #[cfg(test)]

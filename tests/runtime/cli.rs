@@ -1,6 +1,6 @@
 //! The `edge-reid` binary end to end: enrollment and identification with a model exported by the
-//! training crate, and the failure modes a user meets (bad images, a wrong model, wrong-size stdin
-//! frames, a missing camera), each a clear error and a non-zero exit.
+//! training crate, the failure modes a user meets (bad images, a wrong model, wrong-size stdin
+//! frames, a missing camera), each a clear error and a non-zero exit, and a clean stop on SIGTERM.
 
 use std::io::Write;
 use std::path::Path;
@@ -31,6 +31,14 @@ fn enroll_then_identify_finds_the_enrolled_people() {
     let camera = SyntheticCamera::new(SyntheticConfig::default()).unwrap();
     let alice = crops(dir.path(), &camera, 1, 3);
     let bob = crops(dir.path(), &camera, 2, 3);
+    // Before anyone is enrolled there is no gallery file, and identify says so.
+    let out = edge_reid(dir.path(), &["identify", &alice[0]]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no gallery at edge-reid.gallery: everyone is unknown"),
+        "{}",
+        text(&out.stderr)
+    );
     for (name, images) in [("alice", &alice), ("bob", &bob)] {
         let mut args = vec!["enroll", "--name", name];
         args.extend(images.iter().map(String::as_str));
@@ -246,6 +254,76 @@ fn wrong_size_stdin_frames_are_an_error() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("768") && err.contains("1536"), "{err}");
+    // The run still closes its event stream: the summary counts the whole frame.
+    let events = events(&out.stdout);
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary", "{events:?}");
+    assert_eq!(summary["frames"], 1);
+}
+
+#[test]
+fn sigterm_ends_open_tracks_and_writes_the_summary() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    // Far more frames than it reads before it is stopped (a bound should the test fail).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-reid"))
+        .current_dir(dir.path())
+        .args([
+            "--synthetic",
+            "--frames",
+            "5000",
+            "--no-pre-detector",
+            "--model",
+        ])
+        .arg(model())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let confirmed = line.contains(r#""status":"new""#);
+        seen.push(line);
+        if confirmed {
+            break;
+        }
+    }
+    assert!(
+        !seen.is_empty(),
+        "a track is confirmed before the stream is stopped"
+    );
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    seen.extend(lines.map(Result::unwrap));
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+    let events: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, tracks) = events.split_last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert!(summary["frames"].as_u64().unwrap() < 5000, "{summary}");
+    let with = |status: &str| -> Vec<u64> {
+        let mut ids: Vec<u64> = tracks
+            .iter()
+            .filter(|e| e["status"] == status)
+            .map(|e| e["track"].as_u64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(with("new"), with("end"), "every open track ended");
+    assert_eq!(summary["tracks"], with("new").len());
 }
 
 #[test]

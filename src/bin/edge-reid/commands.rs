@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -12,14 +14,14 @@ use edge_reid::detect::motion::{MotionConfig, MotionDetector};
 use edge_reid::detect::yolo::{YoloConfig, YoloDetector};
 use edge_reid::detect::Proposer;
 use edge_reid::evaluate::evaluate_market;
-use edge_reid::events::{Event, EventWriter};
+use edge_reid::events::{Event, EventWriter, Summary};
 use edge_reid::gallery::{EmbeddingSpace, Gallery};
 use edge_reid::model::Model;
 use edge_reid::pipeline::{Output, Pipeline, Recognition, Recognizer};
 use edge_reid::preprocess::Region;
 use edge_reid::source::{
-    CameraConfig, Frame, FrameSize, FrameSource, ImageFiles, RawFrames, SyntheticCamera,
-    SyntheticConfig, V4lCamera,
+    CameraConfig, Frame, FrameSize, FrameSource, ImageFiles, RawFrames, SkipUnreadable,
+    SourceError, SyntheticCamera, SyntheticConfig, V4lCamera,
 };
 use edge_reid::track::TrackerConfig;
 use serde_json::json;
@@ -39,6 +41,9 @@ const DEMO_PEOPLE: u32 = 4;
 const DEMO_SHOTS: u64 = 6;
 /// The gallery used when `--gallery` is not given.
 const GALLERY_FILE: &str = "edge-reid.gallery";
+/// Corrupt frames in a row after which a stream counts as lost (about two seconds of a 25 fps
+/// camera).
+const MAX_UNREADABLE_IN_ROW: u32 = 50;
 /// The camera used when no source is given, if it exists.
 const DEFAULT_DEVICE: &str = "/dev/video0";
 
@@ -154,6 +159,16 @@ fn open_gallery(path: &Path, recognizer: &Recognizer) -> Result<Option<Gallery>>
         .check_model(&EmbeddingSpace::of_card(recognizer.card())?)
         .with_context(|| format!("gallery {}", path.display()))?;
     Ok(Some(gallery))
+}
+
+/// Says that `path` does not exist, so that a mistyped `--gallery` does not pass for a gallery
+/// of strangers.
+fn warn_no_gallery(path: &Path) {
+    eprintln!(
+        "edge-reid: no gallery at {0}: everyone is unknown until people are enrolled \
+         (`edge-reid enroll --gallery {0} --name NAME IMAGES...`)",
+        path.display()
+    );
 }
 
 fn decode(path: &Path) -> Result<image::RgbImage> {
@@ -297,7 +312,7 @@ fn demo_gallery(model: &ModelArgs, people: &[DemoPerson], dir: &Path) -> Result<
 /// `edge-reid [run]`.
 pub fn run(a: &RunArgs) -> Result<()> {
     let Opened {
-        frames: mut source,
+        frames: source,
         kind,
         demo: demo_people,
     } = open_source(a)?;
@@ -319,6 +334,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
             );
                 demo_dir = Some(dir);
                 Some(gallery)
+            }
+            (None, None) => {
+                warn_no_gallery(&gallery_file);
+                None
             }
             (gallery, _) => gallery,
         };
@@ -354,23 +373,27 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let mut events = EventWriter::new(out);
     let camera = source.describe();
     eprintln!("edge-reid: reading {camera}");
+    // A bad image file fails only itself; a camera that sends nothing but corrupt frames is lost.
+    let limit = (!files_source).then_some(MAX_UNREADABLE_IN_ROW);
+    let mut source = SkipUnreadable::new(source, limit, |e: &SourceError| {
+        eprintln!("edge-reid: skipped: {e}");
+    });
+    let stop = stop_on_signal()?;
     let mut frame = Frame::default();
-    let mut failed = 0usize;
     let mut read = 0u64;
-    while a.frames.is_none_or(|n| read < n) {
+    // Open tracks end and the summary is written however the stream ends: at its end, after
+    // --frames, on SIGINT or SIGTERM, or when the source is lost (then the run still fails).
+    let ended = loop {
+        if a.frames.is_some_and(|n| read >= n) || stop.load(Ordering::SeqCst) {
+            break Ok(());
+        }
         let started = Instant::now();
         let next = source.next_frame_into(&mut frame);
         let capture = started.elapsed().as_secs_f64() * 1e3;
         match next {
             Ok(true) => {}
-            Ok(false) => break,
-            // A bad file fails only itself; the other images are still processed.
-            Err(e) if files_source => {
-                eprintln!("edge-reid: {e}");
-                failed += 1;
-                continue;
-            }
-            Err(e) => return Err(e).context(format!("reading {camera}")),
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(anyhow::Error::new(e).context(format!("reading {camera}"))),
         }
         read += 1;
         let outputs = pipeline.process(&frame, &camera)?;
@@ -382,16 +405,41 @@ pub fn run(a: &RunArgs) -> Result<()> {
             save_frame(dir, frame.index, &picture)?;
         }
         pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
-    }
+    };
     write_all(&mut events, &pipeline.finish(&camera)?)?;
+    let summary = Summary {
+        unreadable: source.skipped(),
+        ..pipeline.summary()
+    };
     events
-        .write(&Event::Summary(&pipeline.summary()))
+        .write(&Event::Summary(&summary))
         .context("writing events")?;
     drop(demo_dir);
-    if failed > 0 {
-        bail!("{failed} input image(s) could not be read (see above)");
+    ended?;
+    if files_source && summary.unreadable > 0 {
+        bail!(
+            "{} input image(s) could not be read (see above)",
+            summary.unreadable
+        );
     }
     Ok(())
+}
+
+/// A flag that SIGINT, SIGTERM or SIGHUP raises, so that `run` ends cleanly: open tracks end and
+/// the summary is written. A second signal exits at once.
+fn stop_on_signal() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let raised = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if raised.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "edge-reid: stopping: ending open tracks and writing the summary (again to quit now)"
+        );
+    })
+    .context("installing the SIGINT/SIGTERM handler")?;
+    Ok(stop)
 }
 
 /// Writes the events of `outputs`.
@@ -448,7 +496,11 @@ pub fn enroll(a: &EnrollArgs) -> Result<()> {
 /// `edge-reid identify`: one observation event per image.
 pub fn identify(a: &IdentifyArgs) -> Result<()> {
     let recognizer = recognizer(&a.model, None, 0.0)?;
-    let gallery = open_gallery(&gallery_path(&a.model), &recognizer)?;
+    let gallery_file = gallery_path(&a.model);
+    let gallery = open_gallery(&gallery_file, &recognizer)?;
+    if gallery.is_none() {
+        warn_no_gallery(&gallery_file);
+    }
     let paths = image_paths(&a.inputs)?;
     let mut pipeline = Pipeline::new(recognizer, gallery, Proposer::WholeFrame, a.max_distance);
     let mut events = EventWriter::new(std::io::stdout().lock());
