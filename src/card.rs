@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::attributes::ATTRIBUTES;
+use crate::attributes::{ATTRIBUTES, NUM_ATTRIBUTES};
 use crate::open_set::GallerySize;
 
 /// Metadata key under which the card is stored in the ONNX file.
@@ -16,6 +16,9 @@ pub const CARD_KEY: &str = "edge_reid.card";
 
 /// The card format this build writes and reads.
 pub const CARD_FORMAT_VERSION: u32 = 1;
+
+/// The longest input side a card may ask for (person crops are a few hundred pixels).
+pub const MAX_INPUT_SIDE: usize = 4096;
 
 /// What a model does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,10 +206,16 @@ impl ModelCard {
     /// Checks the card's internal consistency (not against a graph: that is the loader's job).
     pub fn check(&self) -> Result<(), CardError> {
         let bad = |m: String| Err(CardError::Inconsistent(m));
-        if self.input.height == 0 || self.input.width == 0 {
+        let (h, w) = (self.input.height, self.input.width);
+        if h == 0 || w == 0 || h > MAX_INPUT_SIDE || w > MAX_INPUT_SIDE {
             return bad(format!(
-                "input size {}x{} is empty",
-                self.input.height, self.input.width
+                "input size {h}x{w} is not between 1x1 and {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE}"
+            ));
+        }
+        if self.attributes.len() > NUM_ATTRIBUTES {
+            return bad(format!(
+                "{} attributes: edge-reid reports at most the {NUM_ATTRIBUTES} of its schema",
+                self.attributes.len()
             ));
         }
         if self.input.std.iter().any(|s| *s <= 0.0) {
@@ -345,6 +354,21 @@ mod tests {
         let mut c = card();
         c.embedding = None;
         assert!(ModelCard::from_json(&c.to_json()).is_err());
+
+        let mut c = card();
+        c.input.height = 4_000_000_000;
+        let err = ModelCard::from_json(&c.to_json()).unwrap_err().to_string();
+        assert!(
+            err.contains("input size 4000000000x64 is not between"),
+            "{err}"
+        );
+
+        let mut c = card();
+        let mut extra = c.attributes[0].clone();
+        extra.output = "attr_extra".into();
+        c.attributes.push(extra);
+        let err = ModelCard::from_json(&c.to_json()).unwrap_err().to_string();
+        assert!(err.contains("13 attributes"), "{err}");
 
         let mut c = card();
         c.embedding.as_mut().unwrap().unknown_distance = Some(-1.0);

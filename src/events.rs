@@ -127,6 +127,8 @@ pub struct TrackEvent {
     /// The track's last box.
     #[serde(rename = "box")]
     pub bbox: BoxPx,
+    /// The mean person score of the track's recognised crops (see [`Observation::person_score`]).
+    pub person_score: f32,
     /// Frame the track was first seen in.
     pub first_frame: u64,
     /// Frames the track was matched in.

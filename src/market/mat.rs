@@ -392,6 +392,14 @@ impl ByteOrder {
                         String::from_utf8_lossy(&slot[..end]).into_owned()
                     })
                     .collect();
+                // Each element reads its fields from the file; without fields nothing would
+                // bound `count`.
+                if fields.is_empty() && count > 0 {
+                    return Err(fault(
+                        &at,
+                        format!("a struct array of {count} without fields"),
+                    ));
+                }
                 let mut elements = Vec::new();
                 for i in 0..count {
                     let mut values = Vec::with_capacity(fields.len());
@@ -653,6 +661,36 @@ mod tests {
         let err = MatFile::open(&path).unwrap_err();
         assert!(matches!(err, MatError::Malformed { .. }), "{err}");
         assert!(err.to_string().contains("ends inside"), "{err}");
+
+        // A struct array of two billion elements without fields: refused, not looped over.
+        let element = |kind: u32, data: &[u8]| {
+            let mut e = [kind.to_le_bytes(), (data.len() as u32).to_le_bytes()].concat();
+            e.extend_from_slice(data);
+            e.resize(e.len().div_ceil(8) * 8, 0);
+            e
+        };
+        let payload = [
+            element(MI_UINT32, &[MX_STRUCT as u8, 0, 0, 0, 0, 0, 0, 0]),
+            element(
+                MI_INT32,
+                &[1i32.to_le_bytes(), 2_000_000_000i32.to_le_bytes()].concat(),
+            ),
+            element(MI_INT8, b"s"),
+            element(MI_INT32, &8i32.to_le_bytes()),
+            element(MI_INT8, b""),
+        ]
+        .concat();
+        let mut bytes = vec![b' '; 124];
+        bytes.extend_from_slice(&0x0100u16.to_le_bytes());
+        bytes.extend_from_slice(b"IM");
+        bytes.extend_from_slice(&element(MI_MATRIX, &payload));
+        std::fs::write(&path, &bytes).unwrap();
+        let err = MatFile::open(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("struct array of 2000000000 without fields"),
+            "{err}"
+        );
 
         let err = MatFile::open(&dir.path().join("absent.mat")).unwrap_err();
         assert!(matches!(err, MatError::Io { .. }), "{err}");

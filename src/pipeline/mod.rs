@@ -224,13 +224,14 @@ impl Pipeline {
         match &mut self.tracking {
             None => self.observe(frame, &regions, &time, camera),
             Some(tracking) => {
-                let boxes = self.recognizer.screen(&frame.image, &regions)?;
+                let (boxes, scores) = self.recognizer.screen(&frame.image, &regions)?;
                 let started = Instant::now();
                 let before = self.recognizer.stats().ms;
                 let events = tracking.step(
                     frame.index,
                     &frame.image,
                     &boxes,
+                    scores.as_deref(),
                     &mut self.recognizer,
                     &mut self.identities,
                 )?;

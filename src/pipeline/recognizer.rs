@@ -208,25 +208,26 @@ impl Recognizer {
     }
 
     /// Keeps the `regions` of `image` the pre-detector takes for persons (all of them without a
-    /// pre-detector), counting them as crops and the others as dropped.
+    /// pre-detector), counting them as crops and the others as dropped; with a pre-detector, also
+    /// the kept regions' person scores.
     pub fn screen(
         &mut self,
         image: &RgbImage,
         regions: &[Region],
-    ) -> Result<Vec<Region>, PipelineError> {
+    ) -> Result<(Vec<Region>, Option<Vec<f32>>), PipelineError> {
         let crops: Vec<(&RgbImage, Region)> = regions.iter().map(|&r| (image, r)).collect();
         self.stats.crops += crops.len() as u64;
         Ok(match self.pre_detector_scores(&crops)? {
-            None => regions.to_vec(),
+            None => (regions.to_vec(), None),
             Some(scores) => {
-                let kept: Vec<Region> = regions
+                let (kept, scores): (Vec<Region>, Vec<f32>) = regions
                     .iter()
                     .zip(scores)
                     .filter(|&(_, s)| s >= self.junk_threshold)
-                    .map(|(&r, _)| r)
-                    .collect();
+                    .map(|(&r, s)| (r, s))
+                    .unzip();
                 self.stats.dropped += (regions.len() - kept.len()) as u64;
-                kept
+                (kept, Some(scores))
             }
         })
     }
@@ -312,8 +313,7 @@ impl Recognizer {
                 for a in 0..classes.len() {
                     let probs = out.attribute_probabilities(j, a).unwrap_or_default();
                     let best = top_class(&probs);
-                    // The card holds at most NUM_ATTRIBUTES attributes in the standard schema; extra
-                    // ones are not reported.
+                    // Never full: a card holds at most NUM_ATTRIBUTES attributes (ModelCard::check).
                     let _ = r.attributes.push(best);
                     r.probabilities.extend_from_slice(&probs);
                 }

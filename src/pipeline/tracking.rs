@@ -53,13 +53,15 @@ impl Tracking {
         self.memory.confirmed
     }
 
-    /// One frame's screened `boxes` of `image`: the tracks' changes as events (without time and
+    /// One frame's screened `boxes` of `image`, with the pre-detector's person scores where
+    /// there is one (else the main model's): the tracks' changes as events (without time and
     /// camera, which the caller sets).
     pub(super) fn step(
         &mut self,
         frame: u64,
         image: &RgbImage,
         boxes: &[Region],
+        scores: Option<&[f32]>,
         recognizer: &mut Recognizer,
         identities: &mut Identities,
     ) -> Result<Vec<TrackEvent>, PipelineError> {
@@ -69,9 +71,11 @@ impl Tracking {
                 recognizer
                     .describe(image, &regions)?
                     .into_iter()
-                    .map(|r| Appearance {
+                    .zip(wanted)
+                    .map(|(r, &i)| Appearance {
                         embedding: r.embedding,
                         probabilities: r.probabilities,
+                        person_score: scores.map_or(r.person_score, |s| s[i]),
                     })
                     .collect(),
             )
@@ -173,6 +177,7 @@ impl Memory {
             track: track.id(),
             status,
             bbox: track.region().into(),
+            person_score: track.person_score(),
             first_frame: track.first_frame(),
             frames_seen: track.hits(),
             attributes,

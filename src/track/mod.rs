@@ -2,8 +2,8 @@
 //!
 //! A [`Tracker`] knows nothing of models or galleries. Each frame, [`Tracker::step`] gets the
 //! frame's person boxes and a `recognize` callback, which it calls at most once with the indices
-//! of the boxes whose [`Appearance`] (embedding and attribute probabilities) it needs; it returns
-//! the [`TrackChange`]s of the frame.
+//! of the boxes whose [`Appearance`] (embedding, attribute probabilities, person score) it needs;
+//! it returns the [`TrackChange`]s of the frame.
 //!
 //! # Association, per frame
 //! 1. **Overlap, uncontested.** The IoU ([`crate::detect::iou`]) of every live track's predicted
@@ -40,7 +40,8 @@
 //! The embedding is the running mean of the L2-normalised embeddings the track received, returned
 //! L2-normalised and then scaled to the mean norm of the raw embeddings, so distances stay
 //! comparable with gallery entries and the model card's unknown distance (both on raw
-//! embeddings). The attribute probabilities are the running mean of the vectors received.
+//! embeddings). The attribute probabilities and the person score are running means of the values
+//! received.
 //!
 //! Ids start at 1 and never repeat within a tracker; tentative tracks that die take their id with
 //! them, so confirmed ids may skip numbers.
@@ -93,6 +94,8 @@ pub struct Appearance {
     pub embedding: Vec<f32>,
     /// Attribute class probabilities, concatenated in the card's order.
     pub probabilities: Vec<f32>,
+    /// How sure the screening is that the box is a person, in [0, 1].
+    pub person_score: f32,
 }
 
 /// What happened to a track in a frame.
@@ -173,6 +176,7 @@ pub struct Track {
     mean_norm: f32,
     embedding: Vec<f32>,
     probabilities: Vec<f32>,
+    person_score: f32,
 }
 
 impl Track {
@@ -192,6 +196,7 @@ impl Track {
             mean_norm: 0.0,
             embedding: Vec::new(),
             probabilities: vec![0.0; appearance.probabilities.len()],
+            person_score: 0.0,
         };
         track.add_appearance(frame, appearance);
         track
@@ -233,6 +238,7 @@ impl Track {
         for (m, p) in self.probabilities.iter_mut().zip(&a.probabilities) {
             *m += (p - *m) / n;
         }
+        self.person_score += (a.person_score - self.person_score) / n;
         let direction_norm = dot(&self.direction, &self.direction).sqrt();
         let scale = if direction_norm > 0.0 {
             self.mean_norm / direction_norm
@@ -293,6 +299,11 @@ impl Track {
     /// The mean of the attribute probabilities the track received.
     pub fn probabilities(&self) -> &[f32] {
         &self.probabilities
+    }
+
+    /// The mean of the person scores the track received.
+    pub fn person_score(&self) -> f32 {
+        self.person_score
     }
 
     /// How many appearances the track received.
@@ -610,6 +621,7 @@ mod tests {
         Appearance {
             embedding: embedding.to_vec(),
             probabilities: vec![0.5, 0.5],
+            person_score: 1.0,
         }
     }
 
@@ -825,14 +837,15 @@ mod tests {
         };
         let mut tracker = Tracker::new(cfg);
         let seen = [
-            ([3.0, 0.0], [0.2, 0.8]),
-            ([0.0, 1.0], [0.4, 0.6]),
-            ([0.0, 2.0], [0.9, 0.1]),
+            ([3.0, 0.0], [0.2, 0.8], 0.9),
+            ([0.0, 1.0], [0.4, 0.6], 0.6),
+            ([0.0, 2.0], [0.9, 0.1], 0.6),
         ];
-        for (t, (embedding, probabilities)) in seen.into_iter().enumerate() {
+        for (t, (embedding, probabilities, person_score)) in seen.into_iter().enumerate() {
             let a = Appearance {
                 embedding: embedding.to_vec(),
                 probabilities: probabilities.to_vec(),
+                person_score,
             };
             let asked = tracker.step(t as u64, &[at(0, 20)], |indices: &[usize]| {
                 assert_eq!(indices, [0]);
@@ -853,6 +866,7 @@ mod tests {
             "{track:?}"
         );
         assert!(close(track.probabilities(), &[0.5, 0.5]), "{track:?}");
+        assert!((track.person_score() - 0.7).abs() < 1e-6, "{track:?}");
     }
 
     #[test]

@@ -120,6 +120,9 @@ fn a_synthetic_stream_gives_tracks_observations_and_a_summary() {
     assert_eq!(new, end, "every confirmed track ends once");
     for e in tracks {
         assert_eq!(e["attributes"].as_array().unwrap().len(), 12, "{e}");
+        // The mean of the pre-detector's scores of crops it kept (each >= 0.5).
+        let person = e["person_score"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&person), "{e}");
         assert!(e["frames_seen"].as_u64().unwrap() >= 3, "{e}");
         assert!(e["first_frame"].as_u64() <= e["frame"].as_u64(), "{e}");
     }
@@ -227,6 +230,31 @@ fn a_wrong_model_is_refused_with_the_reason() {
         err.contains("loading model") && err.contains("model.onnx"),
         "{err}"
     );
+
+    // A main model given as the pre-detector: the error names both files and says why.
+    let small = model();
+    let small = small.to_str().unwrap();
+    let out = edge_reid(
+        dir.path(),
+        &["--synthetic", "--frames", "1", "--pre-detector", small],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("with pre-detector {small}")) && err.contains("pre_detector"),
+        "{err}"
+    );
+
+    // Settings out of range are refused before anything loads.
+    for args in [
+        ["--junk-threshold", "2"],
+        ["--junk-threshold", "nan"],
+        ["--batch", "100000"],
+    ] {
+        let out = edge_reid(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains(args[0]), "{}", text(&out.stderr));
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use edge_reid::atomic_file::write_atomic;
+use edge_reid::atomic_file::{replace_with, write_atomic};
 use edge_reid::card::{ModelCard, Task, TrainingSummary, IMAGENET_MEAN, IMAGENET_STD};
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +95,38 @@ impl Default for RunConfig {
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
         }
+    }
+}
+
+impl RunConfig {
+    /// Refuses settings that would fail only after an epoch, or train nothing sensible: no
+    /// epochs, a learning rate that is not a positive number, a negative weight decay or margin,
+    /// a validation share outside (0, 1) (the best checkpoint is chosen on validation).
+    pub fn check(&self) -> Result<(), TrainError> {
+        let refuse = |what: &str| Err(TrainError::Setting(what.to_string()));
+        if self.epochs == 0 {
+            return refuse("--epochs must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return refuse(&format!("--lr {} is not a positive number", self.lr));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return refuse(&format!(
+                "--weight-decay {} is not a number >= 0",
+                self.weight_decay
+            ));
+        }
+        if !(self.margin.is_finite() && self.margin >= 0.0) {
+            return refuse(&format!("--margin {} is not a number >= 0", self.margin));
+        }
+        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            return refuse(&format!(
+                "--val-fraction {} is not in (0, 1): the best checkpoint is chosen on the \
+                 validation identities",
+                self.val_fraction
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -326,6 +358,7 @@ pub fn fit(
     resume: bool,
     progress: &mut dyn Progress,
 ) -> Result<FitSummary, TrainError> {
+    cfg.check()?;
     std::fs::create_dir_all(&run.0).map_err(|e| TrainError::io(&run.0, e))?;
     let mut trainable = Trainable::new(&cfg.net, device)?;
     let mut state = RunState::default();
@@ -423,12 +456,9 @@ pub fn fit(
         if state.best_epoch == epoch {
             save_weights(&trainable.varmap, &run.best())?;
         }
+        // The state last: until it is written, --resume repeats this epoch.
         save_weights(&trainable.varmap, &run.last())?;
-        adam.save(&run.optim())
-            .map_err(|e| TrainError::Checkpoint {
-                path: run.optim(),
-                message: e.to_string(),
-            })?;
+        save_checkpoint(&run.optim(), |tmp| adam.save(tmp))?;
         write_json(&state, &run.state())?;
         history::write_csv(&state.history, &run.csv())
             .map_err(|e| TrainError::io(&run.csv(), e))?;
@@ -464,14 +494,21 @@ pub(crate) fn person_targets(batch: &Batch, device: &Device) -> candle_core::Res
 
 /// Saves all variables through a temporary file, so a crash never leaves a half-written checkpoint.
 pub(crate) fn save_weights(varmap: &VarMap, path: &Path) -> Result<(), TrainError> {
-    let tmp = path.with_extension("safetensors.tmp");
-    varmap
-        .save(&tmp)
-        .and_then(|_| std::fs::rename(&tmp, path).map_err(candle_core::Error::from))
-        .map_err(|e| TrainError::Checkpoint {
+    save_checkpoint(path, |tmp| varmap.save(tmp))
+}
+
+/// Writes the safetensors file `save` writes at the path it is given through a synced temporary
+/// file renamed over `path`.
+fn save_checkpoint(
+    path: &Path,
+    save: impl FnOnce(&Path) -> candle_core::Result<()>,
+) -> Result<(), TrainError> {
+    replace_with(path, |tmp| save(tmp).map_err(std::io::Error::other)).map_err(|e| {
+        TrainError::Checkpoint {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })
+        }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -635,6 +672,76 @@ mod tests {
     use crate::evaluate::eval_run;
     use crate::model::{Backbone, HeadKind};
     use crate::synth::write_test_dataset;
+
+    #[test]
+    fn settings_that_cannot_train_are_refused_before_training() {
+        assert!(RunConfig::default().check().is_ok());
+        let bad = [
+            (
+                RunConfig {
+                    epochs: 0,
+                    ..RunConfig::default()
+                },
+                "--epochs",
+            ),
+            (
+                RunConfig {
+                    lr: f64::NAN,
+                    ..RunConfig::default()
+                },
+                "--lr NaN",
+            ),
+            (
+                RunConfig {
+                    lr: -1e-3,
+                    ..RunConfig::default()
+                },
+                "--lr -0.001",
+            ),
+            (
+                RunConfig {
+                    weight_decay: -1.0,
+                    ..RunConfig::default()
+                },
+                "--weight-decay",
+            ),
+            (
+                RunConfig {
+                    margin: f64::INFINITY,
+                    ..RunConfig::default()
+                },
+                "--margin inf",
+            ),
+            (
+                RunConfig {
+                    val_fraction: 0.0,
+                    ..RunConfig::default()
+                },
+                "--val-fraction 0",
+            ),
+            (
+                RunConfig {
+                    val_fraction: 1.0,
+                    ..RunConfig::default()
+                },
+                "--val-fraction 1",
+            ),
+        ];
+        for (cfg, named) in bad {
+            let err = cfg.check().unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
+        }
+        // fit refuses before it touches the run folder or the data.
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir(dir.path().join("run"));
+        let cfg = RunConfig {
+            lr: 0.0,
+            ..RunConfig::default()
+        };
+        let err = fit(&cfg, &run, &Device::Cpu, 1, false, &mut Quiet).unwrap_err();
+        assert!(err.to_string().contains("--lr 0"), "{err}");
+        assert!(!run.0.exists());
+    }
 
     #[test]
     fn keeps_the_best_epoch_and_stops_after_patience_epochs_without_progress() {

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use edge_reid::annotate::{draw, save_frame};
+use edge_reid::atomic_file::write_atomic;
 use edge_reid::detect::motion::{MotionConfig, MotionDetector};
 use edge_reid::detect::yolo::{YoloConfig, YoloDetector};
 use edge_reid::detect::Proposer;
@@ -52,6 +53,14 @@ pub fn parse_distance(text: &str) -> Result<f32, String> {
     match text.trim().parse::<f32>() {
         Ok(d) if d > 0.0 => Ok(d),
         _ => Err(format!("{text:?} is not a positive distance (or inf)")),
+    }
+}
+
+/// Parses a probability threshold in [0, 1].
+pub fn parse_probability(text: &str) -> Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a probability between 0 and 1")),
     }
 }
 
@@ -132,8 +141,9 @@ fn gallery_path(args: &ModelArgs) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(GALLERY_FILE))
 }
 
-fn load_model(path: &Path, batch: usize) -> Result<Model> {
-    Model::load(path, batch.max(1)).with_context(|| format!("loading model {}", path.display()))
+fn load_model(path: &Path, batch: u16) -> Result<Model> {
+    Model::load(path, usize::from(batch))
+        .with_context(|| format!("loading model {}", path.display()))
 }
 
 fn recognizer(
@@ -141,11 +151,19 @@ fn recognizer(
     pre_detector: Option<&Path>,
     junk_threshold: f32,
 ) -> Result<Recognizer> {
-    let model = load_model(&model_path(args)?, args.batch)?;
+    let model_file = model_path(args)?;
+    let model = load_model(&model_file, args.batch)?;
     let pre = pre_detector
         .map(|p| load_model(p, args.batch))
         .transpose()?;
-    Ok(Recognizer::new(model, pre, junk_threshold)?)
+    Recognizer::new(model, pre, junk_threshold).with_context(|| match pre_detector {
+        Some(p) => format!(
+            "model {} with pre-detector {}",
+            model_file.display(),
+            p.display()
+        ),
+        None => format!("model {}", model_file.display()),
+    })
 }
 
 /// Opens the gallery for reading; a missing file is an empty gallery (everyone is unknown).
@@ -524,9 +542,7 @@ pub fn embed(a: &EmbedArgs) -> Result<()> {
     let paths = image_paths(&a.inputs)?;
     let recognitions = recognize_files(&mut recognizer, &paths)?;
     let card = recognizer.card();
-    let mut out = BufWriter::new(
-        File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?,
-    );
+    let mut out = String::new();
     for (path, r) in paths.iter().zip(&recognitions) {
         let attributes: serde_json::Map<String, serde_json::Value> = card
             .attributes
@@ -543,10 +559,11 @@ pub fn embed(a: &EmbedArgs) -> Result<()> {
             "attributes": attributes,
             "person_score": r.person_score,
         });
-        writeln!(out, "{line}").with_context(|| format!("writing {}", a.out.display()))?;
+        out.push_str(&line.to_string());
+        out.push('\n');
     }
-    out.flush()
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    // Whole or not at all: an earlier file of the same name survives a failed write.
+    write_atomic(&a.out, out.as_bytes()).with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("wrote {} embeddings to {}", paths.len(), a.out.display());
     Ok(())
 }

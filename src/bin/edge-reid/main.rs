@@ -58,9 +58,10 @@ struct ModelArgs {
     /// The gallery file (default: $EDGE_REID_GALLERY, else edge-reid.gallery).
     #[arg(long, global = true)]
     gallery: Option<PathBuf>,
-    /// Crops per model run.
-    #[arg(long, default_value_t = 1, global = true)]
-    batch: usize,
+    /// Crops per model run (1 to 256).
+    #[arg(long, default_value_t = 1, global = true,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    batch: u16,
 }
 
 #[derive(Args, Clone)]
@@ -124,7 +125,7 @@ struct RunArgs {
     #[arg(long, conflicts_with = "pre_detector")]
     no_pre_detector: bool,
     /// Crops the pre-detector scores below this are dropped.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = commands::parse_probability)]
     junk_threshold: f32,
     /// Gallery matches farther than this are unknown [default: the model card's unknown
     /// distance, calibrated on validation; `inf` always names the nearest person].
