@@ -414,6 +414,17 @@ impl Outputs {
     }
 }
 
+/// Sets how many threads run the matrix products of every model in the process (tract's default
+/// executor). 1, the default, keeps them on the calling thread; small products stay there anyway.
+pub fn set_threads(threads: usize) {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    set_default_executor(if threads > 1 {
+        Executor::multithread(threads)
+    } else {
+        Executor::SingleThread
+    });
+}
+
 /// Softmax of a logit vector (shifted by its maximum, so large logits do not overflow).
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -773,6 +784,38 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn two_threads_give_the_outputs_of_one() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/small-64x32.onnx");
+        let model = Model::load(&path, 2).unwrap();
+        let len = 2 * 3 * model.card().input.height * model.card().input.width;
+        let input: Vec<f32> = (0..len)
+            .map(|i| ((i * 7919) % 255) as f32 / 64.0 - 2.0)
+            .collect();
+        set_threads(1);
+        let one = model.run(&input, 2).unwrap();
+        set_threads(2);
+        let two = model.run(&input, 2);
+        set_threads(1);
+        let two = two.unwrap();
+        let (a, b) = (one.embeddings().unwrap(), two.embeddings().unwrap());
+        assert_eq!(a.len(), b.len());
+        assert!(
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + x.abs())),
+            "{a:?}\n{b:?}"
+        );
+        for attribute in 0..model.card().attributes.len() {
+            let (x, y) = (
+                one.attribute_logits(1, attribute),
+                two.attribute_logits(1, attribute),
+            );
+            assert_close(x.unwrap(), y.unwrap());
+        }
     }
 
     #[test]

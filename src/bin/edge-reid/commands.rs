@@ -17,7 +17,7 @@ use edge_reid::detect::Proposer;
 use edge_reid::evaluate::evaluate_market;
 use edge_reid::events::{Event, EventWriter, Summary};
 use edge_reid::gallery::{EmbeddingSpace, Gallery};
-use edge_reid::model::Model;
+use edge_reid::model::{set_threads, Model};
 use edge_reid::pipeline::{Output, Pipeline, Recognition, Recognizer};
 use edge_reid::preprocess::Region;
 use edge_reid::source::{
@@ -151,6 +151,11 @@ fn recognizer(
     pre_detector: Option<&Path>,
     junk_threshold: f32,
 ) -> Result<Recognizer> {
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    set_threads(threads);
     let model_file = model_path(args)?;
     let model = load_model(&model_file, args.batch)?;
     let pre = pre_detector

@@ -62,6 +62,9 @@ struct ModelArgs {
     #[arg(long, default_value_t = 1, global = true,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     batch: u16,
+    /// Threads for the models' matrix products (1 to 256) [default: the cores available].
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
 }
 
 #[derive(Args, Clone)]
