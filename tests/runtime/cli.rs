@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::{edge_reid, model, text};
+use super::{edge_reid, model, text, track_ids};
 
 use edge_reid::source::{SyntheticCamera, SyntheticConfig};
 
@@ -105,19 +105,14 @@ fn a_synthetic_stream_gives_tracks_observations_and_a_summary() {
     // (at the latest when the stream does), with the same id and averaged attributes.
     let tracks = &events[..events.len() - 1];
     assert!(tracks.iter().all(|e| e["event"] == "track"), "{tracks:?}");
-    let with = |status: &str| -> Vec<u64> {
-        tracks
-            .iter()
-            .filter(|e| e["status"] == status)
-            .map(|e| e["track"].as_u64().unwrap())
-            .collect()
-    };
-    let (mut new, mut end) = (with("new"), with("end"));
+    let new = track_ids(tracks, "new");
     assert!(!new.is_empty());
     assert_eq!(summary["tracks"], new.len());
-    new.sort_unstable();
-    end.sort_unstable();
-    assert_eq!(new, end, "every confirmed track ends once");
+    assert_eq!(
+        new,
+        track_ids(tracks, "end"),
+        "every confirmed track ends once"
+    );
     for e in tracks {
         assert_eq!(e["attributes"].as_array().unwrap().len(), 12, "{e}");
         // The mean of the pre-detector's scores of crops it kept (each >= 0.5).
@@ -341,17 +336,9 @@ fn sigterm_ends_open_tracks_and_writes_the_summary() {
     let (summary, tracks) = events.split_last().unwrap();
     assert_eq!(summary["event"], "summary");
     assert!(summary["frames"].as_u64().unwrap() < 5000, "{summary}");
-    let with = |status: &str| -> Vec<u64> {
-        let mut ids: Vec<u64> = tracks
-            .iter()
-            .filter(|e| e["status"] == status)
-            .map(|e| e["track"].as_u64().unwrap())
-            .collect();
-        ids.sort_unstable();
-        ids
-    };
-    assert_eq!(with("new"), with("end"), "every open track ended");
-    assert_eq!(summary["tracks"], with("new").len());
+    let new = track_ids(tracks, "new");
+    assert_eq!(new, track_ids(tracks, "end"), "every open track ended");
+    assert_eq!(summary["tracks"], new.len());
 }
 
 #[test]

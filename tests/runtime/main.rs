@@ -28,3 +28,14 @@ fn edge_reid(dir: &Path, args: &[&str]) -> Output {
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// The ids of the track events among `events` with `status` (`new`, `update` or `end`), sorted.
+fn track_ids(events: &[serde_json::Value], status: &str) -> Vec<u64> {
+    let mut ids: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "track" && e["status"] == status)
+        .map(|e| e["track"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}

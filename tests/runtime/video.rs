@@ -159,20 +159,11 @@ fn edge_reid_tracks_the_people_of_vtest_avi() {
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["frames"], FRAMES);
     println!("{summary}");
-    let ids = |status: &str| -> Vec<u64> {
-        let mut ids: Vec<u64> = tracks
-            .iter()
-            .filter(|e| e["status"] == status)
-            .map(|e| e["track"].as_u64().unwrap())
-            .collect();
-        ids.sort_unstable();
-        ids
-    };
     // Six to eight people walk through these 20 seconds; motion finds most of them and the
     // tracker follows them: at least five tracks, each confirmed once and ended once.
-    let new = ids("new");
+    let new = super::track_ids(tracks, "new");
     assert!(new.len() >= 5, "{} tracks: {new:?}", new.len());
-    assert_eq!(new, ids("end"));
+    assert_eq!(new, super::track_ids(tracks, "end"));
     assert_eq!(summary["tracks"], new.len());
     for e in tracks {
         assert_eq!(e["event"], "track", "{e}");
