@@ -318,8 +318,9 @@ fn sigterm_ends_open_tracks_and_writes_the_summary() {
         !seen.is_empty(),
         "a track is confirmed before the stream is stopped"
     );
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    // The shell's own `kill`, which every shell has (a kill binary needs procps).
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
         .status()
         .unwrap();
     assert!(kill.success());
