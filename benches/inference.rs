@@ -1,9 +1,9 @@
 //! Inference: `Model::run` on full batches of 1 and 8 crops of the bench model
 //! (`models/edge-reid.onnx`, or `$EDGE_REID_BENCH_MODEL`) on one and on two threads, reported per
 //! crop: criterion's throughput is crops per second, and `python3 benches/medians.py` divides each
-//! median by the batch size. Whether batching pays is a property of the network and tract's kernels (on this
-//! project's 2-core machine tract was slower per crop at batch 8 than at batch 1 for the paper's
-//! ResNet18), so both are measured.
+//! median by the batch size. Whether batching pays is a property of the network and tract's
+//! kernels (on this project's 2-core machine tract was slower per crop at batch 8 than at batch 1
+//! for the paper's ResNet18), so both are measured.
 //!
 //! `cargo bench -p edge-reid --bench inference`; the ids carry the model's file stem and input
 //! size, e.g. `inference/edge-reid-64x32/batch8` (one thread) or `.../batch8-threads2`.

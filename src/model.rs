@@ -7,6 +7,7 @@
 //! attribute logits and the person logits as plain vectors ([`Outputs`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tract_onnx::prelude::*;
 
@@ -414,10 +415,18 @@ impl Outputs {
     }
 }
 
+/// Threads of the process's models, as last set by [`set_threads`].
+static THREADS: AtomicUsize = AtomicUsize::new(1);
+
 /// Sets how many threads run the matrix products of every model in the process (tract's default
 /// executor). 1, the default, keeps them on the calling thread; small products stay there anyway.
+/// Setting the count it already has keeps the running thread pool.
 pub fn set_threads(threads: usize) {
     use tract_linalg::multithread::{set_default_executor, Executor};
+    let threads = threads.max(1);
+    if THREADS.swap(threads, Ordering::SeqCst) == threads {
+        return;
+    }
     set_default_executor(if threads > 1 {
         Executor::multithread(threads)
     } else {

@@ -4,9 +4,9 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::{edge_reid, model, text, track_ids};
+use super::{edge_reid, model, spawn_edge_reid, text, track_ids};
 
 use edge_reid::source::{SyntheticCamera, SyntheticConfig};
 
@@ -255,21 +255,7 @@ fn a_wrong_model_is_refused_with_the_reason() {
 #[test]
 fn wrong_size_stdin_frames_are_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-reid"))
-        .current_dir(dir.path())
-        .args([
-            "--model",
-            model().to_str().unwrap(),
-            "--input",
-            "-",
-            "--size",
-            "32x16",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_edge_reid(dir.path(), &["--input", "-", "--size", "32x16"]);
     // One whole 32x16 frame, then half of one.
     let bytes = vec![128u8; 32 * 16 * 3 + 32 * 8 * 3];
     child.stdin.take().unwrap().write_all(&bytes).unwrap();
@@ -290,20 +276,8 @@ fn sigterm_ends_open_tracks_and_writes_the_summary() {
 
     let dir = tempfile::tempdir().unwrap();
     // Far more frames than it reads before it is stopped (a bound should the test fail).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-reid"))
-        .current_dir(dir.path())
-        .args([
-            "--synthetic",
-            "--frames",
-            "5000",
-            "--no-pre-detector",
-            "--model",
-        ])
-        .arg(model())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = ["--synthetic", "--frames", "5000", "--no-pre-detector"];
+    let mut child = spawn_edge_reid(dir.path(), &args);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     for line in lines.by_ref() {

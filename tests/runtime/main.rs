@@ -6,7 +6,7 @@ mod gallery;
 mod video;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The small exported model the tests run (see `tests/fixtures/models/README.md`).
 fn model() -> PathBuf {
@@ -15,13 +15,23 @@ fn model() -> PathBuf {
 
 /// Runs `edge-reid ARGS --model <test model>` in `dir`.
 fn edge_reid(dir: &Path, args: &[&str]) -> Output {
+    spawn_edge_reid(dir, args)
+        .wait_with_output()
+        .expect("the binary runs")
+}
+
+/// Starts `edge-reid ARGS --model <test model>` in `dir` with its stdin, stdout and stderr piped.
+fn spawn_edge_reid(dir: &Path, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_edge-reid"))
         .current_dir(dir)
         .args(args)
         .arg("--model")
         .arg(model())
-        .output()
-        .expect("the binary runs")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts")
 }
 
 /// Program output as text.

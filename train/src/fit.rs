@@ -676,58 +676,19 @@ mod tests {
     #[test]
     fn settings_that_cannot_train_are_refused_before_training() {
         assert!(RunConfig::default().check().is_ok());
-        let bad = [
-            (
-                RunConfig {
-                    epochs: 0,
-                    ..RunConfig::default()
-                },
-                "--epochs",
-            ),
-            (
-                RunConfig {
-                    lr: f64::NAN,
-                    ..RunConfig::default()
-                },
-                "--lr NaN",
-            ),
-            (
-                RunConfig {
-                    lr: -1e-3,
-                    ..RunConfig::default()
-                },
-                "--lr -0.001",
-            ),
-            (
-                RunConfig {
-                    weight_decay: -1.0,
-                    ..RunConfig::default()
-                },
-                "--weight-decay",
-            ),
-            (
-                RunConfig {
-                    margin: f64::INFINITY,
-                    ..RunConfig::default()
-                },
-                "--margin inf",
-            ),
-            (
-                RunConfig {
-                    val_fraction: 0.0,
-                    ..RunConfig::default()
-                },
-                "--val-fraction 0",
-            ),
-            (
-                RunConfig {
-                    val_fraction: 1.0,
-                    ..RunConfig::default()
-                },
-                "--val-fraction 1",
-            ),
+        type Change = fn(&mut RunConfig);
+        let bad: [(Change, &str); 7] = [
+            (|c| c.epochs = 0, "--epochs"),
+            (|c| c.lr = f64::NAN, "--lr NaN"),
+            (|c| c.lr = -1e-3, "--lr -0.001"),
+            (|c| c.weight_decay = -1.0, "--weight-decay"),
+            (|c| c.margin = f64::INFINITY, "--margin inf"),
+            (|c| c.val_fraction = 0.0, "--val-fraction 0"),
+            (|c| c.val_fraction = 1.0, "--val-fraction 1"),
         ];
-        for (cfg, named) in bad {
+        for (set, named) in bad {
+            let mut cfg = RunConfig::default();
+            set(&mut cfg);
             let err = cfg.check().unwrap_err().to_string();
             assert!(err.contains(named), "{err}");
         }
