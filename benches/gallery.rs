@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use edge_reid::card::DistanceMetric;
+use edge_reid::distance::DistanceMetric;
 use edge_reid::events::MAX_CANDIDATES;
 use edge_reid::gallery::{EmbeddingSpace, Gallery, ModelFingerprint};
 

@@ -25,7 +25,7 @@ fn process(c: &mut Criterion) {
     let frame = common::crowded_frame(config);
     let (model, label) = common::load_model(1);
     let recognizer = Recognizer::new(model, None, 0.0).expect("an ar_reid model");
-    let space = EmbeddingSpace::of_card(recognizer.card()).expect("a model with an embedding");
+    let space = EmbeddingSpace::of_model(recognizer.model()).expect("a model with an embedding");
     let dir = tempfile::tempdir().expect("a temporary folder");
     let mut gallery =
         Gallery::create(&dir.path().join("bench.gallery"), space).expect("a new gallery");

@@ -126,8 +126,14 @@ pub fn attribute_index(name: &str) -> Option<usize> {
     ATTRIBUTES.iter().position(|a| a.name == name)
 }
 
-/// The 12 class indices of one person, in [`ATTRIBUTES`] order.
+/// The 12 class indices of one person, in [`ATTRIBUTES`] order; an attribute its annotation leaves
+/// open is [`UNLABELLED`].
 pub type AttributeLabels = [u8; NUM_ATTRIBUTES];
+
+/// The class index of an attribute the annotation does not decide: an upper or lower body colour
+/// with no colour column set, or several (multicolour clothing, the course's `upmulticolor` /
+/// `downmulticolor`). The attribute loss and the metrics skip it; a model never predicts it.
+pub const UNLABELLED: u8 = u8::MAX;
 
 #[cfg(test)]
 mod tests {

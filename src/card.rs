@@ -5,11 +5,12 @@
 //! attribute, the embedding and its metric, the person-vs-junk output).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::attributes::{ATTRIBUTES, NUM_ATTRIBUTES};
-use crate::open_set::GallerySize;
+use crate::distance::DistanceMetric;
 
 /// Metadata key under which the card is stored in the ONNX file.
 pub const CARD_KEY: &str = "edge_reid.card";
@@ -36,16 +37,6 @@ pub enum Task {
 pub enum ChannelOrder {
     /// Red, green, blue.
     Rgb,
-}
-
-/// How embeddings are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DistanceMetric {
-    /// Euclidean (L2) distance between raw embeddings, as the triplet loss was trained with.
-    Euclidean,
-    /// `1 - cos(a, b)`.
-    Cosine,
 }
 
 /// The network input: `[N, 3, height, width]` f32, fed as `(pixel / 255 - mean) / std`.
@@ -87,7 +78,7 @@ pub struct EmbeddingSpec {
     pub metric: DistanceMetric,
     /// Gallery matches farther than this are unknown people: the threshold with the best balanced
     /// open-set accuracy on the validation split for galleries of
-    /// [`EmbeddingSpec::unknown_gallery`] people ([`crate::open_set`]), set at export.
+    /// [`EmbeddingSpec::unknown_gallery`] people ([`crate::eval::open_set`]), set at export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_distance: Option<f32>,
     /// The gallery size, in identities, the unknown distance was calibrated for (absent: the
@@ -101,6 +92,25 @@ impl EmbeddingSpec {
     pub fn unknown_gallery_size(&self) -> GallerySize {
         self.unknown_gallery
             .map_or(GallerySize::All, GallerySize::Identities)
+    }
+}
+
+/// How many identities the gallery holds when measuring open-set rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GallerySize {
+    /// Every identity of the set's gallery.
+    All,
+    /// Galleries of this many identities (at least 1) drawn from the set's gallery; a set with
+    /// fewer identities is used whole.
+    Identities(usize),
+}
+
+impl fmt::Display for GallerySize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GallerySize::All => f.write_str("the whole gallery"),
+            GallerySize::Identities(n) => write!(f, "galleries of {n} people"),
+        }
     }
 }
 

@@ -1,27 +1,31 @@
 //! edge-reid: person attribute recognition and re-identification at the edge.
 //!
-//! The runtime side of the project (tract on CPU) and the pieces the training crate shares with it:
-//! the attribute schema, the model card, the Market-1501 layout and annotations, the evaluation
-//! metrics and the synthetic person renderer.
+//! The runtime, in the order data flows through it: [`source`] (camera, files, stdin, synthetic
+//! camera) -> [`detect`] (person boxes) -> [`track`] -> [`preprocess`] and [`model`] (tract on CPU,
+//! run per crop by [`pipeline`]) -> [`gallery`] (identities, compared with [`distance`]) ->
+//! [`events`] (and [`annotate`] for drawn frames, [`mot`] for tracks in the MOTChallenge format). [`card`] and [`attributes`] are the model's
+//! contract; [`atomic_file`] the crash-safe writes.
+//!
+//! Shared with the training crate but never run on a camera: [`dataset`] (the Market-1501 layout
+//! and annotations, the synthetic renderer) and [`eval`] (metrics, open-set rates, evaluation).
 //! This crate never depends on candle.
 
 pub mod annotate;
 pub mod atomic_file;
 pub mod attributes;
 pub mod card;
+pub mod dataset;
 pub mod detect;
-pub mod evaluate;
+pub mod distance;
+pub mod eval;
 pub mod events;
 pub mod gallery;
-pub mod market;
-pub mod metrics;
 pub mod model;
+pub mod mot;
 mod onnx_file;
 #[cfg(test)]
 mod onnx_test_graph;
-pub mod open_set;
 pub mod pipeline;
 pub mod preprocess;
 pub mod source;
-pub mod synth;
 pub mod track;

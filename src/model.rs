@@ -6,6 +6,7 @@
 //! plan. [`Model::run`] feeds up to `batch` normalised crops and returns the embeddings, the
 //! attribute logits and the person logits as plain vectors ([`Outputs`]).
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -105,10 +106,23 @@ pub enum ModelError {
     Run(String),
 }
 
+/// Identifies the network whose embeddings a gallery holds: SHA-256 of the ONNX graph (its nodes
+/// and weights, not the card's prose) and of the card's input preprocessing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModelFingerprint(pub [u8; 32]);
+
+impl fmt::Display for ModelFingerprint {
+    /// The first 8 bytes in hex, enough to tell models apart in a message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0[..8].iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
 /// An ONNX model with its card, planned for a fixed batch size.
 #[derive(Debug)]
 pub struct Model {
     card: ModelCard,
+    fingerprint: ModelFingerprint,
     batch: usize,
     /// Widths of the plan's outputs, in the order embedding, attributes (card order), person.
     widths: Vec<usize>,
@@ -277,8 +291,10 @@ impl Model {
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(prepare)?;
+        let input = serde_json::to_vec(&card.input).expect("the input spec serialises");
         Ok(Model {
             widths: outputs.iter().map(|(_, width, _)| *width).collect(),
+            fingerprint: ModelFingerprint(file.digest(&input)),
             card,
             batch,
             plan,
@@ -288,6 +304,11 @@ impl Model {
     /// The model's card.
     pub fn card(&self) -> &ModelCard {
         &self.card
+    }
+
+    /// The fingerprint of the network that computes the outputs (see [`ModelFingerprint`]).
+    pub fn fingerprint(&self) -> ModelFingerprint {
+        self.fingerprint
     }
 
     /// The batch size the model was planned for: the most crops one [`Model::run`] takes.
@@ -385,7 +406,7 @@ impl Outputs {
         self.n == 0
     }
 
-    /// All embeddings, row-major `[n, dim]` (as [`crate::metrics::distance_matrix`] takes them);
+    /// All embeddings, row-major `[n, dim]` (as [`crate::distance::distance_matrix`] takes them);
     /// `None` for a model without an embedding output.
     pub fn embeddings(&self) -> Option<&[f32]> {
         self.embeddings.as_deref()
@@ -451,9 +472,10 @@ pub fn sigmoid(logit: f32) -> f32 {
 mod tests {
     use super::*;
     use crate::card::{
-        AttributeSpec, ChannelOrder, DistanceMetric, EmbeddingSpec, InputSpec, PersonSpec, Task,
-        TrainingSummary, CARD_FORMAT_VERSION,
+        AttributeSpec, ChannelOrder, EmbeddingSpec, InputSpec, PersonSpec, Task, TrainingSummary,
+        CARD_FORMAT_VERSION,
     };
+    use crate::distance::DistanceMetric;
     use crate::onnx_test_graph::{float_tensor as tensor, model as test_model, node, value_info};
     use prost::Message;
     use tract_onnx::pb;
@@ -613,6 +635,46 @@ mod tests {
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
         }
+    }
+
+    /// The fingerprint follows the graph and weights (and the input preprocessing), not the card's
+    /// prose: a gallery survives a re-export, not a retraining.
+    #[test]
+    fn fingerprints_follow_the_weights_not_the_card() {
+        let dir = tempfile::tempdir().unwrap();
+        let dims = nchw(Dim::DimParam("N".into()));
+        let bytes = onnx(Some(&card().to_json()), "image", &dims, &OUTPUTS);
+        let load = |name: &str, bytes: &[u8]| Model::load(write(&dir, name, bytes), 1).unwrap();
+        let base = load("base.onnx", &bytes).fingerprint();
+
+        // Exported elsewhere: another training summary, producer and doc string.
+        let mut other = card();
+        other.training.data = "/somewhere/else/market1501".into();
+        other.training.epochs = 50;
+        let mut proto = pb::ModelProto::decode(
+            onnx(Some(&other.to_json()), "image", &dims, &OUTPUTS).as_slice(),
+        )
+        .unwrap();
+        proto.producer_name = "another exporter".into();
+        proto.graph.as_mut().unwrap().doc_string = "exported on another machine".into();
+        assert_eq!(
+            load("again.onnx", &proto.encode_to_vec()).fingerprint(),
+            base
+        );
+
+        // One weight retrained.
+        let graph = proto.graph.as_mut().unwrap();
+        graph.initializer[0].float_data[1] += 1e-3;
+        assert_ne!(
+            load("retrained.onnx", &proto.encode_to_vec()).fingerprint(),
+            base
+        );
+
+        // Other preprocessing gives other embeddings from the same weights.
+        let mut shifted = card();
+        shifted.input.mean[0] += 0.01;
+        let bytes = onnx(Some(&shifted.to_json()), "image", &dims, &OUTPUTS);
+        assert_ne!(load("shifted.onnx", &bytes).fingerprint(), base);
     }
 
     #[test]

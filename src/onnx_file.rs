@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use prost::Message;
+use sha2::{Digest, Sha256};
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 use tract_onnx::prelude::Framework;
@@ -58,6 +60,26 @@ impl OnnxFile {
             .graph
             .as_ref()
             .expect("OnnxFile::read refuses a model without a graph")
+    }
+
+    /// SHA-256 of what computes the outputs: the graph (nodes, weights, inputs, outputs, as protobuf
+    /// bytes without the doc strings) and the opsets, then `extra`. Metadata (the model card with
+    /// its training summary), producer and doc strings do not count, so the same weights
+    /// exported elsewhere or with another card digest the same, and retrained ones do not.
+    pub fn digest(&self, extra: &[u8]) -> [u8; 32] {
+        let mut graph = self.graph().clone();
+        graph.doc_string.clear();
+        for node in &mut graph.node {
+            node.doc_string.clear();
+        }
+        let mut hash = Sha256::new();
+        hash.update(b"edge-reid graph digest 1\0");
+        for opset in &self.proto.opset_import {
+            hash.update(opset.encode_to_vec());
+        }
+        hash.update(graph.encode_to_vec());
+        hash.update(extra);
+        hash.finalize().into()
     }
 
     /// The graph's only input that is not an initializer, which must be f32 where the graph

@@ -1,9 +1,21 @@
 //! Crop preprocessing shared by training and the runtime, so both feed the network identically.
 //!
-//! A region of an RGB image is resized to the card's `height x width` with bilinear interpolation
+//! **Framing.** The network learned Market-1501 crops: 1:2 (128x64), the person filling about
+//! [`PERSON_FILL`] of the height with background around them. Detector, motion and tracker boxes
+//! are tight and taller (vtest.avi: height/width 2.7 at the median, up to 4). So a person box is
+//! never stretched to the input: [`Window::framing`] grows it by Market's margin and then to the
+//! model's aspect, centred, and what falls outside the frame is padded with the normalisation mean
+//! (a normalised 0, the value the training augmentation pads with). A region that is the whole
+//! picture (a Market crop, an enrolled photo, an image file) already has its margin: it is only
+//! padded to the aspect. [`Preprocessor::crop_into`] does this for every caller (the stream,
+//! `enroll`, `identify`, `embed`, `eval` and the training loader), so a 128x64 Market crop goes
+//! through unchanged.
+//!
+//! **Resampling.** A window is resized to the card's `height x width` with bilinear interpolation
 //! (half-pixel centres, as PyTorch's `F.interpolate(mode='bilinear', align_corners=False,
-//! antialias=False)`) and normalised as `(pixel / 255 - mean) / std`, written straight into one
-//! caller-provided NCHW slot of `3 * height * width` floats. Nothing is allocated per call.
+//! antialias=False)` of the padded window) and normalised as `(pixel / 255 - mean) / std`, written
+//! straight into one caller-provided NCHW slot of `3 * height * width` floats. Nothing is allocated
+//! per call.
 
 use image::RgbImage;
 
@@ -32,6 +44,88 @@ impl Region {
             height: image.height(),
         }
     }
+}
+
+/// Share of a Market-1501 crop's height the person fills: the DPM boxes leave background above the
+/// head and below the feet (the synthetic crops draw the person at 0.80-0.94 of the height).
+pub const PERSON_FILL: f32 = 0.87;
+
+/// A picture whose aspect is off the model's by more than this factor (either way) is padded a
+/// lot: worth a warning where a user gave it (`enroll`, `identify`).
+pub const ASPECT_WARNING: f32 = 1.3;
+
+/// The part of an image a crop is resampled from, in pixels; it may reach outside the image,
+/// where it is padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Left column (negative: padding on the left).
+    pub x: i64,
+    /// Top row (negative: padding on top).
+    pub y: i64,
+    /// Width in pixels, at least 1.
+    pub width: u32,
+    /// Height in pixels, at least 1.
+    pub height: u32,
+}
+
+impl Window {
+    /// Exactly `region`.
+    pub fn exact(region: Region) -> Self {
+        Window {
+            x: i64::from(region.x),
+            y: i64::from(region.y),
+            width: region.width,
+            height: region.height,
+        }
+    }
+
+    /// The window the network sees the person in `region` of an `image_width x image_height`
+    /// image through, for a model input of `height x width` (see the module doc): a region smaller
+    /// than the image is a tight person box, grown by the margin of [`PERSON_FILL`]; the whole
+    /// image is a picture of the person, taken as it is. Either is then grown, centred, to the
+    /// input's aspect.
+    pub fn framing(
+        region: Region,
+        image_width: u32,
+        image_height: u32,
+        height: usize,
+        width: usize,
+    ) -> Self {
+        let whole = region.x == 0
+            && region.y == 0
+            && region.width == image_width
+            && region.height == image_height;
+        let grow = if whole {
+            1.0
+        } else {
+            1.0 / f64::from(PERSON_FILL)
+        };
+        let mut h = f64::from(region.height) * grow;
+        let mut w = f64::from(region.width) * grow;
+        let aspect = width as f64 / height as f64;
+        if w < h * aspect {
+            w = h * aspect;
+        } else {
+            h = w / aspect;
+        }
+        let (w, h) = (w.round().max(1.0), h.round().max(1.0));
+        let cx = f64::from(region.x) + f64::from(region.width) / 2.0;
+        let cy = f64::from(region.y) + f64::from(region.height) / 2.0;
+        Window {
+            x: (cx - w / 2.0).round() as i64,
+            y: (cy - h / 2.0).round() as i64,
+            width: w as u32,
+            height: h as u32,
+        }
+    }
+}
+
+/// How far the aspect of a `width x height` picture is off a model input of `input_height x
+/// input_width`, as a factor of at least 1 (1: the same aspect; 2: twice too wide or too tall).
+pub fn aspect_factor(width: u32, height: u32, input_height: usize, input_width: usize) -> f32 {
+    let picture = width as f32 / height.max(1) as f32;
+    let input = input_width as f32 / input_height as f32;
+    (picture / input).max(input / picture)
 }
 
 /// Why a crop could not be preprocessed.
@@ -144,8 +238,9 @@ impl Preprocessor {
         (value - self.mean[channel]) * self.inv_std[channel]
     }
 
-    /// Resizes `region` of `image` to `height x width` and writes it, normalised and channel-major
-    /// (`[3, height, width]`), into `out`, which must hold exactly [`Self::slot_len`] floats.
+    /// The person crop of `region` of `image` as the network learned crops ([`Window::framing`]),
+    /// resized to `height x width` and written, normalised and channel-major (`[3, height,
+    /// width]`), into `out`, which must hold exactly [`Self::slot_len`] floats.
     pub fn crop_into(
         &self,
         image: &RgbImage,
@@ -153,27 +248,55 @@ impl Preprocessor {
         out: &mut [f32],
     ) -> Result<(), PreprocessError> {
         self.check(image, region, out.len())?;
+        let (w, h) = image.dimensions();
+        let window = Window::framing(region, w, h, self.height, self.width);
+        self.sample_into(image, window, out);
+        Ok(())
+    }
+
+    /// Exactly `region` of `image` resized to `height x width` (stretched if its aspect differs),
+    /// written as [`Self::crop_into`] writes it.
+    pub fn resize_into(
+        &self,
+        image: &RgbImage,
+        region: Region,
+        out: &mut [f32],
+    ) -> Result<(), PreprocessError> {
+        self.check(image, region, out.len())?;
+        self.sample_into(image, Window::exact(region), out);
+        Ok(())
+    }
+
+    /// Resamples `window` of `image` into `out` (of [`Self::slot_len`] floats), padding outside
+    /// the image with the mean (a normalised 0).
+    fn sample_into(&self, image: &RgbImage, window: Window, out: &mut [f32]) {
         let (out_h, out_w) = (self.height, self.width);
-        let stride = image.width() as usize * 3;
+        let (image_w, image_h) = (i64::from(image.width()), i64::from(image.height()));
+        let stride = image_w as usize * 3;
         let pixels = image.as_raw();
         let plane = out_h * out_w;
+        // Pixel offset of an absolute (column, row), `None` outside the image (padding).
+        let row = |y: i64| (0..image_h).contains(&y).then(|| y as usize * stride);
+        let col = |x: i64| (0..image_w).contains(&x).then(|| x as usize * 3);
+        let pad = self.mean.map(|m| m * 255.0);
         for oy in 0..out_h {
-            let (y0, y1, wy1) = source_taps(oy, region.height as usize, out_h);
-            let row0 = (region.y as usize + y0) * stride;
-            let row1 = (region.y as usize + y1) * stride;
+            let (y0, y1, wy1) = source_taps(oy, window.height as usize, out_h);
+            let (row0, row1) = (row(window.y + y0 as i64), row(window.y + y1 as i64));
             for ox in 0..out_w {
-                let (x0, x1, wx1) = source_taps(ox, region.width as usize, out_w);
-                let col0 = (region.x as usize + x0) * 3;
-                let col1 = (region.x as usize + x1) * 3;
+                let (x0, x1, wx1) = source_taps(ox, window.width as usize, out_w);
+                let (col0, col1) = (col(window.x + x0 as i64), col(window.x + x1 as i64));
                 for c in 0..3 {
-                    let top = lerp(pixels[row0 + col0 + c], pixels[row0 + col1 + c], wx1);
-                    let bottom = lerp(pixels[row1 + col0 + c], pixels[row1 + col1 + c], wx1);
+                    let at = |r: Option<usize>, k: Option<usize>| match (r, k) {
+                        (Some(r), Some(k)) => f32::from(pixels[r + k + c]),
+                        _ => pad[c],
+                    };
+                    let top = (1.0 - wx1) * at(row0, col0) + wx1 * at(row0, col1);
+                    let bottom = (1.0 - wx1) * at(row1, col0) + wx1 * at(row1, col1);
                     let value = (1.0 - wy1) * top + wy1 * bottom;
                     out[c * plane + oy * out_w + ox] = self.normalize(c, value / 255.0);
                 }
             }
         }
-        Ok(())
     }
 
     fn check(&self, image: &RgbImage, region: Region, slot: usize) -> Result<(), PreprocessError> {
@@ -211,10 +334,6 @@ fn source_taps(dst: usize, input: usize, output: usize) -> (usize, usize, f32) {
     (i0, i1, src - i0 as f32)
 }
 
-fn lerp(a: u8, b: u8, w: f32) -> f32 {
-    (1.0 - w) * f32::from(a) + w * f32::from(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,7 +360,7 @@ mod tests {
             width: w,
             height: h,
         };
-        pre.crop_into(&test_image(), region, &mut out).unwrap();
+        pre.resize_into(&test_image(), region, &mut out).unwrap();
         out
     }
 
@@ -303,6 +422,115 @@ mod tests {
                 let want = (f32::from(p[c]) / 255.0 - MEAN[c]) / STD[c];
                 let got = out[c * 63 + y as usize * 7 + x as usize];
                 assert!((got - want).abs() < 1e-5, "({x},{y},{c}): {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn person_boxes_are_framed_like_market_crops() {
+        let region = |x, y, width, height| Region {
+            x,
+            y,
+            width,
+            height,
+        };
+        // A tight 20x60 box (3:1, like vtest.avi's people): 60 / 0.87 = 69 tall, then 1:2.
+        let w = Window::framing(region(100, 50, 20, 60), 768, 576, 128, 64);
+        assert_eq!(
+            w,
+            Window {
+                x: 93,
+                y: 46,
+                width: 34,
+                height: 69
+            }
+        );
+        // A box wider than 1:2 grows in height instead.
+        let w = Window::framing(region(0, 0, 40, 40), 768, 576, 128, 64);
+        assert_eq!((w.width, w.height), (46, 92));
+        assert_eq!((w.x, w.y), (-3, -26), "centred, reaching out of the frame");
+        // The whole picture has its margin already: a 1:2 picture is taken as it is...
+        let w = Window::framing(region(0, 0, 64, 128), 64, 128, 128, 64);
+        assert_eq!(w, Window::exact(region(0, 0, 64, 128)));
+        // ... a square one padded to 1:2, never stretched.
+        let w = Window::framing(region(0, 0, 50, 50), 50, 50, 128, 64);
+        assert_eq!(
+            w,
+            Window {
+                x: 0,
+                y: -25,
+                width: 50,
+                height: 100
+            }
+        );
+        assert_eq!(aspect_factor(50, 50, 128, 64), 2.0);
+        assert_eq!(aspect_factor(64, 128, 128, 64), 1.0);
+        assert_eq!(aspect_factor(20, 80, 128, 64), 2.0);
+    }
+
+    #[test]
+    fn crops_resample_their_window_and_pad_outside_the_image() {
+        let image = RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 8) as u8, 90])
+        });
+        let pre = Preprocessor::new(16, 8, MEAN, STD).unwrap();
+        let mut crop = vec![f32::NAN; pre.slot_len()];
+        let mut want = vec![f32::NAN; pre.slot_len()];
+        // Inside the image: the crop is the plain resize of the framed window.
+        let inside = Region {
+            x: 15,
+            y: 8,
+            width: 4,
+            height: 12,
+        };
+        pre.crop_into(&image, inside, &mut crop).unwrap();
+        let w = Window::framing(inside, 40, 30, 16, 8);
+        assert!(
+            w.x >= 0
+                && w.y >= 0
+                && w.x + i64::from(w.width) <= 40
+                && w.y + i64::from(w.height) <= 30,
+            "{w:?}"
+        );
+        let exact = Region {
+            x: w.x as u32,
+            y: w.y as u32,
+            width: w.width,
+            height: w.height,
+        };
+        pre.resize_into(&image, exact, &mut want).unwrap();
+        assert_eq!(crop, want);
+        // Not the stretched box.
+        pre.resize_into(&image, inside, &mut want).unwrap();
+        assert_ne!(crop, want);
+
+        // The whole image (4:3) padded to 1:2: rows that fall outside it are the mean (0).
+        pre.crop_into(&image, Region::full(&image), &mut crop)
+            .unwrap();
+        let w = Window::framing(Region::full(&image), 40, 30, 16, 8);
+        assert_eq!(
+            w,
+            Window {
+                x: 0,
+                y: -25,
+                width: 40,
+                height: 80
+            }
+        );
+        let plane = 16 * 8;
+        for c in 0..3 {
+            let rows: Vec<&[f32]> = crop[c * plane..(c + 1) * plane].chunks(8).collect();
+            // Output row r samples window row (r + 0.5) * 5 - 0.5, image row 5r - 23: rows 0-4
+            // and 11-15 miss the image.
+            for r in (0..5).chain(11..16) {
+                assert!(
+                    rows[r].iter().all(|v| v.abs() < 1e-6),
+                    "channel {c} row {r}: {:?}",
+                    rows[r]
+                );
+            }
+            for r in 6..10 {
+                assert!(rows[r].iter().any(|v| *v != 0.0), "channel {c} row {r}");
             }
         }
     }

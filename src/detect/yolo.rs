@@ -306,7 +306,7 @@ impl Letterbox {
     ) -> Result<(), PreprocessError> {
         let resize = Preprocessor::new(self.height, self.width, [0.0; 3], [1.0; 3])?;
         scratch.resize(resize.slot_len(), 0.0);
-        resize.crop_into(frame, Region::full(frame), scratch)?;
+        resize.resize_into(frame, Region::full(frame), scratch)?;
         out.fill(PAD);
         let rows = scratch.chunks_exact(self.width);
         for (i, src) in rows.enumerate() {

@@ -1,4 +1,9 @@
-//! The gallery file format, version 1. All integers and floats are little-endian.
+//! The gallery file format, version 2. All integers and floats are little-endian.
+//!
+//! Version 2 has version 1's layout; its model fingerprint is the [`ModelFingerprint`] of the
+//! graph and weights, where version 1 hashed the model card's JSON (so re-exporting the same
+//! weights broke every gallery and retrained weights with an identical card passed). Version 1
+//! files are refused with a message saying so.
 //!
 //! The *frame* is the part every version keeps, so that any build can tell a damaged file from a
 //! file of another version:
@@ -12,14 +17,14 @@
 //! | 24 | .. | body |
 //! | len - 4 | 4 | CRC32 (IEEE) of every byte before it |
 //!
-//! Body of version 1:
+//! Body of version 2:
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 24 | 4 | embedding dimension `D`, `u32`, at least 1 |
 //! | 28 | 1 | metric: 0 Euclidean, 1 cosine |
 //! | 29 | 3 | reserved, zero |
-//! | 32 | 32 | model fingerprint (SHA-256 of the model card JSON) |
+//! | 32 | 32 | model fingerprint ([`ModelFingerprint`]) |
 //! | 64 | 8 | identity count, `u64` |
 //! | 72 | 8 | embedding count (all identities), `u64` |
 //! | 80 | .. | identities, one after the other |
@@ -35,15 +40,15 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::{EmbeddingSpace, GalleryError, Identity, ModelFingerprint};
-use crate::card::DistanceMetric;
+use crate::distance::DistanceMetric;
 
 /// The first eight bytes of every gallery file.
 pub(super) const MAGIC: [u8; 8] = *b"EREIDGAL";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Length of the frame's header (magic, version, length, header CRC).
 const HEADER_LEN: usize = 24;
-/// Length of the version 1 body's fixed part, from the start of the file.
+/// Length of the version 2 body's fixed part, from the start of the file.
 const FIXED_LEN: usize = 80;
 /// Length of the trailing file CRC.
 const CRC_LEN: usize = 4;

@@ -1,8 +1,9 @@
 //! The gallery: a local file of re-ID embeddings with identity names (no images), searched for the
 //! closest identities of a query embedding.
 //!
-//! - One file, [`file_format`] version 1: a header with the embedding dimension, the metric and the
-//!   fingerprint of the model that made the embeddings, the identities with their embeddings, and
+//! - One file, [`file_format`] version 2: a header with the embedding dimension, the metric and the
+//!   fingerprint of the model that made the embeddings ([`ModelFingerprint`]: its graph and
+//!   weights), the identities with their embeddings, and
 //!   CRC32 checksums. A truncated, damaged, foreign or future-version file is refused with its own
 //!   [`GalleryError`] and left as it is; a gallery made with another model is refused by
 //!   [`Gallery::check_model`] (and [`Gallery::open_or_create`]).
@@ -29,10 +30,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::atomic_file::write_atomic_with_mode;
-use crate::card::{DistanceMetric, ModelCard};
+use crate::distance::DistanceMetric;
+use crate::model::Model;
+pub use crate::model::ModelFingerprint;
 
 pub use search::Match;
 
@@ -96,7 +97,7 @@ pub enum GalleryError {
         path: PathBuf,
     },
     /// A gallery of another format version.
-    #[error("gallery {path} has format version {found}; this build reads version {supported}")]
+    #[error("gallery {path} has format version {found}; this build reads version {supported}{}", version_hint(*found))]
     Version {
         /// The gallery file.
         path: PathBuf,
@@ -186,22 +187,13 @@ pub enum GalleryError {
     NanThreshold,
 }
 
-/// Identifies the model whose embeddings a gallery holds: SHA-256 of its card's JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ModelFingerprint(pub [u8; 32]);
-
-impl ModelFingerprint {
-    /// The fingerprint of a model card: SHA-256 of [`ModelCard::to_json`] (which names the
-    /// embedding output, its dimension and metric, and the training run).
-    pub fn of_card(card: &ModelCard) -> Self {
-        ModelFingerprint(Sha256::digest(card.to_json().as_bytes()).into())
-    }
-}
-
-impl fmt::Display for ModelFingerprint {
-    /// The first 8 bytes in hex, enough to tell models apart in a message.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0[..8].iter().try_for_each(|b| write!(f, "{b:02x}"))
+/// What a refused old gallery file's message adds.
+fn version_hint(found: u32) -> &'static str {
+    if found == 1 {
+        " (version 1 tied a gallery to the model card's text, not to the weights: enroll the \
+         people again into a new gallery file)"
+    } else {
+        ""
     }
 }
 
@@ -230,11 +222,15 @@ impl EmbeddingSpace {
         })
     }
 
-    /// The space of a model's embeddings: dimension and metric from the card's embedding spec,
-    /// fingerprint of the card.
-    pub fn of_card(card: &ModelCard) -> Result<Self, GalleryError> {
-        let spec = card.embedding.as_ref().ok_or(GalleryError::NoEmbedding)?;
-        Self::new(spec.dim, spec.metric, ModelFingerprint::of_card(card))
+    /// The space of a model's embeddings: dimension and metric from its card's embedding spec,
+    /// the model's fingerprint (of its graph and weights).
+    pub fn of_model(model: &Model) -> Result<Self, GalleryError> {
+        let spec = model
+            .card()
+            .embedding
+            .as_ref()
+            .ok_or(GalleryError::NoEmbedding)?;
+        Self::new(spec.dim, spec.metric, model.fingerprint())
     }
 
     /// Embedding dimension.
@@ -670,7 +666,6 @@ impl Gallery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::{ChannelOrder, EmbeddingSpec, InputSpec, Task, TrainingSummary};
 
     const DIM: usize = 5;
 
@@ -814,20 +809,30 @@ mod tests {
         assert!(matches!(err, GalleryError::Magic { .. }), "{err}");
 
         let mut future = bytes.clone();
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
         reseal(&mut future);
         let err = open_err(&path, &future);
         assert!(
             matches!(
                 err,
                 GalleryError::Version {
-                    found: 2,
-                    supported: 1,
+                    found: 3,
+                    supported: 2,
                     ..
                 }
             ),
             "{err}"
         );
+        // A version 1 file (fingerprint of the card, not of the weights) says what to do.
+        let mut old = bytes.clone();
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        reseal(&mut old);
+        let err = open_err(&path, &old).to_string();
+        assert!(
+            err.contains("format version 1; this build reads version 2 (version 1 tied"),
+            "{err}"
+        );
+        assert!(err.contains("enroll the people again"), "{err}");
 
         let mut longer = bytes.clone();
         longer.extend_from_slice(b"junk");
@@ -1031,41 +1036,9 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_identify_the_model_card() {
-        let mut card = ModelCard {
-            format_version: crate::card::CARD_FORMAT_VERSION,
-            task: Task::ArReid,
-            input: InputSpec {
-                name: "image".into(),
-                height: 128,
-                width: 64,
-                mean: crate::card::IMAGENET_MEAN,
-                std: crate::card::IMAGENET_STD,
-                channel_order: ChannelOrder::Rgb,
-            },
-            attributes: ModelCard::standard_attributes(),
-            embedding: Some(EmbeddingSpec {
-                output: "embedding".into(),
-                dim: 64,
-                metric: DistanceMetric::Cosine,
-                unknown_distance: None,
-                unknown_gallery: None,
-            }),
-            person: None,
-            training: TrainingSummary::default(),
-        };
-        let s = EmbeddingSpace::of_card(&card).unwrap();
-        assert_eq!((s.dim(), s.metric()), (64, DistanceMetric::Cosine));
-        assert_eq!(s, EmbeddingSpace::of_card(&card.clone()).unwrap());
-        card.training.epochs = 3;
-        assert_ne!(s.fingerprint(), ModelFingerprint::of_card(&card));
-        card.embedding = None;
-        assert!(matches!(
-            EmbeddingSpace::of_card(&card),
-            Err(GalleryError::NoEmbedding)
-        ));
+    fn dimensions_are_bounded() {
         for dim in [0, MAX_DIM + 1] {
-            let err = EmbeddingSpace::new(dim, DistanceMetric::Cosine, s.fingerprint());
+            let err = EmbeddingSpace::new(dim, DistanceMetric::Cosine, ModelFingerprint([3; 32]));
             assert!(matches!(err, Err(GalleryError::Dimension { .. })), "{dim}");
         }
     }

@@ -5,11 +5,11 @@
 //! Euclidean ranking uses `|q|^2 + |g|^2 - 2 q.g` with `|g|^2` precomputed; the reported distances
 //! of the matches are then recomputed as `sqrt(sum((q - g)^2))`, which the expanded form loses to
 //! cancellation near zero. Cosine uses `1 - q.g / (|q| |g|)` with `1 / |g|` precomputed (norms
-//! clamped to 1e-12 as in [`crate::metrics::cosine_distances`]).
+//! clamped to 1e-12 as in [`crate::distance::cosine_distances`]).
 
 use super::{Gallery, GalleryError};
-use crate::card::DistanceMetric;
-use crate::metrics::{dot, squared_l2};
+use crate::distance::DistanceMetric;
+use crate::distance::{dot, squared_l2};
 
 /// One search result: an identity and the distance of its closest embedding to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -150,8 +150,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::distance::distance_matrix;
     use crate::gallery::{EmbeddingSpace, ModelFingerprint};
-    use crate::metrics::distance_matrix;
 
     /// Dimension 13: not a multiple of the dot product's 8 lanes, so the tail is exercised.
     const DIM: usize = 13;
@@ -181,7 +181,7 @@ mod tests {
         (g, enrolled)
     }
 
-    /// Brute force: every distance from `metrics::distance_matrix`, the minimum per identity,
+    /// Brute force: every distance from `distance::distance_matrix`, the minimum per identity,
     /// sorted, the first `K` within `max_distance`.
     fn reference(
         enrolled: &[(String, Vec<f32>)],

@@ -7,10 +7,10 @@
 use heapless::Vec as BoundedVec;
 
 use super::PipelineError;
-use crate::card::DistanceMetric;
+use crate::distance::distance_matrix;
+use crate::distance::DistanceMetric;
 use crate::events::{IdentityMatch, MAX_CANDIDATES};
 use crate::gallery::Gallery;
-use crate::metrics::distance_matrix;
 
 /// The people an embedding is compared with.
 pub(super) struct Identities {

@@ -186,6 +186,7 @@ impl Pipeline {
         mut cfg: TrackerConfig,
         auto_enroll: bool,
     ) -> Result<Self, PipelineError> {
+        cfg.metric = self.recognizer.metric();
         let finite = self.identities.max_distance().filter(|d| d.is_finite());
         if let Some(d) = finite {
             cfg.max_embedding_distance = d;
@@ -198,10 +199,7 @@ impl Pipeline {
                         .into(),
                 ));
             }
-            let metric = self.recognizer.card().embedding.as_ref().map(|e| e.metric);
-            if let Some(metric) = metric {
-                self.identities.enable_anonymous(metric);
-            }
+            self.identities.enable_anonymous(cfg.metric);
         }
         self.tracking = Some(Tracking::new(cfg));
         Ok(self)
@@ -250,6 +248,14 @@ impl Pipeline {
         };
         let events = tracking.finish(self.last_frame, &self.recognizer, &mut self.identities)?;
         Ok(stamp(events, &rfc3339(SystemTime::now()), camera))
+    }
+
+    /// The confirmed tracks seen in the frame last processed, with their boxes, in no particular
+    /// order (none without tracking): what `--mot` writes.
+    pub fn tracks_in_view(&self) -> Vec<(u64, Region)> {
+        self.tracking
+            .as_ref()
+            .map_or_else(Vec::new, |t| t.in_view(self.last_frame))
     }
 
     /// Labels for an annotated picture of the frame last processed: its tracks, or the

@@ -17,6 +17,7 @@ use image::RgbImage;
 use super::PipelineError;
 use crate::attributes::NUM_ATTRIBUTES;
 use crate::card::{ModelCard, Task};
+use crate::distance::DistanceMetric;
 use crate::events::StageMillis;
 use crate::model::{sigmoid, Model, Outputs};
 use crate::preprocess::{Preprocessor, Region};
@@ -180,6 +181,20 @@ impl Recognizer {
     /// The main model's card.
     pub fn card(&self) -> &ModelCard {
         self.main.model.card()
+    }
+
+    /// The main model.
+    pub fn model(&self) -> &Model {
+        &self.main.model
+    }
+
+    /// How the main model's embeddings are compared (its card's metric).
+    pub fn metric(&self) -> DistanceMetric {
+        // `new` refused a main model without an embedding.
+        self.card()
+            .embedding
+            .as_ref()
+            .map_or(DistanceMetric::Euclidean, |e| e.metric)
     }
 
     /// Time and counts so far.

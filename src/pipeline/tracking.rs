@@ -111,6 +111,15 @@ impl Tracking {
             .collect()
     }
 
+    /// The confirmed tracks seen in `frame`: id and box.
+    pub(super) fn in_view(&self, frame: u64) -> Vec<(u64, Region)> {
+        self.tracker
+            .tracks()
+            .filter(|t| t.confirmed() && t.last_frame() == frame)
+            .map(|t| (t.id(), t.region()))
+            .collect()
+    }
+
     /// Labels of the confirmed tracks seen in `frame`.
     pub(super) fn labels(&self, frame: u64) -> Vec<Label> {
         self.tracker

@@ -32,7 +32,7 @@ pub use raw::RawFrames;
 pub use skip::SkipUnreadable;
 pub use synthetic::{SyntheticCamera, SyntheticConfig};
 
-use crate::synth::SynthError;
+use crate::dataset::synth::SynthError;
 
 /// One image from a source.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -12,7 +12,8 @@
 //!    each other's only candidate match at once.
 //! 2. **Appearance.** Every other box is embedded (it is needed anyway to start a track), and the
 //!    tracks left (contested ones, and tracks missed in recent frames) are matched to these boxes by
-//!    the Euclidean distance between the track's embedding and the box's: an optimal assignment
+//!    the distance between the track's embedding and the box's, in the model card's metric
+//!    ([`TrackerConfig::metric`], the one its unknown distance is in): an optimal assignment
 //!    (Hungarian algorithm, [`pathfinding`]'s `kuhn_munkres`), pairs farther than
 //!    [`TrackerConfig::max_embedding_distance`] excluded. This keeps the id through an occlusion
 //!    and where two people meet and turn back, where the predicted overlap prefers the swap (the
@@ -51,7 +52,7 @@ mod assign;
 use thiserror::Error;
 
 use crate::detect::iou;
-use crate::metrics::{dot, squared_l2};
+use crate::distance::{dot, DistanceMetric};
 use crate::preprocess::Region;
 use assign::assign;
 
@@ -61,10 +62,12 @@ pub struct TrackerConfig {
     /// An overlap (IoU) below this is no match. Default 0.2: motion boxes of small people change
     /// shape from frame to frame (on vtest.avi, 0.3 gave 101 tracks, 0.2 58, 0.1 45).
     pub min_iou: f32,
-    /// Appearance re-association gate: the largest Euclidean distance between a track's embedding
-    /// and a box's for them to match by appearance, in the units of the model's raw embeddings.
+    /// How embeddings are compared: the model card's metric, the one its unknown distance is in.
+    pub metric: DistanceMetric,
+    /// Appearance re-association gate: the largest distance (in [`Self::metric`]) between a track's
+    /// embedding and a box's for them to match by appearance, on the model's raw embeddings.
     /// Set it from the model card's unknown distance where it has one (same-person distances lie
-    /// below it); the default 1.0 suits embeddings of norm about 1.
+    /// below it); the default 1.0 suits Euclidean embeddings of norm about 1.
     pub max_embedding_distance: f32,
     /// Frames a track must be matched in before it is confirmed (reported as new). Default 3.
     pub confirm_hits: u32,
@@ -79,6 +82,7 @@ impl Default for TrackerConfig {
     fn default() -> Self {
         Self {
             min_iou: 0.2,
+            metric: DistanceMetric::Euclidean,
             max_embedding_distance: 1.0,
             confirm_hits: 3,
             max_misses: 10,
@@ -441,7 +445,7 @@ impl Tracker {
         let tracks = &self.tracks;
         let closeness = |t: usize, b: usize| {
             let a: &Appearance = appearances[b].as_ref()?;
-            let d = squared_l2(&tracks[t].embedding, &a.embedding).sqrt();
+            let d = cfg.metric.between(&tracks[t].embedding, &a.embedding);
             // Closer is better whatever the gate (an infinite gate must not flatten the scores).
             (d <= gate).then_some(1.0 / (1.0 + d))
         };

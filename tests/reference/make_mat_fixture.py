@@ -7,8 +7,11 @@ Run from the repository root:  python3 tests/reference/make_mat_fixture.py
   tiny `market_attribute` struct laid out like Lin et al.'s file (fields `train` and `test`, each a
   1x1 struct of 27 1 x n double arrays in Lin's field order plus `image_index`, a 1 x n cell of
   char arrays, identities deliberately not sorted), and `extra` (a 2x3 uint8 matrix, a 2x1 cell).
-- market_bad_colour.mat (identity 0004 with two upper-body colours set to 2) and
-  market_missing_field.mat (`test` lacks `hat`): malformed content the loader must reject.
+- market_multicolour.mat: identity 0004 with two upper-body colours set to 2 (upblack, upred) and
+  identity 0008 with no lower-body colour set (multicolour clothing, as real files have): both
+  load, those colours unlabelled.
+- market_bad_colour.mat (identity 0004 with upred = 3) and market_missing_field.mat (`test`
+  lacks `hat`): malformed content the loader must reject.
 - matlab_style.mat: a struct `s` written byte by byte the way MATLAB stores it (a double array
   stored as miUINT8, a char array stored as miUINT16, small data elements, compressed), then read
   back with scipy.io.loadmat to prove the bytes are a valid MAT file.
@@ -80,9 +83,19 @@ def scipy_files():
     scipy.io.savemat(OUT / "market_small_compressed.mat", data, do_compression=True)
 
 
+def multicolour_file():
+    train = split({"0004": ([1] * 10, "black", "black"), "0008": ([2] * 10, "blue", "gray")},
+                  show=False)
+    train["upred"][0, 0] = 2
+    for colour in DOWN:
+        train["down" + colour][0, 1] = 1
+    data = {"market_attribute": {"train": train}}
+    scipy.io.savemat(OUT / "market_multicolour.mat", data, do_compression=True)
+
+
 def bad_files():
     train = split({"0004": ([1] * 10, "black", "black")}, show=False)
-    train["upred"][0, 0] = 2
+    train["upred"][0, 0] = 3
     data = {"market_attribute": {"train": train}}
     scipy.io.savemat(OUT / "market_bad_colour.mat", data, do_compression=True)
     test = split(TEST, show=False)
@@ -125,5 +138,6 @@ def matlab_file():
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     scipy_files()
+    multicolour_file()
     bad_files()
     matlab_file()

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use super::{edge_reid, model, spawn_edge_reid, text, track_ids};
+use super::{edge_reid, edge_reid_with, model, shipped_model, spawn_edge_reid, text, track_ids};
 
 use edge_reid::source::{SyntheticCamera, SyntheticConfig};
 
@@ -29,10 +29,14 @@ fn crops(dir: &Path, camera: &SyntheticCamera, identity: u32, shots: u64) -> Vec
 fn enroll_then_identify_finds_the_enrolled_people() {
     let dir = tempfile::tempdir().unwrap();
     let camera = SyntheticCamera::new(SyntheticConfig::default()).unwrap();
-    let alice = crops(dir.path(), &camera, 1, 3);
-    let bob = crops(dir.path(), &camera, 2, 3);
+    // Shots 0-2 are enrolled, 3-5 (other cameras, other framing) are asked about.
+    let alice = crops(dir.path(), &camera, 1, 6);
+    let bob = crops(dir.path(), &camera, 2, 6);
+    let carol = crops(dir.path(), &camera, 3, 6);
+    let shipped = shipped_model();
+    let run = |args: &[&str]| edge_reid_with(dir.path(), &shipped, args);
     // Before anyone is enrolled there is no gallery file, and identify says so.
-    let out = edge_reid(dir.path(), &["identify", &alice[0]]);
+    let out = run(&["identify", &alice[0]]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("no gallery at edge-reid.gallery: everyone is unknown"),
@@ -41,40 +45,51 @@ fn enroll_then_identify_finds_the_enrolled_people() {
     );
     for (name, images) in [("alice", &alice), ("bob", &bob)] {
         let mut args = vec!["enroll", "--name", name];
-        args.extend(images.iter().map(String::as_str));
-        let out = edge_reid(dir.path(), &args);
+        args.extend(images[..3].iter().map(String::as_str));
+        let out = run(&args);
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(text(&out.stdout).contains(&format!("enrolled \"{name}\": 3 embedding(s)")));
     }
-    let list = edge_reid(dir.path(), &["gallery", "list"]);
+    let list = run(&["gallery", "list"]);
     assert_eq!(text(&list.stdout), "alice\t3\nbob\t3\n");
 
-    // An enrolled picture is its own nearest neighbour: distance ~0 to its identity.
-    let out = edge_reid(dir.path(), &["identify", &alice[1], &bob[2]]);
+    // Pictures that were not enrolled: alice and bob are named, carol (never enrolled) is not,
+    // by the card's calibrated unknown distance.
+    let mut args = vec!["identify"];
+    let asked: Vec<(&String, Option<&str>)> = (3..6)
+        .flat_map(|i| {
+            [
+                (&alice[i], Some("alice")),
+                (&bob[i], Some("bob")),
+                (&carol[i], None),
+            ]
+        })
+        .collect();
+    args.extend(asked.iter().map(|(p, _)| p.as_str()));
+    let out = run(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let events: Vec<serde_json::Value> = text(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 2);
-    for (event, name) in events.iter().zip(["alice", "bob"]) {
+    assert_eq!(events.len(), asked.len());
+    for (event, (path, name)) in events.iter().zip(&asked) {
         assert_eq!(event["event"], "observation");
-        assert_eq!(event["identity"]["name"], name, "{event}");
-        assert!(event["identity"]["distance"].as_f64().unwrap() < 1e-3);
+        assert_eq!(event["identity"]["name"].as_str(), *name, "{path}: {event}");
         assert_eq!(event["attributes"].as_array().unwrap().len(), 12);
     }
 
     // The same through `embed`: one JSON line per image with a 128-d embedding.
-    let out = edge_reid(dir.path(), &["embed", "--out", "e.jsonl", &alice[0]]);
+    let out = run(&["embed", "--out", "e.jsonl", &alice[0]]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let line = std::fs::read_to_string(dir.path().join("e.jsonl")).unwrap();
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(v["embedding"].as_array().unwrap().len(), 128);
     assert!(v["attributes"]["gender"]["label"].is_string());
 
-    let out = edge_reid(dir.path(), &["gallery", "remove", "bob"]);
+    let out = run(&["gallery", "remove", "bob"]);
     assert!(out.status.success());
-    let list = edge_reid(dir.path(), &["gallery", "list"]);
+    let list = run(&["gallery", "list"]);
     assert_eq!(text(&list.stdout), "alice\t3\n");
 }
 
@@ -158,8 +173,8 @@ fn a_synthetic_stream_gives_tracks_observations_and_a_summary() {
 
     // With --no-pre-detector and an (empty) gallery file of its own, neither happens.
     let model = model();
-    let space = edge_reid::gallery::EmbeddingSpace::of_card(
-        edge_reid::model::Model::load(&model, 1).unwrap().card(),
+    let space = edge_reid::gallery::EmbeddingSpace::of_model(
+        &edge_reid::model::Model::load(&model, 1).unwrap(),
     )
     .unwrap();
     edge_reid::gallery::Gallery::create(&dir.path().join("edge-reid.gallery"), space).unwrap();
@@ -327,7 +342,7 @@ fn a_missing_camera_is_a_clear_error() {
 
 #[test]
 fn the_pre_detector_drops_junk_crops_before_the_model() {
-    use edge_reid::synth::{render_crop, render_junk, Camera, PersonAppearance};
+    use edge_reid::dataset::synth::{render_crop, render_junk, Camera, PersonAppearance};
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("crops");
     std::fs::create_dir(&images).unwrap();
@@ -400,8 +415,8 @@ fn an_events_file_is_appended_to_across_runs() {
 fn auto_enrollment_names_unknown_tracks() {
     let dir = tempfile::tempdir().unwrap();
     let model = model();
-    let space = edge_reid::gallery::EmbeddingSpace::of_card(
-        edge_reid::model::Model::load(&model, 1).unwrap().card(),
+    let space = edge_reid::gallery::EmbeddingSpace::of_model(
+        &edge_reid::model::Model::load(&model, 1).unwrap(),
     )
     .unwrap();
     edge_reid::gallery::Gallery::create(&dir.path().join("edge-reid.gallery"), space).unwrap();

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use edge_reid::attributes::{AttributeLabels, ATTRIBUTES};
-use edge_reid::market::{csv_row, CSV_HEADER};
-use edge_reid::synth::{render_crop, render_distractor, render_junk, Camera, PersonAppearance};
+use edge_reid::dataset::market::{csv_row, CSV_HEADER};
+use edge_reid::dataset::synth::{
+    render_crop, render_distractor, render_junk, Camera, PersonAppearance,
+};
 
 const SEED: u64 = 11;
 /// Test identities: (identity, cameras of its gallery images, camera of its query). Identity 9
@@ -215,7 +217,7 @@ fn eval_prints_tables_that_agree_with_the_embeddings() {
         .clone();
     assert_eq!(
         card.embedding.unwrap().metric,
-        edge_reid::card::DistanceMetric::Euclidean
+        edge_reid::distance::DistanceMetric::Euclidean
     );
 
     let out = edge_reid(root, &["eval", "--data", root.to_str().unwrap(), "--junk"]);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use edge_reid::card::DistanceMetric;
+use edge_reid::distance::DistanceMetric;
 use edge_reid::gallery::{EmbeddingSpace, Gallery, ModelFingerprint};
 
 /// Environment variable that makes [`enroll_until_killed`] run, on the gallery it names.

@@ -11,10 +11,10 @@ use anyhow::Result;
 use candle_core::{Device, Tensor};
 use clap::Parser;
 use edge_reid::attributes::ATTRIBUTES;
-use edge_reid_train::fit::Trainable;
 use edge_reid_train::loss::{attribute_loss, triplet_loss, TripletMining};
 use edge_reid_train::model::{Backbone, NetConfig};
 use edge_reid_train::optim::{Adam, AdamConfig};
+use edge_reid_train::run::Trainable;
 
 #[derive(Parser)]
 struct Args {

@@ -52,8 +52,8 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
 }
 
-impl From<edge_reid::market::MarketError> for TrainError {
-    fn from(e: edge_reid::market::MarketError) -> Self {
+impl From<edge_reid::dataset::market::MarketError> for TrainError {
+    fn from(e: edge_reid::dataset::market::MarketError) -> Self {
         Self::Data(e.into())
     }
 }

@@ -8,22 +8,22 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use edge_reid::attributes::{AttributeLabels, ATTRIBUTES};
-use edge_reid::metrics::{
-    attribute_report, euclidean_distances, eval_market1501, AttributeReport, MetricsError,
-    RankingMetrics, Report,
+use edge_reid::card::GallerySize;
+use edge_reid::distance::distance_matrix;
+use edge_reid::eval::metrics::{
+    attribute_report, eval_market1501, AttributeReport, MetricsError, RankingMetrics, Report,
 };
-use edge_reid::open_set::{
-    calibrate_unknown_distance, GallerySize, OpenSetRates, CALIBRATION_GALLERY,
-};
+use edge_reid::eval::open_set::{calibrate_unknown_distance, OpenSetRates, CALIBRATION_GALLERY};
 
 use crate::data::{
     in_order, query_gallery, split_train_val, AttributeTable, BatchLoader, LoaderConfig,
     MarketDataset, Record, TrainVal,
 };
-use crate::fit::{images, RunConfig, Trainable};
 use crate::history::Validation;
-use crate::loss::attribute_loss;
+use crate::loss::{attribute_loss, EMBEDDING_METRIC};
+use crate::model::images;
 use crate::model::{MultiTaskNet, NetConfig};
+use crate::run::{RunConfig, Trainable};
 use crate::TrainError;
 
 /// Images per forward pass when scoring.
@@ -157,7 +157,7 @@ impl EvalSet {
         table: &AttributeTable,
         reference: Vec<AttributeLabels>,
     ) -> Self {
-        let is_junk = |r: &&Record| r.identity == edge_reid::metrics::JUNK_ID;
+        let is_junk = |r: &&Record| r.identity == edge_reid::eval::metrics::JUNK_ID;
         let queries = query.len();
         let mut records = query;
         records.extend(gallery.iter().filter(|r| !is_junk(r)).cloned());
@@ -229,7 +229,7 @@ impl EvalSet {
         let g = &rest[..self.gallery];
         let (qe, rest) = p.embeddings.split_at(self.queries * p.dim);
         let ge = &rest[..self.gallery * p.dim];
-        let distances = euclidean_distances(qe, ge, p.dim)
+        let distances = distance_matrix(qe, ge, p.dim, EMBEDDING_METRIC)
             .map_err(|e| TrainError::Setting(format!("distances: {e}")))?;
         let pids = |rs: &[Record]| rs.iter().map(|r| r.identity).collect::<Vec<_>>();
         let cams = |rs: &[Record]| rs.iter().map(|r| r.camera).collect::<Vec<_>>();

@@ -2,267 +2,26 @@
 //! a person head), the paper's multi-task loss with Kendall weighting, Adam with warm-up and cosine
 //! decay, per-epoch validation, a CSV and a curve per run, checkpoints with `--resume`, the best
 //! checkpoint kept by the combined validation score, and early stopping.
-//!
-//! A run directory holds:
-//! - `config.json`: the [`RunConfig`] (what `eval`, `export` and `--resume` rebuild the net from);
-//! - `last.safetensors` + `last.optim.safetensors` + `state.json`: the end of the last epoch;
-//! - `best.safetensors`: the weights of the epoch with the best [`Validation::score`];
-//! - `metrics.csv` and `curve.png`: the per-epoch table and the paper-style Figure 4.
+//! The run's files are [`crate::run`]'s; the best checkpoint is the epoch with the best
+//! [`Validation::score`].
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
-use edge_reid::atomic_file::{replace_with, write_atomic};
-use edge_reid::card::{ModelCard, Task, TrainingSummary, IMAGENET_MEAN, IMAGENET_STD};
-use serde::{Deserialize, Serialize};
+use candle_core::{Device, Tensor};
 
 use crate::data::{
-    AttributeTable, Augment, Batch, BatchLoader, LoaderConfig, MarketDataset, PkConfig, PkSampler,
-    Record,
+    AttributeTable, Augment, BatchLoader, LoaderConfig, MarketDataset, PkConfig, PkSampler, Record,
 };
-use crate::evaluate::{eval_net, run_split, EvalSet, Predictor, Split};
-use crate::export::{export_onnx, Precision};
+use crate::evaluate::{run_split, EvalSet, Predictor};
 use crate::history::{self, EpochRecord, Validation};
-use crate::loss::{attribute_loss, person_loss, triplet_loss, KendallWeights, TripletMining};
-use crate::model::{load_pretrained, MultiTaskNet, NetConfig};
+use crate::loss::{attribute_loss, person_loss, person_targets, triplet_loss};
+use crate::model::{images, load_pretrained};
 use crate::optim::{Adam, AdamConfig};
+use crate::run::{
+    save_checkpoint, save_weights, write_json, RunConfig, RunDir, RunState, Trainable,
+};
 use crate::schedule::Schedule;
 use crate::TrainError;
-
-/// Everything that defines a training run; saved as `config.json` in the run directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunConfig {
-    /// Dataset root (Market-1501 layout).
-    pub data: PathBuf,
-    /// The network.
-    pub net: NetConfig,
-    /// Epochs to train.
-    pub epochs: usize,
-    /// Identities per batch.
-    pub p: usize,
-    /// Images per identity.
-    pub k: usize,
-    /// Junk images appended to each batch as negatives for the person head (0 without one).
-    pub junk_per_batch: usize,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Decoupled weight decay (not on norms, biases and Kendall weights).
-    pub weight_decay: f64,
-    /// Epochs of linear warm-up.
-    pub warmup_epochs: usize,
-    /// Triplet margin.
-    pub margin: f64,
-    /// Triplet selection.
-    pub mining: TripletMining,
-    /// Share of training identities held out for validation.
-    pub val_fraction: f64,
-    /// Seed of the split, the sampler, augmentation and initialisation.
-    pub seed: u64,
-    /// Epochs without a better validation score before stopping (0: never stop early).
-    pub patience: usize,
-    /// At most this many batches per epoch (for quick runs); `None` for a full epoch.
-    pub max_batches: Option<usize>,
-    /// torchvision ResNet18 weights to start from.
-    pub pretrained: Option<PathBuf>,
-    /// Input normalisation mean (RGB, `[0, 1]` scale).
-    pub mean: [f32; 3],
-    /// Input normalisation standard deviation.
-    pub std: [f32; 3],
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        Self {
-            data: PathBuf::from("market1501"),
-            net: NetConfig::default(),
-            epochs: 50,
-            p: 16,
-            k: 4,
-            junk_per_batch: 0,
-            lr: 3e-4,
-            weight_decay: 5e-4,
-            warmup_epochs: 5,
-            margin: 0.3,
-            mining: TripletMining::All,
-            val_fraction: 0.3,
-            seed: 0,
-            patience: 10,
-            max_batches: None,
-            pretrained: None,
-            mean: IMAGENET_MEAN,
-            std: IMAGENET_STD,
-        }
-    }
-}
-
-impl RunConfig {
-    /// Refuses settings that would fail only after an epoch, or train nothing sensible: no
-    /// epochs, a learning rate that is not a positive number, a negative weight decay or margin,
-    /// a validation share outside (0, 1) (the best checkpoint is chosen on validation).
-    pub fn check(&self) -> Result<(), TrainError> {
-        let refuse = |what: &str| Err(TrainError::Setting(what.to_string()));
-        if self.epochs == 0 {
-            return refuse("--epochs must be at least 1");
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return refuse(&format!("--lr {} is not a positive number", self.lr));
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return refuse(&format!(
-                "--weight-decay {} is not a number >= 0",
-                self.weight_decay
-            ));
-        }
-        if !(self.margin.is_finite() && self.margin >= 0.0) {
-            return refuse(&format!("--margin {} is not a number >= 0", self.margin));
-        }
-        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
-            return refuse(&format!(
-                "--val-fraction {} is not in (0, 1): the best checkpoint is chosen on the \
-                 validation identities",
-                self.val_fraction
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Where a run keeps its files.
-#[derive(Debug, Clone)]
-pub struct RunDir(pub PathBuf);
-
-impl RunDir {
-    /// `config.json`.
-    pub fn config(&self) -> PathBuf {
-        self.0.join("config.json")
-    }
-    /// `last.safetensors`.
-    pub fn last(&self) -> PathBuf {
-        self.0.join("last.safetensors")
-    }
-    /// `last.optim.safetensors`.
-    pub fn optim(&self) -> PathBuf {
-        self.0.join("last.optim.safetensors")
-    }
-    /// `best.safetensors`.
-    pub fn best(&self) -> PathBuf {
-        self.0.join("best.safetensors")
-    }
-    /// `state.json`.
-    pub fn state(&self) -> PathBuf {
-        self.0.join("state.json")
-    }
-    /// `metrics.csv`.
-    pub fn csv(&self) -> PathBuf {
-        self.0.join("metrics.csv")
-    }
-    /// `curve.png`.
-    pub fn curve(&self) -> PathBuf {
-        self.0.join("curve.png")
-    }
-
-    /// Reads `config.json`.
-    pub fn read_config(&self) -> Result<RunConfig, TrainError> {
-        read_json(&self.config())
-    }
-
-    /// Reads `state.json`.
-    pub fn read_state(&self) -> Result<RunState, TrainError> {
-        read_json(&self.state())
-    }
-
-    /// What the run trains: the `task` of its `config.json` (a pre-detector run records
-    /// `pre_detector`; a multi-task [`RunConfig`] has no such field and is `ar_reid`).
-    pub fn task(&self) -> Result<Task, TrainError> {
-        let config: serde_json::Value = read_json(&self.config())?;
-        match config.get("task") {
-            None => Ok(Task::ArReid),
-            Some(task) => serde_json::from_value(task.clone()).map_err(|source| TrainError::Json {
-                path: self.config(),
-                source,
-            }),
-        }
-    }
-}
-
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::Json {
-        path: path.to_path_buf(),
-        source: e,
-    })
-}
-
-pub(crate) fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<(), TrainError> {
-    let text = serde_json::to_string_pretty(value).expect("run files always serialise");
-    write_atomic(path, text.as_bytes()).map_err(|e| TrainError::io(path, e))
-}
-
-/// Progress of a run, saved after every epoch.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunState {
-    /// Epochs completed.
-    pub epoch: usize,
-    /// Best validation score so far.
-    pub best_score: f64,
-    /// Epoch of `best.safetensors`.
-    pub best_epoch: usize,
-    /// Whether early stopping ended the run.
-    pub stopped_early: bool,
-    /// One record per completed epoch.
-    pub history: Vec<EpochRecord>,
-}
-
-impl RunState {
-    /// Appends the record of the next epoch, keeps the best score and its epoch, and sets
-    /// `stopped_early` once `patience` epochs (0: never) have passed without a better score.
-    /// Returns whether this epoch is the new best.
-    pub fn push(&mut self, record: EpochRecord, patience: usize) -> bool {
-        let score = record.val.score();
-        let best = self.history.is_empty() || score > self.best_score;
-        self.epoch = record.epoch;
-        if best {
-            self.best_score = score;
-            self.best_epoch = record.epoch;
-        }
-        self.stopped_early = patience > 0 && self.epoch - self.best_epoch >= patience;
-        self.history.push(record);
-        best
-    }
-
-    /// The training summary for a model card of the checkpoint saved at the end of `epoch`
-    /// (validation metrics of that epoch, in `[0, 1]`).
-    pub fn summary(&self, cfg: &RunConfig, epoch: usize) -> TrainingSummary {
-        let mut validation = BTreeMap::new();
-        if let Some(r) = self.history.iter().find(|r| r.epoch == epoch) {
-            let v = &r.val;
-            for (key, value) in [
-                ("attr_accuracy", v.mean_accuracy()),
-                ("balanced_accuracy", v.mean_balanced_accuracy()),
-                ("mfc_accuracy", v.mean_mfc_accuracy()),
-                ("map", v.map),
-                ("rank1", v.rank1),
-                ("rank5", v.rank5),
-                ("rank10", v.rank10),
-                ("score", v.score()),
-            ] {
-                validation.insert(key.to_string(), value);
-            }
-            if let Some(p) = v.person_accuracy {
-                validation.insert("person_accuracy".to_string(), p);
-            }
-        }
-        TrainingSummary {
-            data: cfg.data.display().to_string(),
-            epochs: epoch,
-            validation,
-            ..TrainingSummary::default()
-        }
-    }
-}
 
 /// Reports progress to the caller (the binary draws a progress bar; tests stay quiet).
 pub trait Progress {
@@ -281,41 +40,6 @@ impl Progress for Quiet {
     fn epoch_start(&mut self, _: usize, _: usize, _: usize) {}
     fn batch(&mut self, _: f64, _: f64) {}
     fn epoch_end(&mut self, _: &EpochRecord, _: bool) {}
-}
-
-/// The network, its variables and the Kendall weights, built from a config.
-pub struct Trainable {
-    /// All variables (network and Kendall weights).
-    pub varmap: VarMap,
-    /// The network.
-    pub net: MultiTaskNet,
-    /// The learned loss weights.
-    pub kendall: KendallWeights,
-}
-
-impl Trainable {
-    /// Builds a freshly initialised network on `device`.
-    pub fn new(net: &NetConfig, device: &Device) -> Result<Self, TrainError> {
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let model = MultiTaskNet::new(net, vb.clone())?;
-        let kendall = KendallWeights::new(vb.pp("kendall"))?;
-        Ok(Self {
-            varmap,
-            net: model,
-            kendall,
-        })
-    }
-
-    /// Builds the network and loads `weights` (a checkpoint written by `fit`).
-    pub fn load(net: &NetConfig, weights: &Path, device: &Device) -> Result<Self, TrainError> {
-        let mut t = Self::new(net, device)?;
-        t.varmap.load(weights).map_err(|e| TrainError::Checkpoint {
-            path: weights.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Ok(t)
-    }
 }
 
 /// Summary of a finished run.
@@ -472,45 +196,6 @@ pub fn fit(
     })
 }
 
-/// A batch's images as an `[n, 3, height, width]` tensor on `device` (taken out of the batch,
-/// which keeps its labels).
-pub(crate) fn images(batch: &mut Batch, device: &Device) -> candle_core::Result<Tensor> {
-    Tensor::from_vec(
-        std::mem::take(&mut batch.images),
-        (batch.n, 3, batch.height, batch.width),
-        device,
-    )
-}
-
-/// Person-vs-junk targets `[n, 1]`: 1 for an identified person, 0 for junk or a distractor.
-pub(crate) fn person_targets(batch: &Batch, device: &Device) -> candle_core::Result<Tensor> {
-    let target: Vec<f32> = batch
-        .person
-        .iter()
-        .map(|&p| f32::from(u8::from(p)))
-        .collect();
-    Tensor::from_vec(target, (batch.n, 1), device)
-}
-
-/// Saves all variables through a temporary file, so a crash never leaves a half-written checkpoint.
-pub(crate) fn save_weights(varmap: &VarMap, path: &Path) -> Result<(), TrainError> {
-    save_checkpoint(path, |tmp| varmap.save(tmp))
-}
-
-/// Writes the safetensors file `save` writes at the path it is given through a synced temporary
-/// file renamed over `path`.
-fn save_checkpoint(
-    path: &Path,
-    save: impl FnOnce(&Path) -> candle_core::Result<()>,
-) -> Result<(), TrainError> {
-    replace_with(path, |tmp| save(tmp).map_err(std::io::Error::other)).map_err(|e| {
-        TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        }
-    })
-}
-
 #[allow(clippy::too_many_arguments)]
 fn train_epoch(
     cfg: &RunConfig,
@@ -612,66 +297,14 @@ fn train_epoch(
     })
 }
 
-/// Exports a run's checkpoint (`best.safetensors` or `last.safetensors`) to `out`, with a card
-/// carrying that epoch's validation metrics; the file is verified against the network.
-///
-/// The card's unknown distance is calibrated on the run's validation split (the checkpoint is run
-/// over it once, with `workers` decoding threads), and its open-set rates join the card's
-/// validation metrics as `open_set_identified` and `open_set_rejected`. Where the run's dataset
-/// folder is gone (exporting on another machine), the card has no unknown distance.
-pub fn export_run(
-    run: &RunDir,
-    checkpoint: &Path,
-    out: &Path,
-    precision: Precision,
-    workers: usize,
-) -> Result<ModelCard, TrainError> {
-    let cfg = run.read_config()?;
-    let state = run.read_state()?;
-    let epoch = if checkpoint == run.best() {
-        state.best_epoch
-    } else {
-        state.epoch
-    };
-    let t = Trainable::load(&cfg.net, checkpoint, &Device::Cpu)?;
-    let mut summary = state.summary(&cfg, epoch);
-    let open_set = if cfg.data.is_dir() {
-        eval_net(&cfg, &t.net, &cfg.data, Split::Validation, workers)
-            .map_err(|e| {
-                TrainError::Setting(format!(
-                    "calibrating the unknown distance on the validation split of {}: {e}",
-                    cfg.data.display()
-                ))
-            })?
-            .open_set
-    } else {
-        None
-    };
-    if let Some(rates) = &open_set {
-        summary
-            .validation
-            .insert("open_set_identified".into(), rates.identified);
-        summary
-            .validation
-            .insert("open_set_rejected".into(), rates.rejected);
-    }
-    Ok(export_onnx(
-        &t.net,
-        summary,
-        cfg.mean,
-        cfg.std,
-        open_set.map(|r| (r.max_distance, r.gallery)),
-        precision,
-        out,
-    )?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::eval_run;
-    use crate::model::{Backbone, HeadKind};
+    use crate::evaluate::{eval_run, Split};
+    use crate::export::{export_run, Precision};
+    use crate::model::{Backbone, HeadKind, NetConfig};
     use crate::synth::write_test_dataset;
+    use std::path::Path;
 
     #[test]
     fn settings_that_cannot_train_are_refused_before_training() {
@@ -734,12 +367,50 @@ mod tests {
         assert!(!never.stopped_early);
     }
 
-    /// synth -> fit (2 epochs) -> resume (3rd epoch) -> eval -> export -> predict, on a tiny set.
+    /// Rewrites a dataset's annotation CSVs as the course's real files can be: 30 columns with
+    /// `upmulticolor,downmulticolor`, every third identity multicolour on top (no colour set),
+    /// every third but one with two lower-body colours set.
+    fn make_annotations_messy(data: &Path) {
+        for name in [
+            edge_reid::dataset::market::TRAIN_CSV,
+            edge_reid::dataset::market::TEST_CSV,
+        ] {
+            let path = data.join(name);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut out = format!("{}\n", edge_reid::dataset::market::CSV_HEADER_MULTICOLOR);
+            for (i, row) in text.lines().skip(1).enumerate() {
+                let mut fields: Vec<String> = row.split(',').map(str::to_string).collect();
+                let mut up = "1";
+                match i % 3 {
+                    0 => {
+                        fields[11..19].iter_mut().for_each(|f| *f = "1".into());
+                        up = "2";
+                    }
+                    1 => {
+                        let set = fields[19..28].iter().position(|f| f == "1").unwrap();
+                        fields[19 + set] = "2".into();
+                    }
+                    _ => {}
+                }
+                out += &format!("{},{up},1\n", fields.join(","));
+            }
+            std::fs::write(&path, out).unwrap();
+        }
+    }
+
+    /// synth -> fit (2 epochs) -> resume (3rd epoch) -> eval -> export -> predict, on a tiny set
+    /// whose annotations have the real files' multicolour rows and extra columns.
     #[test]
     fn trains_resumes_evaluates_exports_and_predicts() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         write_test_dataset(&data, 16, 3, 16);
+        make_annotations_messy(&data);
+        let table = AttributeTable::open(&data).unwrap();
+        let unlabelled = table
+            .iter()
+            .filter(|(_, l)| l[10] == edge_reid::attributes::UNLABELLED);
+        assert!(unlabelled.count() >= 5, "multicolour rows load, unlabelled");
 
         let mut cfg = RunConfig {
             data: data.clone(),
@@ -822,14 +493,14 @@ mod tests {
         // printed 0.01%); the open-set line differs in where its threshold comes from.
         let mut recognizer = edge_reid::pipeline::Recognizer::new(model, None, 0.0).unwrap();
         let runtime =
-            edge_reid::evaluate::evaluate_market(&mut recognizer, &data, true, &mut |_, _| {})
+            edge_reid::eval::market::evaluate_market(&mut recognizer, &data, true, &mut |_, _| {})
                 .unwrap();
         assert!(matches!(
             runtime.attributes,
-            edge_reid::evaluate::AttributeOutcome::Scored { .. }
+            edge_reid::eval::market::AttributeOutcome::Scored { .. }
         ));
-        let tables = |r: edge_reid::metrics::Report| {
-            edge_reid::metrics::Report {
+        let tables = |r: edge_reid::eval::metrics::Report| {
+            edge_reid::eval::metrics::Report {
                 open_set: None,
                 ..r
             }

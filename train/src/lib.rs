@@ -4,9 +4,11 @@
 //!
 //! The pipeline, one module per stage: [`synth`] renders a synthetic dataset, [`data`] reads a
 //! Market-1501 layout (images, attributes, split, P x K sampling, augmentation, batch loading),
-//! [`model`] is the network, [`loss`] its losses, [`fit`] trains it ([`optim`], [`schedule`],
-//! [`history`], [`curve`]), [`evaluate`] scores it, [`predict`] writes the course's submission files
-//! and [`export`] writes the ONNX file. [`malloc`] tunes the allocator for training.
+//! [`model`] is the network, [`loss`] its losses, [`run`] a run's folder (config, state,
+//! checkpoints), [`fit`] trains it ([`optim`], [`schedule`], [`history`], [`curve`]), [`evaluate`]
+//! scores it, [`predict`] writes the course's submission files and [`export`] writes the ONNX file;
+//! [`pre_detector`] trains the small person-vs-junk model. [`malloc`] tunes the allocator for
+//! training.
 
 pub mod curve;
 pub mod data;
@@ -21,6 +23,7 @@ pub mod model;
 pub mod optim;
 pub mod pre_detector;
 pub mod predict;
+pub mod run;
 pub mod schedule;
 pub mod synth;
 

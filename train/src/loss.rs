@@ -7,11 +7,16 @@
 
 use candle_core::{DType, Tensor};
 use candle_nn::{Init, VarBuilder};
-use edge_reid::attributes::{ATTRIBUTES, NUM_ATTRIBUTES};
+use edge_reid::attributes::{ATTRIBUTES, NUM_ATTRIBUTES, UNLABELLED};
+use edge_reid::distance::DistanceMetric;
 use serde::{Deserialize, Serialize};
 
 /// Added to squared distances before the square root.
 const DISTANCE_EPS: f64 = 1e-12;
+
+/// The metric the triplet loss trains the embedding for: evaluation, calibration, the submission
+/// files and the exported card all compare embeddings with it.
+pub const EMBEDDING_METRIC: DistanceMetric = DistanceMetric::Euclidean;
 
 /// Why a loss could not be computed.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +87,8 @@ pub enum LossError {
 
 /// The attribute loss: the mean over the 12 tasks of the cross-entropy (mean over the batch) of
 /// `logits[i]` (`[N, classes_i]`) against column `i` of `targets` (`[N, 12]` u32 class indices).
+/// Rows whose target is [`UNLABELLED`] are left out of that task's mean (PyTorch's
+/// `ignore_index`); a task no row labels adds 0.
 pub fn attribute_loss(logits: &[Tensor], targets: &Tensor) -> Result<Tensor, LossError> {
     if logits.len() != NUM_ATTRIBUTES {
         return Err(LossError::AttributeCount(logits.len()));
@@ -95,9 +102,10 @@ pub fn attribute_loss(logits: &[Tensor], targets: &Tensor) -> Result<Tensor, Los
             })
         }
     };
-    for (row, classes) in targets.to_vec2::<u32>()?.iter().enumerate() {
+    let rows_of_targets = targets.to_vec2::<u32>()?;
+    for (row, classes) in rows_of_targets.iter().enumerate() {
         for (a, &class) in ATTRIBUTES.iter().zip(classes) {
-            if class as usize >= a.classes() {
+            if class as usize >= a.classes() && class != u32::from(UNLABELLED) {
                 return Err(LossError::TargetClass {
                     attribute: a.name,
                     row,
@@ -118,7 +126,20 @@ pub fn attribute_loss(logits: &[Tensor], targets: &Tensor) -> Result<Tensor, Los
             });
         }
         let target = targets.narrow(1, i, 1)?.squeeze(1)?.contiguous()?;
-        losses.push(candle_nn::loss::cross_entropy(l, &target)?);
+        let labelled: Vec<u32> = (0..rows as u32)
+            .filter(|&r| rows_of_targets[r as usize][i] != u32::from(UNLABELLED))
+            .collect();
+        losses.push(if labelled.len() == rows {
+            candle_nn::loss::cross_entropy(l, &target)?
+        } else if labelled.is_empty() {
+            Tensor::zeros((), l.dtype(), l.device())?
+        } else {
+            let keep = Tensor::new(labelled.as_slice(), l.device())?;
+            candle_nn::loss::cross_entropy(
+                &l.index_select(&keep, 0)?,
+                &target.index_select(&keep, 0)?,
+            )?
+        });
     }
     Ok((Tensor::stack(&losses, 0)?.sum_all()? / NUM_ATTRIBUTES as f64)?)
 }
@@ -253,6 +274,19 @@ impl KendallWeights {
     pub fn s_id(&self) -> candle_core::Result<f32> {
         self.s_id.to_dtype(DType::F32)?.to_scalar()
     }
+}
+
+/// Person-vs-junk targets `[n, 1]`: 1 for an identified person, 0 for junk or a distractor.
+pub(crate) fn person_targets(
+    batch: &crate::data::Batch,
+    device: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
+    let target: Vec<f32> = batch
+        .person
+        .iter()
+        .map(|&p| f32::from(u8::from(p)))
+        .collect();
+    Tensor::from_vec(target, (batch.n, 1), device)
 }
 
 #[cfg(test)]
@@ -417,6 +451,42 @@ mod tests {
         0.001767, 0.000294, 6.2e-05, 2.9e-05, 3.9e-05, 0.000136, 0.000801, 0.004125, 0.010292,
         0.008946, 0.00285, 0.000503, -0.027686, 3.2e-05,
     ];
+
+    /// An unlabelled target leaves its row out of that attribute's mean, as PyTorch's
+    /// `ignore_index`: the same as the loss of the batch without that row for that attribute.
+    #[test]
+    fn attribute_loss_skips_unlabelled_rows() {
+        let dev = &Device::Cpu;
+        let logits: Vec<Tensor> = ATTRIBUTES
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let v: Vec<f32> = wave(3 * a.classes(), 0.37, 0.2 * i as f64);
+                Tensor::from_vec(v, (3, a.classes()), dev).unwrap()
+            })
+            .collect();
+        let mut t: Vec<u32> = (0..36).map(|k| (k % 2) as u32).collect();
+        let unlabelled = u32::from(UNLABELLED);
+        t[12 + 10] = unlabelled; // row 1's upcolor
+        (0..3).for_each(|r| t[r * 12 + 11] = unlabelled); // downcolor nowhere
+        let targets = Tensor::from_vec(t.clone(), (3, 12), dev).unwrap();
+        let got = attribute_loss(&logits, &targets)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let ce = |i: usize, rows: &[u32]| {
+            let keep = Tensor::new(rows, dev).unwrap();
+            let target: Vec<u32> = rows.iter().map(|&r| t[r as usize * 12 + i]).collect();
+            let target = Tensor::new(target.as_slice(), dev).unwrap();
+            let l = logits[i].index_select(&keep, 0).unwrap();
+            candle_nn::loss::cross_entropy(&l, &target)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        let want = ((0..10).map(|i| ce(i, &[0, 1, 2])).sum::<f32>() + ce(10, &[0, 2])) / 12.0;
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
 
     #[test]
     fn attribute_loss_rejects_bad_targets() {

@@ -7,11 +7,13 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use edge_reid::card::Task;
+use edge_reid_train::export::export_run;
 use edge_reid_train::export::Precision;
-use edge_reid_train::fit::{self, Progress, RunConfig, RunDir};
+use edge_reid_train::fit::{self, Progress};
 use edge_reid_train::history::EpochRecord;
 use edge_reid_train::loss::TripletMining;
 use edge_reid_train::model::{Backbone, HeadKind, NetConfig};
+use edge_reid_train::run::{RunConfig, RunDir};
 use edge_reid_train::{evaluate, pre_detector, predict, synth};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -100,8 +102,8 @@ struct FitArgs {
     /// Attribute heads: baseline, convhead or sa (paper section 3.1).
     #[arg(long, value_enum, default_value = "baseline")]
     head: HeadKind,
-    /// Input size HxW.
-    #[arg(long, default_value = "128x64")]
+    /// Input size WxH (width first, as every size on the command line).
+    #[arg(long, default_value = "64x128")]
     input_size: String,
     #[arg(long, default_value_t = 128)]
     embedding_dim: usize,
@@ -159,8 +161,8 @@ struct PreDetectorArgs {
     run: PathBuf,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
-    /// Input size HxW.
-    #[arg(long, default_value = "64x32")]
+    /// Input size WxH.
+    #[arg(long, default_value = "32x64")]
     input_size: String,
     #[arg(long, default_value_t = 20)]
     epochs: usize,
@@ -245,12 +247,13 @@ struct PredictArgs {
     workers: usize,
 }
 
+/// An input size `WxH` as (height, width).
 fn parse_size(s: &str) -> Result<(usize, usize)> {
-    let (h, w) = s
+    let (w, h) = s
         .split_once('x')
-        .with_context(|| format!("input size {s:?} is not HxW (for example 128x64)"))?;
-    let h: usize = h.parse().with_context(|| format!("bad height in {s:?}"))?;
+        .with_context(|| format!("input size {s:?} is not WxH (for example 64x128)"))?;
     let w: usize = w.parse().with_context(|| format!("bad width in {s:?}"))?;
+    let h: usize = h.parse().with_context(|| format!("bad height in {s:?}"))?;
     if h < 32 || w < 16 || !h.is_multiple_of(16) || !w.is_multiple_of(16) {
         bail!("input size {s}: height >= 32, width >= 16, both multiples of 16");
     }
@@ -498,7 +501,7 @@ fn main() -> Result<()> {
                     } else {
                         Precision::Full
                     };
-                    fit::export_run(&run, &weights, &a.out, precision, a.workers)
+                    export_run(&run, &weights, &a.out, precision, a.workers)
                 }
                 Task::PreDetector if a.half => {
                     bail!(

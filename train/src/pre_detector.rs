@@ -1,8 +1,8 @@
-//! The pre-detector (DESIGN.md, runtime stages): a tiny person-vs-junk network the runtime runs on
+//! The pre-detector: a tiny person-vs-junk network the runtime runs on
 //! every crop before the AR + re-ID model, so background, clutter, body parts seen too close and
 //! boxes between two people are dropped for a fraction of the big model's cost.
 //!
-//! The network is a [`Backbone::Tiny`] ResNet (same stem and blocks as the main network), global
+//! The network ([`PreDetectorNet`]) is a [`crate::model::Backbone::Tiny`] ResNet (same stem and blocks as the main network), global
 //! average pooling and one logit (`person`). `fit-pre-detector` trains it with binary
 //! cross-entropy on a Market-layout folder's person images against its junk (`-1`) images, in
 //! batches that hold both equally (junk is the rarer class, so it is cycled), with the same
@@ -17,8 +17,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, ModuleT, Result as CandleResult, Tensor};
-use candle_nn::{linear, Linear, VarBuilder, VarMap};
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
 use edge_reid::atomic_file::write_atomic;
 use edge_reid::card::{ModelCard, Task, TrainingSummary, IMAGENET_MEAN, IMAGENET_STD};
 use rand::seq::SliceRandom;
@@ -31,61 +31,15 @@ use crate::data::{
     Record,
 };
 use crate::evaluate::{test_split, Split};
-use crate::fit::{images, person_targets, read_json, save_weights, write_json, RunDir};
-use crate::loss::person_loss;
-use crate::model::layers::global_avg_pool;
-use crate::model::resnet::ResNet;
-use crate::model::Backbone;
+use crate::loss::{person_loss, person_targets};
+use crate::model::{images, PreDetectorNet};
 use crate::optim::{Adam, AdamConfig};
+use crate::run::{read_json, save_weights, write_json, RunDir};
 use crate::schedule::Schedule;
 use crate::TrainError;
 
 /// Images per forward pass when scoring.
 const SCORE_BATCH: usize = 256;
-
-/// The person-vs-junk network: a tiny ResNet, global average pool, one logit.
-#[derive(Debug, Clone)]
-pub struct PreDetectorNet {
-    pub(crate) input: (usize, usize),
-    pub(crate) backbone: ResNet,
-    pub(crate) person: Linear,
-}
-
-impl PreDetectorNet {
-    /// Creates the variables in `vb` for `input_height` x `input_width` crops.
-    pub fn new(input_height: usize, input_width: usize, vb: VarBuilder) -> CandleResult<Self> {
-        if input_height == 0 || input_width == 0 {
-            candle_core::bail!("input size {input_height}x{input_width} is empty");
-        }
-        let [.., global] = Backbone::Tiny.stage_widths();
-        Ok(Self {
-            input: (input_height, input_width),
-            backbone: ResNet::new(Backbone::Tiny, vb.clone())?,
-            person: linear(global, 1, vb.pp("person"))?,
-        })
-    }
-
-    /// Input `(height, width)`.
-    pub fn input_size(&self) -> (usize, usize) {
-        self.input
-    }
-
-    /// Person logits `[N, 1]` for normalised `[N, 3, H, W]` images.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
-        let (_, c, h, w) = x.dims4()?;
-        if (c, h, w) != (3, self.input.0, self.input.1) {
-            candle_core::bail!(
-                "input is {:?}, the pre-detector takes [N, 3, {}, {}]",
-                x.dims(),
-                self.input.0,
-                self.input.1
-            );
-        }
-        let features = self.backbone.forward_t(x, train)?;
-        self.person
-            .forward_t(&global_avg_pool(&features.layer4)?, train)
-    }
-}
 
 /// Everything that defines a pre-detector run; saved as `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use edge_reid::atomic_file::write_atomic;
-use edge_reid::metrics::euclidean_distances;
+use edge_reid::distance::distance_matrix;
 
 use crate::data::{csv_row, AttributeTable, Record, CSV_HEADER};
 use crate::evaluate::Predictor;
-use crate::fit::{RunConfig, Trainable};
+use crate::loss::EMBEDDING_METRIC;
+use crate::run::{RunConfig, Trainable};
 use crate::TrainError;
 
 /// What [`predict`] wrote.
@@ -114,7 +115,7 @@ pub fn predict(
     write_atomic(&classification, csv.as_bytes())
         .map_err(|e| TrainError::io(&classification, e))?;
 
-    let distances = euclidean_distances(&q.embeddings, &g.embeddings, g.dim)
+    let distances = distance_matrix(&q.embeddings, &g.embeddings, g.dim, EMBEDDING_METRIC)
         .map_err(|e| TrainError::Setting(format!("distances: {e}")))?;
     let mut text = String::new();
     for (record, row) in query.iter().zip(distances.chunks_exact(gallery.len())) {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::data::{csv_row, CSV_HEADER};
-use edge_reid::synth::{
+use edge_reid::dataset::synth::{
     render_crop, render_distractor, render_junk, Camera, PersonAppearance, SynthError, CAMERAS,
 };
 use image::codecs::jpeg::JpegEncoder;
@@ -26,8 +26,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-/// The folder and annotation file names of the layout (defined once in [`edge_reid::market`]).
-pub use edge_reid::market::{GALLERY_DIR, QUERY_DIR, TEST_CSV, TRAIN_CSV, TRAIN_DIR};
+/// The folder and annotation file names of the layout (defined once in [`edge_reid::dataset::market`]).
+pub use edge_reid::dataset::market::{GALLERY_DIR, QUERY_DIR, TEST_CSV, TRAIN_CSV, TRAIN_DIR};
 /// The marker (and record of the configuration) of a synth output folder.
 pub const MARKER: &str = "synth.json";
 /// JPEG quality of the crops.

@@ -11,15 +11,17 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use edge_reid::annotate::{draw, save_frame};
 use edge_reid::atomic_file::write_atomic;
+use edge_reid::card::ModelCard;
 use edge_reid::detect::motion::{MotionConfig, MotionDetector};
 use edge_reid::detect::yolo::{YoloConfig, YoloDetector};
 use edge_reid::detect::Proposer;
-use edge_reid::evaluate::evaluate_market;
+use edge_reid::eval::market::evaluate_market;
 use edge_reid::events::{Event, EventWriter, Summary};
 use edge_reid::gallery::{EmbeddingSpace, Gallery};
 use edge_reid::model::{set_threads, Model};
+use edge_reid::mot::MotWriter;
 use edge_reid::pipeline::{Output, Pipeline, Recognition, Recognizer};
-use edge_reid::preprocess::Region;
+use edge_reid::preprocess::{aspect_factor, Region, ASPECT_WARNING};
 use edge_reid::source::{
     CameraConfig, Frame, FrameSize, FrameSource, ImageFiles, RawFrames, SkipUnreadable,
     SourceError, SyntheticCamera, SyntheticConfig, V4lCamera,
@@ -62,6 +64,11 @@ pub fn parse_probability(text: &str) -> Result<f32, String> {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
         _ => Err(format!("{text:?} is not a probability between 0 and 1")),
     }
+}
+
+/// Parses a frame size `WxH`.
+pub fn parse_size(text: &str) -> Result<FrameSize, String> {
+    text.parse().map_err(|e: SourceError| e.to_string())
 }
 
 /// Parses `x,y,w,h`.
@@ -179,7 +186,7 @@ fn open_gallery(path: &Path, recognizer: &Recognizer) -> Result<Option<Gallery>>
     let gallery =
         Gallery::open(path).with_context(|| format!("opening gallery {}", path.display()))?;
     gallery
-        .check_model(&EmbeddingSpace::of_card(recognizer.card())?)
+        .check_model(&EmbeddingSpace::of_model(recognizer.model())?)
         .with_context(|| format!("gallery {}", path.display()))?;
     Ok(Some(gallery))
 }
@@ -209,14 +216,9 @@ fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// boxes), enrolment pictures of its first [`DEMO_PEOPLE`] people by name.
 fn open_source(a: &RunArgs) -> Result<Opened> {
     if a.input.len() == 1 && a.input[0] == Path::new("-") {
-        let size: FrameSize = a
-            .size
-            .as_deref()
-            .ok_or_else(|| {
-                anyhow!("--input - reads raw RGB frames: give their size with --size WxH")
-            })?
-            .parse()
-            .map_err(|e| anyhow!("--size: {e}"))?;
+        let size = a.size.ok_or_else(|| {
+            anyhow!("--input - reads raw RGB frames: give their size with --size WxH")
+        })?;
         return Ok(Opened::new(RawFrames::stdin(size)?, Kind::Stream));
     }
     if !a.input.is_empty() {
@@ -227,7 +229,7 @@ fn open_source(a: &RunArgs) -> Result<Opened> {
     });
     if let Some(device) = device {
         let mut cfg = CameraConfig::new(&device);
-        cfg.size = FrameSize::new(a.width, a.height);
+        cfg.size = a.size.unwrap_or(FrameSize::new(640, 480));
         cfg.fps = a.fps;
         let camera =
             V4lCamera::open(cfg).with_context(|| format!("opening camera {}", device.display()))?;
@@ -236,7 +238,13 @@ fn open_source(a: &RunArgs) -> Result<Opened> {
     if !a.synthetic {
         eprintln!("edge-reid: no source given and no {DEFAULT_DEVICE}: using the synthetic camera");
     }
-    let camera = SyntheticCamera::new(SyntheticConfig::default())?;
+    let defaults = SyntheticConfig::default();
+    let camera = SyntheticCamera::new(SyntheticConfig {
+        size: a.size.unwrap_or(defaults.size),
+        seed: a.synthetic_seed,
+        people: a.synthetic_people,
+        ..defaults
+    })?;
     let people = (1..=DEMO_PEOPLE)
         .map(|identity| {
             let shots = (0..DEMO_SHOTS)
@@ -315,7 +323,7 @@ struct DemoPerson {
 /// pre-detector), so that a first run on the synthetic camera shows identities and unknowns.
 fn demo_gallery(model: &ModelArgs, people: &[DemoPerson], dir: &Path) -> Result<Gallery> {
     let mut recognizer = recognizer(model, None, 0.0)?;
-    let space = EmbeddingSpace::of_card(recognizer.card())?;
+    let space = EmbeddingSpace::of_model(recognizer.model())?;
     let path = dir.join(GALLERY_FILE);
     let mut gallery = Gallery::create(&path, space)
         .with_context(|| format!("creating gallery {}", path.display()))?;
@@ -339,6 +347,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
         kind,
         demo: demo_people,
     } = open_source(a)?;
+    if a.truth.is_some() && kind != Kind::Synthetic {
+        bail!("--truth writes where the synthetic camera drew its people: it needs the synthetic camera");
+    }
     let pre_detector = pre_detector_path(a, kind);
     let recognizer = recognizer(&a.model, pre_detector.as_deref(), a.junk_threshold)?;
     let gallery_file = gallery_path(&a.model);
@@ -394,6 +405,8 @@ pub fn run(a: &RunArgs) -> Result<()> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut events = EventWriter::new(out);
+    let mut mot = a.mot.as_deref().map(mot_file).transpose()?;
+    let mut truth = a.truth.as_deref().map(mot_file).transpose()?;
     let camera = source.describe();
     eprintln!("edge-reid: reading {camera}");
     // A bad image file fails only itself; a camera that sends nothing but corrupt frames is lost.
@@ -422,6 +435,14 @@ pub fn run(a: &RunArgs) -> Result<()> {
         let outputs = pipeline.process(&frame, &camera)?;
         let started = Instant::now();
         write_all(&mut events, &outputs)?;
+        if let Some((path, w)) = &mut mot {
+            w.tracks(frame.index, &pipeline.tracks_in_view())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some((path, w)) = &mut truth {
+            w.truth(frame.index, &frame.truth)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         if let Some(dir) = &a.save_frames {
             let mut picture = frame.image.clone();
             draw(&mut picture, &pipeline.labels(&outputs));
@@ -437,6 +458,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
     events
         .write(&Event::Summary(&summary))
         .context("writing events")?;
+    for (path, w) in mot.iter_mut().chain(truth.iter_mut()) {
+        w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     drop(demo_dir);
     ended?;
     if files_source && summary.unreadable > 0 {
@@ -446,6 +471,12 @@ pub fn run(a: &RunArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A MOTChallenge file for `--mot` or `--truth`, created or emptied, with its path for messages.
+fn mot_file(path: &Path) -> Result<(PathBuf, MotWriter<BufWriter<File>>)> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok((path.to_path_buf(), MotWriter::new(BufWriter::new(file))))
 }
 
 /// A flag that SIGINT, SIGTERM or SIGHUP raises, so that `run` ends cleanly: open tracks end and
@@ -473,12 +504,30 @@ fn write_all(events: &mut EventWriter<impl Write>, outputs: &[Output]) -> Result
     Ok(())
 }
 
+/// Warns when a picture of a person is far from the model's aspect: it is padded to it (never
+/// stretched), so the person comes out small.
+fn check_aspect(path: &Path, image: &image::RgbImage, card: &ModelCard) {
+    let (height, width) = (card.input.height, card.input.width);
+    let factor = aspect_factor(image.width(), image.height(), height, width);
+    if factor > ASPECT_WARNING {
+        eprintln!(
+            "edge-reid: warning: {} is {}x{}, {factor:.1} times off the model's {width}x{height} \
+             aspect: it is padded to it; a picture cut around the one person, as tall and wide \
+             as the model's input, matches better",
+            path.display(),
+            image.width(),
+            image.height()
+        );
+    }
+}
+
 /// Recognises each image as one whole-image crop.
 fn recognize_files(recognizer: &mut Recognizer, paths: &[PathBuf]) -> Result<Vec<Recognition>> {
     paths
         .iter()
         .map(|path| {
             let image = decode(path)?;
+            check_aspect(path, &image, recognizer.card());
             let mut r = recognizer.recognize(&image, &[Region::full(&image)])?;
             Ok(r.remove(0))
         })
@@ -494,7 +543,7 @@ pub fn enroll(a: &EnrollArgs) -> Result<()> {
         .flat_map(|r| r.embedding.iter().copied())
         .collect();
     let path = gallery_path(&a.model);
-    let space = EmbeddingSpace::of_card(recognizer.card())?;
+    let space = EmbeddingSpace::of_model(recognizer.model())?;
     let mut gallery = Gallery::open_or_create(&path, space)
         .with_context(|| format!("opening gallery {}", path.display()))?;
     let receipt = gallery
@@ -525,11 +574,14 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
         warn_no_gallery(&gallery_file);
     }
     let paths = image_paths(&a.inputs)?;
+    let card = recognizer.card().clone();
     let mut pipeline = Pipeline::new(recognizer, gallery, Proposer::WholeFrame, a.max_distance);
     let mut events = EventWriter::new(std::io::stdout().lock());
     for (index, path) in paths.iter().enumerate() {
+        let image = decode(path)?;
+        check_aspect(path, &image, &card);
         let frame = Frame {
-            image: decode(path)?,
+            image,
             index: index as u64,
             ..Frame::default()
         };

@@ -6,6 +6,7 @@ mod commands;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use edge_reid::source::FrameSize;
 
 #[derive(Parser)]
 #[command(
@@ -77,18 +78,19 @@ struct RunArgs {
     /// Image files or folders, or `-` for raw RGB frames on stdin (needs --size).
     #[arg(long, num_args = 1..)]
     input: Vec<PathBuf>,
-    /// Frame size of raw stdin frames, WxH.
-    #[arg(long)]
-    size: Option<String>,
+    /// Frame size WxH: of the raw frames on stdin (required there), the size to ask a camera for
+    /// [default: 640x480], or the synthetic camera's [default: 640x360].
+    #[arg(long, value_parser = commands::parse_size)]
+    size: Option<FrameSize>,
     /// Use the synthetic camera (people rendered walking; no hardware needed).
     #[arg(long)]
     synthetic: bool,
-    /// Camera frame width to ask for.
-    #[arg(long, default_value_t = 640)]
-    width: u32,
-    /// Camera frame height to ask for.
-    #[arg(long, default_value_t = 480)]
-    height: u32,
+    /// The synthetic camera's most people in view at once.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=32))]
+    synthetic_people: u32,
+    /// The synthetic camera's seed (its people, scene and walks).
+    #[arg(long, default_value_t = 0)]
+    synthetic_seed: u64,
     /// Camera frame rate to ask for.
     #[arg(long, default_value_t = 30)]
     fps: u32,
@@ -137,6 +139,14 @@ struct RunArgs {
     /// Append events to this file (created if missing) instead of writing them to stdout.
     #[arg(long)]
     events: Option<PathBuf>,
+    /// Write the confirmed tracks of every frame to FILE in the MOTChallenge format
+    /// (frame,id,x,y,w,h,conf,-1,-1,-1; frames from 1), for scoring the tracker.
+    #[arg(long, value_name = "FILE")]
+    mot: Option<PathBuf>,
+    /// On the synthetic camera: write where it drew each person to FILE as MOTChallenge ground
+    /// truth (frame,id,x,y,w,h,1,1,1; the id is the person's identity).
+    #[arg(long, value_name = "FILE")]
+    truth: Option<PathBuf>,
     /// Stop after this many frames.
     #[arg(long)]
     frames: Option<u64>,

@@ -1,5 +1,5 @@
 //! Market-1501 layout data for training: image records and attribute annotations (CSV and Lin et
-//! al.'s MAT file, both from [`edge_reid::market`], re-exported here), the identity-disjoint
+//! al.'s MAT file, both from [`edge_reid::dataset::market`], re-exported here), the identity-disjoint
 //! validation split, the P x K batch sampler, augmentation and a threaded batch loader.
 //!
 //! Everything here is plain Rust (no candle): batches come out as `f32` NCHW buffers with their
@@ -32,7 +32,7 @@ mod split;
 use std::path::PathBuf;
 
 pub use augment::Augment;
-pub use edge_reid::market::{
+pub use edge_reid::dataset::market::{
     csv_row, list_folder, AttributeTable, EvaluationSplit, MarketDataset, MarketError, Record,
     CSV_HEADER,
 };

@@ -3,7 +3,8 @@
 //! before it, the model card in the `edge_reid.card` metadata property, and every export checked
 //! by running the file with tract against the candle forward pass (eval mode).
 //!
-//! - [`export_onnx`] writes a network and its card; [`verify`] checks a written file.
+//! - [`export_run`] exports a training run's checkpoint; [`export_onnx`] writes a network and
+//!   its card; [`verify`] checks a written file.
 //! - [`graph`]: a small ONNX graph builder (initializers, nodes, typed inputs and outputs, opset,
 //!   metadata).
 //! - `fold`: BatchNorm folding into convolution and linear weights.
@@ -21,20 +22,23 @@ mod net;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use clap::ValueEnum;
 use edge_reid::attributes::ATTRIBUTES;
 use edge_reid::card::{
-    ChannelOrder, DistanceMetric, EmbeddingSpec, InputSpec, ModelCard, PersonSpec, Task,
-    TrainingSummary, CARD_FORMAT_VERSION,
+    ChannelOrder, EmbeddingSpec, InputSpec, ModelCard, PersonSpec, Task, TrainingSummary,
+    CARD_FORMAT_VERSION,
 };
 use prost::Message;
 use tract_onnx::pb;
 
-use crate::model::{MultiTaskNet, NetConfig};
-use crate::pre_detector::PreDetectorNet;
+use crate::evaluate::{eval_net, Split};
+use crate::loss::EMBEDDING_METRIC;
+use crate::model::{MultiTaskNet, NetConfig, PreDetectorNet};
+use crate::run::{RunDir, Trainable};
+use crate::TrainError;
+use edge_reid::card::GallerySize;
 use edge_reid::model::Model;
-use edge_reid::open_set::GallerySize;
 use fold::to_vec;
 
 /// Name of the graph input.
@@ -137,7 +141,7 @@ pub fn model_card(
         embedding: Some(EmbeddingSpec {
             output: EMBEDDING.to_string(),
             dim: cfg.embedding_dim,
-            metric: DistanceMetric::Euclidean,
+            metric: EMBEDDING_METRIC,
             unknown_distance: unknown.map(|(d, _)| d),
             unknown_gallery: unknown.and_then(|(_, size)| match size {
                 GallerySize::All => None,
@@ -407,6 +411,60 @@ fn write_synced(model: &pb::ModelProto, path: &Path) -> Result<(), ExportError> 
             path: path.to_path_buf(),
             source,
         })
+}
+
+/// Exports a run's checkpoint (`best.safetensors` or `last.safetensors`) to `out`, with a card
+/// carrying that epoch's validation metrics; the file is verified against the network.
+///
+/// The card's unknown distance is calibrated on the run's validation split (the checkpoint is run
+/// over it once, with `workers` decoding threads), and its open-set rates join the card's
+/// validation metrics as `open_set_identified` and `open_set_rejected`. Where the run's dataset
+/// folder is gone (exporting on another machine), the card has no unknown distance.
+pub fn export_run(
+    run: &RunDir,
+    checkpoint: &Path,
+    out: &Path,
+    precision: Precision,
+    workers: usize,
+) -> Result<ModelCard, TrainError> {
+    let cfg = run.read_config()?;
+    let state = run.read_state()?;
+    let epoch = if checkpoint == run.best() {
+        state.best_epoch
+    } else {
+        state.epoch
+    };
+    let t = Trainable::load(&cfg.net, checkpoint, &Device::Cpu)?;
+    let mut summary = state.summary(&cfg, epoch);
+    let open_set = if cfg.data.is_dir() {
+        eval_net(&cfg, &t.net, &cfg.data, Split::Validation, workers)
+            .map_err(|e| {
+                TrainError::Setting(format!(
+                    "calibrating the unknown distance on the validation split of {}: {e}",
+                    cfg.data.display()
+                ))
+            })?
+            .open_set
+    } else {
+        None
+    };
+    if let Some(rates) = &open_set {
+        summary
+            .validation
+            .insert("open_set_identified".into(), rates.identified);
+        summary
+            .validation
+            .insert("open_set_rejected".into(), rates.rejected);
+    }
+    Ok(export_onnx(
+        &t.net,
+        summary,
+        cfg.mean,
+        cfg.std,
+        open_set.map(|r| (r.max_distance, r.gallery)),
+        precision,
+        out,
+    )?)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use crate::model::heads::{AttributeHeads, ConvBranch, SaHead, SelfAttention};
 use crate::model::layers::Conv;
 use crate::model::resnet::{BasicBlock, ResNet};
 use crate::model::MultiTaskNet;
-use crate::pre_detector::PreDetectorNet;
+use crate::model::PreDetectorNet;
 
 /// The batch dimension's symbol.
 const BATCH: &str = "N";

@@ -16,6 +16,7 @@ mod cpu_conv;
 mod cpu_pool;
 pub(crate) mod heads;
 pub(crate) mod layers;
+mod pre_detector;
 mod pretrained;
 pub(crate) mod resnet;
 
@@ -27,6 +28,7 @@ use heads::{AttributeHeads, HeadWidths, ReidHead};
 use layers::global_avg_pool;
 use resnet::ResNet;
 
+pub use pre_detector::PreDetectorNet;
 pub use pretrained::{load_pretrained, PretrainedError};
 
 /// Which backbone the network uses.
@@ -185,6 +187,19 @@ impl MultiTaskNet {
                 .transpose()?,
         })
     }
+}
+
+/// A batch's images as an `[n, 3, height, width]` tensor on `device` (taken out of the batch,
+/// which keeps its labels).
+pub(crate) fn images(
+    batch: &mut crate::data::Batch,
+    device: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(
+        std::mem::take(&mut batch.images),
+        (batch.n, 3, batch.height, batch.width),
+        device,
+    )
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! `-1` for junk; `0000` marks a distractor), camera 1-6, sequence, frame, box index.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), edge_reid::market::MarketError> {
-//! use edge_reid::market::{AttributeTable, EvaluationSplit};
+//! # fn main() -> Result<(), edge_reid::dataset::market::MarketError> {
+//! use edge_reid::dataset::market::{AttributeTable, EvaluationSplit};
 //! let root = std::path::Path::new("market");
 //! let split = EvaluationSplit::open(root)?;
 //! let table = AttributeTable::open(root)?;
@@ -23,7 +23,7 @@ pub mod mat;
 
 use std::path::{Path, PathBuf};
 
-pub use annotations::{csv_row, AttributeTable, CSV_HEADER};
+pub use annotations::{csv_row, AttributeTable, CSV_HEADER, CSV_HEADER_MULTICOLOR};
 
 /// Folder of the training images.
 pub const TRAIN_DIR: &str = "bounding_box_train";

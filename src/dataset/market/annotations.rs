@@ -4,17 +4,26 @@
 //! [`ATTRIBUTES`] order: value 1 is class 0, value 2 class 1, age 1-4 classes 0-3, and for the
 //! colours the one column of the group set to 2 gives the class, in [`crate::attributes::UP_COLORS`]
 //! / [`crate::attributes::DOWN_COLORS`] order.
+//!
+//! Real files are messier: in the course's CSV some identities set no colour column of a group
+//! (multicolour clothing) and a few set two; some tools add the columns `upmulticolor` and
+//! `downmulticolor` (30 columns, [`CSV_HEADER_MULTICOLOR`]). A group with no colour set, several,
+//! or its multicolour column set to 2 is [`UNLABELLED`]: the loss and the metrics skip it, and
+//! [`csv_row`] writes it back as the course does, every colour column 1.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES};
+use crate::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES, UNLABELLED};
 
 use super::mat::{MatFile, MatValue};
 use super::{MarketError, Record, MAT_FILE, TEST_CSV, TRAIN_CSV};
 
 /// The exact header of `annotations_train.csv` / `annotations_test.csv` (`id` is the identity).
 pub const CSV_HEADER: &str = "id,age,backpack,bag,handbag,clothes,down,up,hair,hat,gender,upblack,upwhite,upred,uppurple,upyellow,upgray,upblue,upgreen,downblack,downwhite,downpink,downpurple,downyellow,downgray,downblue,downgreen,downbrown";
+
+/// [`CSV_HEADER`] with the two multicolour columns some tools add (30 columns).
+pub const CSV_HEADER_MULTICOLOR: &str = "id,age,backpack,bag,handbag,clothes,down,up,hair,hat,gender,upblack,upwhite,upred,uppurple,upyellow,upgray,upblue,upgreen,downblack,downwhite,downpink,downpurple,downyellow,downgray,downblue,downgreen,downbrown,upmulticolor,downmulticolor";
 
 /// Attribute labels per identity.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,7 +56,7 @@ impl AttributeTable {
         Ok(table)
     }
 
-    /// Reads one annotation CSV with header [`CSV_HEADER`].
+    /// Reads one annotation CSV with header [`CSV_HEADER`] or [`CSV_HEADER_MULTICOLOR`].
     pub fn from_csv(path: &Path) -> Result<Self, MarketError> {
         let mut table = Self::default();
         table.add_csv(path)?;
@@ -122,12 +131,18 @@ impl AttributeTable {
             line,
             reason,
         };
-        let columns: Vec<&str> = CSV_HEADER.split(',').collect();
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
-        match lines.next() {
-            Some((_, header)) if header.trim_start_matches('\u{feff}') == CSV_HEADER => {}
-            _ => return Err(error(1, format!("the header must be exactly {CSV_HEADER}"))),
-        }
+        let header = lines.next().map(|(_, h)| h.trim_start_matches('\u{feff}'));
+        let columns: Vec<&str> = match header {
+            Some(h) if h == CSV_HEADER || h == CSV_HEADER_MULTICOLOR => h.split(',').collect(),
+            _ => {
+                let reason = format!(
+                    "the header must be exactly {CSV_HEADER} (optionally followed by \
+                     ,upmulticolor,downmulticolor)"
+                );
+                return Err(error(1, reason));
+            }
+        };
         for (line, row) in lines.filter(|(_, row)| !row.is_empty()) {
             let fields: Vec<&str> = row.split(',').map(str::trim).collect();
             if fields.len() != columns.len() {
@@ -238,7 +253,7 @@ fn file_columns() -> Vec<String> {
 
 /// The 27 file values (the columns of [`CSV_HEADER`] after `id`) of one identity's labels: the
 /// inverse of reading a row. Binary attributes and age are `class + 1`; a colour group has 2 in
-/// its class's column and 1 elsewhere.
+/// its class's column and 1 elsewhere (1 everywhere when [`UNLABELLED`], the course's multicolour).
 pub fn csv_row(labels: &AttributeLabels) -> Vec<u8> {
     ATTRIBUTES
         .iter()
@@ -255,6 +270,11 @@ pub fn csv_row(labels: &AttributeLabels) -> Vec<u8> {
 /// Class indices from one identity's file values, `value(column)` giving each column's value.
 fn labels_from(value: impl Fn(&str) -> Option<i64>) -> Result<AttributeLabels, String> {
     let get = |column: &str| value(column).ok_or_else(|| format!("column {column} is missing"));
+    let yes = |column: &str, v: i64| match v {
+        1 => Ok(false),
+        2 => Ok(true),
+        v => Err(format!("{column} = {v}, expected 1 or 2")),
+    };
     let mut labels = [0u8; NUM_ATTRIBUTES];
     for (label, attribute) in labels.iter_mut().zip(&ATTRIBUTES) {
         *label = match colour_prefix(attribute.name) {
@@ -270,23 +290,19 @@ fn labels_from(value: impl Fn(&str) -> Option<i64>) -> Result<AttributeLabels, S
                 let mut set = Vec::new();
                 for (class, colour) in attribute.labels.iter().enumerate() {
                     let column = format!("{prefix}{colour}");
-                    match get(&column)? {
-                        1 => {}
-                        2 => set.push((class, column)),
-                        v => return Err(format!("{column} = {v}, expected 1 or 2")),
+                    if yes(&column, get(&column)?)? {
+                        set.push(class);
                     }
                 }
+                let multicolour = format!("{prefix}multicolor");
+                let multicolour = match value(&multicolour) {
+                    Some(v) => yes(&multicolour, v)?,
+                    None => false,
+                };
                 match set.as_slice() {
-                    [(class, _)] => *class as u8,
-                    _ => {
-                        let names: Vec<&str> = set.iter().map(|(_, c)| c.as_str()).collect();
-                        return Err(format!(
-                            "{}: {} columns set to 2 ({}), expected exactly one",
-                            attribute.name,
-                            set.len(),
-                            names.join(", ")
-                        ));
-                    }
+                    [class] if !multicolour => *class as u8,
+                    // No colour, several, or multicolour: the annotation leaves it open.
+                    _ => UNLABELLED,
                 }
             }
         };
@@ -350,6 +366,17 @@ mod tests {
     }
 
     #[test]
+    fn multicolour_mat_identities_load_unlabelled() {
+        // `tests/reference/make_mat_fixture.py`: 0004 sets upblack and upred, 0008 no down colour.
+        let table = AttributeTable::from_mat(&fixture("market_multicolour.mat")).unwrap();
+        let four = table.get(4).unwrap();
+        assert_eq!((four[10], four[11]), (UNLABELLED, 0), "{four:?}");
+        let eight = table.get(8).unwrap();
+        assert_eq!((eight[10], eight[11]), (6, UNLABELLED), "{eight:?}");
+        assert_eq!(eight[..10], [1; 10]);
+    }
+
+    #[test]
     fn bad_mat_content_names_the_field() {
         let err = AttributeTable::from_mat(&fixture("market_bad_colour.mat")).unwrap_err();
         let text = err.to_string();
@@ -357,7 +384,7 @@ mod tests {
         assert!(text.contains("market_bad_colour.mat"), "{text}");
         assert!(text.contains("market_attribute.train"), "{text}");
         assert!(
-            text.contains("identity 4: upcolor: 2 columns set to 2 (upblack, upred)"),
+            text.contains("identity 4: upred = 3, expected 1 or 2"),
             "{text}"
         );
 
@@ -426,26 +453,84 @@ mod tests {
         assert!(matches!(err, MarketError::NoAnnotations { .. }), "{err}");
     }
 
+    /// `fields` with column `column` set to `value`.
+    fn set(fields: &str, header: &str, column: &str, value: &str) -> String {
+        let position = header.split(',').position(|c| c == column).unwrap();
+        let mut fields: Vec<&str> = fields.split(',').collect();
+        fields[position] = value;
+        fields.join(",")
+    }
+
+    #[test]
+    fn multicolour_csv_rows_load_unlabelled_in_both_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        // 28 columns: no up colour set (1); two down colours set (2).
+        let base = row("1", [1; 10], 3, 4);
+        let none = set(&base, CSV_HEADER, "uppurple", "1");
+        let two = set(
+            &set(&base, CSV_HEADER, "id", "2"),
+            CSV_HEADER,
+            "downblue",
+            "2",
+        );
+        let path = write(dir.path(), "a.csv", &[none, two, row("3", [1; 10], 3, 4)]);
+        let table = AttributeTable::from_csv(&path).unwrap();
+        let colours = |id| table.get(id).map(|l| (l[10], l[11]));
+        assert_eq!(colours(1), Some((UNLABELLED, 4)));
+        assert_eq!(colours(2), Some((3, UNLABELLED)));
+        assert_eq!(colours(3), Some((3, 4)));
+        // Written back in the course's form: every colour column 1.
+        let back = csv_row(table.get(1).unwrap());
+        assert_eq!(back[10..18], [1; 8]);
+        assert_eq!(back[18..27], [1, 1, 1, 1, 2, 1, 1, 1, 1]);
+
+        // 30 columns: the multicolour columns decide, a colour set beside them or not.
+        let multi =
+            |id: &str, up: &str, down: &str| format!("{},{up},{down}", row(id, [1; 10], 0, 1));
+        let path = dir.path().join("b.csv");
+        let rows = [
+            multi("4", "2", "1"),
+            multi("5", "1", "2"),
+            multi("6", "1", "1"),
+        ];
+        std::fs::write(
+            &path,
+            format!("{CSV_HEADER_MULTICOLOR}\n{}\n", rows.join("\n")),
+        )
+        .unwrap();
+        let table = AttributeTable::from_csv(&path).unwrap();
+        let colours = |id| table.get(id).map(|l| (l[10], l[11]));
+        assert_eq!(colours(4), Some((UNLABELLED, 1)));
+        assert_eq!(colours(5), Some((0, UNLABELLED)));
+        assert_eq!(colours(6), Some((0, 1)));
+        std::fs::write(
+            &path,
+            format!("{CSV_HEADER_MULTICOLOR}\n{}\n", multi("7", "3", "1")),
+        )
+        .unwrap();
+        let err = AttributeTable::from_csv(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("b.csv:2: upmulticolor = 3, expected 1 or 2"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn malformed_csv_rows_are_errors_with_line_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let good = row("1", [1; 10], 0, 0);
         let bad = |column: &str, value: &str| {
-            let position = CSV_HEADER.split(',').position(|c| c == column).unwrap();
-            let mut fields: Vec<&str> = good.split(',').collect();
-            fields[0] = "2";
-            fields[position] = value;
-            fields.join(",")
+            set(
+                &set(&good, CSV_HEADER, "id", "2"),
+                CSV_HEADER,
+                column,
+                value,
+            )
         };
         let cases: Vec<(String, &str)> = vec![
             (bad("age", "5"), "age = 5, expected 1..=4"),
             (bad("backpack", "0"), "backpack = 0, expected 1..=2"),
             (bad("gender", "3"), "gender = 3"),
-            (bad("upblack", "1"), "upcolor: 0 columns set to 2"),
-            (
-                bad("downpink", "2"),
-                "downcolor: 2 columns set to 2 (downblack, downpink)",
-            ),
             (bad("upwhite", "3"), "upwhite = 3, expected 1 or 2"),
             (bad("hat", ""), "hat = \"\" is not an integer"),
             (bad("id", "-1"), "id -1 is not an identity"),

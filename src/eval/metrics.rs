@@ -1,8 +1,7 @@
 //! Evaluation metrics shared by the training crate's `eval` and the runtime's `eval` command.
 //!
 //! - Re-ID: [`eval_market1501`], torchreid's Market-1501 protocol (CMC, mAP) plus mINP, over a
-//!   query x gallery distance matrix; the matrices come from [`distance_matrix`] and its siblings,
-//!   which also serve gallery search.
+//!   query x gallery distance matrix (from [`crate::distance::distance_matrix`]).
 //! - Attributes: [`attribute_report`], per-attribute accuracy, balanced accuracy and the
 //!   most-frequent-class baseline.
 //! - [`Report`]: the paper's Table 1 ([`AttributeReport`]'s `Display`) and Table 2
@@ -11,9 +10,9 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES};
-use crate::card::DistanceMetric;
-use crate::open_set::OpenSetRates;
+use crate::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES, UNLABELLED};
+use crate::distance::DistanceError;
+use crate::eval::open_set::OpenSetRates;
 
 /// The identity Market-1501 gives junk images. Junk is not part of the gallery: drop it (and never
 /// use it as a query) before evaluating; [`eval_market1501`] refuses it.
@@ -32,19 +31,9 @@ pub enum MetricsError {
         /// The length the other inputs imply.
         expected: usize,
     },
-    /// Embedding dimension 0.
-    #[error("embedding dimension must be at least 1")]
-    ZeroDim,
-    /// An embedding matrix whose length is not a whole number of rows.
-    #[error("{what} have {len} values, not a multiple of the dimension {dim}")]
-    PartialRow {
-        /// Which embeddings.
-        what: &'static str,
-        /// Their length.
-        len: usize,
-        /// The embedding dimension.
-        dim: usize,
-    },
+    /// Embeddings that are not a `[rows, dim]` matrix.
+    #[error(transparent)]
+    Distance(#[from] DistanceError),
     /// A distance is NaN (a broken embedding).
     #[error("distance between query {query} and gallery entry {gallery} is NaN")]
     NanDistance {
@@ -95,139 +84,6 @@ pub enum MetricsError {
         /// Number of classes of the attribute.
         classes: usize,
     },
-}
-
-// ---------------------------------------------------------------------------------------------
-// Distances
-// ---------------------------------------------------------------------------------------------
-
-/// Number of rows of a row-major `[rows, dim]` embedding matrix.
-fn rows(what: &'static str, data: &[f32], dim: usize) -> Result<usize, MetricsError> {
-    if dim == 0 {
-        return Err(MetricsError::ZeroDim);
-    }
-    if !data.len().is_multiple_of(dim) {
-        return Err(MetricsError::PartialRow {
-            what,
-            len: data.len(),
-            dim,
-        });
-    }
-    Ok(data.len() / dim)
-}
-
-/// Lanes of independent accumulators: lets the compiler vectorise the inner loops.
-const LANES: usize = 8;
-
-/// `sum((a - b)^2)` of two equally long vectors.
-pub(crate) fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            let d = x[i] - y[i];
-            acc[i] += d * d;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// `sum(a * b)` of two equally long vectors.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Applies `f` to every (query row, gallery row) pair, row-major `[num_query, num_gallery]`.
-fn pairwise(
-    query: &[f32],
-    gallery: &[f32],
-    dim: usize,
-    f: impl Fn(&[f32], &[f32]) -> f32,
-) -> Result<Vec<f32>, MetricsError> {
-    let nq = rows("query embeddings", query, dim)?;
-    let ng = rows("gallery embeddings", gallery, dim)?;
-    let mut out = Vec::with_capacity(nq * ng);
-    for q in query.chunks_exact(dim) {
-        out.extend(gallery.chunks_exact(dim).map(|g| f(q, g)));
-    }
-    Ok(out)
-}
-
-/// Squared Euclidean distances between row-major `[nq, dim]` queries and `[ng, dim]` gallery
-/// embeddings, as a row-major `[nq, ng]` matrix (torchreid's `euclidean` metric; same ranking as
-/// the plain Euclidean distance, one square root cheaper).
-pub fn squared_euclidean_distances(
-    query: &[f32],
-    gallery: &[f32],
-    dim: usize,
-) -> Result<Vec<f32>, MetricsError> {
-    pairwise(query, gallery, dim, squared_l2)
-}
-
-/// Euclidean distances, laid out as [`squared_euclidean_distances`].
-pub fn euclidean_distances(
-    query: &[f32],
-    gallery: &[f32],
-    dim: usize,
-) -> Result<Vec<f32>, MetricsError> {
-    pairwise(query, gallery, dim, |a, b| squared_l2(a, b).sqrt())
-}
-
-/// Cosine distances `1 - cos(q, g)`, laid out as [`squared_euclidean_distances`]. Norms are
-/// clamped to at least 1e-12 as `torch.nn.functional.normalize` does, so a zero vector is at
-/// distance 1 from everything.
-pub fn cosine_distances(
-    query: &[f32],
-    gallery: &[f32],
-    dim: usize,
-) -> Result<Vec<f32>, MetricsError> {
-    let nq = rows("query embeddings", query, dim)?;
-    rows("gallery embeddings", gallery, dim)?;
-    let inv_norm = |v: &[f32]| 1.0 / dot(v, v).sqrt().max(1e-12);
-    let g_inv: Vec<f32> = gallery.chunks_exact(dim).map(inv_norm).collect();
-    let mut out = Vec::with_capacity(nq * g_inv.len());
-    for q in query.chunks_exact(dim) {
-        let q_inv = inv_norm(q);
-        out.extend(
-            gallery
-                .chunks_exact(dim)
-                .zip(&g_inv)
-                .map(|(g, gi)| 1.0 - dot(q, g) * q_inv * gi),
-        );
-    }
-    Ok(out)
-}
-
-/// The distance matrix a model card's metric asks for: Euclidean or cosine.
-pub fn distance_matrix(
-    query: &[f32],
-    gallery: &[f32],
-    dim: usize,
-    metric: DistanceMetric,
-) -> Result<Vec<f32>, MetricsError> {
-    match metric {
-        DistanceMetric::Euclidean => euclidean_distances(query, gallery, dim),
-        DistanceMetric::Cosine => cosine_distances(query, gallery, dim),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,14 +253,19 @@ pub struct AttributeReport {
     pub mean_balanced_accuracy: f64,
 }
 
-/// Checks that every class index of a label set is within its attribute's labels.
-fn check_classes(set: &'static str, labels: &[AttributeLabels]) -> Result<(), MetricsError> {
+/// Checks that every class index of a label set is within its attribute's labels ([`UNLABELLED`]
+/// allowed where `unlabelled` is).
+fn check_classes(
+    set: &'static str,
+    labels: &[AttributeLabels],
+    unlabelled: bool,
+) -> Result<(), MetricsError> {
     if labels.is_empty() {
         return Err(MetricsError::EmptyLabels { set });
     }
     for (row, l) in labels.iter().enumerate() {
         for (a, &class) in ATTRIBUTES.iter().zip(l) {
-            if usize::from(class) >= a.classes() {
+            if usize::from(class) >= a.classes() && !(unlabelled && class == UNLABELLED) {
                 return Err(MetricsError::ClassOutOfRange {
                     set,
                     row,
@@ -421,15 +282,17 @@ fn check_classes(set: &'static str, labels: &[AttributeLabels]) -> Result<(), Me
 /// Scores attribute predictions against the ground truth, row by row (`predicted[i]` is the
 /// prediction for `truth[i]`). The most-frequent-class baseline predicts, for each attribute, the
 /// class commonest in `reference` (e.g. the training labels; the lowest class index on a tie) and
-/// is scored on `truth`.
+/// is scored on `truth`. [`UNLABELLED`] entries of `truth` and `reference` (multicolour clothing)
+/// are left out of that attribute's scores and counts; an attribute no row of `truth` labels
+/// scores 0.
 pub fn attribute_report(
     predicted: &[AttributeLabels],
     truth: &[AttributeLabels],
     reference: &[AttributeLabels],
 ) -> Result<AttributeReport, MetricsError> {
-    check_classes("predicted", predicted)?;
-    check_classes("truth", truth)?;
-    check_classes("reference", reference)?;
+    check_classes("predicted", predicted, false)?;
+    check_classes("truth", truth, true)?;
+    check_classes("reference", reference, true)?;
     if predicted.len() != truth.len() {
         return Err(MetricsError::Length {
             what: "predicted labels",
@@ -437,13 +300,12 @@ pub fn attribute_report(
             expected: truth.len(),
         });
     }
-    let n = truth.len() as f64;
     let rows: Vec<AttributeScores> = ATTRIBUTES
         .iter()
         .enumerate()
         .map(|(a, attr)| {
             let mut reference_counts = vec![0usize; attr.classes()];
-            for r in reference {
+            for r in reference.iter().filter(|r| r[a] != UNLABELLED) {
                 reference_counts[usize::from(r[a])] += 1;
             }
             // First maximum: the lowest class index wins a tie.
@@ -458,7 +320,13 @@ pub fn attribute_report(
             // Per true class: (count, correctly predicted).
             let mut per_class = vec![(0usize, 0usize); attr.classes()];
             let (mut correct, mut mfc_correct) = (0usize, 0usize);
-            for (p, t) in predicted.iter().zip(truth) {
+            let labelled = predicted
+                .iter()
+                .zip(truth)
+                .filter(|(_, t)| t[a] != UNLABELLED);
+            let mut n = 0usize;
+            for (p, t) in labelled {
+                n += 1;
                 let slot = &mut per_class[usize::from(t[a])];
                 slot.0 += 1;
                 if p[a] == t[a] {
@@ -474,12 +342,13 @@ pub fn attribute_report(
                 .filter(|(count, _)| *count > 0)
                 .map(|&(count, hit)| hit as f64 / count as f64)
                 .collect();
+            let share = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
             AttributeScores {
                 name: attr.name,
                 majority_class,
-                mfc: mfc_correct as f64 / n,
-                accuracy: correct as f64 / n,
-                balanced_accuracy: recalls.iter().sum::<f64>() / recalls.len() as f64,
+                mfc: share(mfc_correct),
+                accuracy: share(correct),
+                balanced_accuracy: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
             }
         })
         .collect();
@@ -590,7 +459,11 @@ impl fmt::Display for Report<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::open_set::GallerySize;
+    use crate::card::GallerySize;
+    use crate::distance::{
+        cosine_distances, distance_matrix, euclidean_distances, squared_euclidean_distances,
+        DistanceMetric,
+    };
     use serde::Deserialize;
 
     /// One case of `tests/fixtures/metrics_market1501.json`, written by
@@ -636,7 +509,7 @@ mod tests {
     #[test]
     fn market1501_matches_torchreid() {
         let fixture: ReidFixture =
-            serde_json::from_str(include_str!("../tests/fixtures/metrics_market1501.json"))
+            serde_json::from_str(include_str!("../../tests/fixtures/metrics_market1501.json"))
                 .unwrap();
         assert_eq!(fixture.cases.len(), 6);
         for c in &fixture.cases {
@@ -781,40 +654,6 @@ mod tests {
         assert!(msg.contains("query entry 0 is junk"), "{msg}");
     }
 
-    #[test]
-    fn distances_by_hand() {
-        let q = [3.0, 4.0];
-        let g = [0.0, 0.0, 3.0, 4.0, -3.0, -4.0];
-        assert_eq!(
-            squared_euclidean_distances(&q, &g, 2).unwrap(),
-            vec![25.0, 0.0, 100.0]
-        );
-        assert_eq!(
-            euclidean_distances(&q, &g, 2).unwrap(),
-            vec![5.0, 0.0, 10.0]
-        );
-        // A zero vector is at cosine distance 1, as with torch's normalize.
-        assert_eq!(cosine_distances(&q, &g, 2).unwrap(), vec![1.0, 0.0, 2.0]);
-        assert_eq!(
-            distance_matrix(&q, &g, 2, DistanceMetric::Cosine).unwrap(),
-            cosine_distances(&q, &g, 2).unwrap()
-        );
-        // 2 queries x 0 gallery: an empty matrix.
-        assert!(euclidean_distances(&[1.0; 4], &[], 2).unwrap().is_empty());
-        assert_eq!(
-            cosine_distances(&q, &g[..5], 2).unwrap_err(),
-            MetricsError::PartialRow {
-                what: "gallery embeddings",
-                len: 5,
-                dim: 2
-            }
-        );
-        assert_eq!(
-            squared_euclidean_distances(&q, &g, 0).unwrap_err(),
-            MetricsError::ZeroDim
-        );
-    }
-
     /// `tests/fixtures/metrics_attributes.json`, written by `tests/reference/metrics_reference.py`
     /// (scikit-learn's `accuracy_score` and `balanced_accuracy_score`, numpy for the baseline).
     #[derive(Deserialize)]
@@ -839,7 +678,7 @@ mod tests {
     #[test]
     fn attributes_match_sklearn() {
         let f: AttributeFixture =
-            serde_json::from_str(include_str!("../tests/fixtures/metrics_attributes.json"))
+            serde_json::from_str(include_str!("../../tests/fixtures/metrics_attributes.json"))
                 .unwrap();
         let r = attribute_report(&f.predicted, &f.truth, &f.reference).unwrap();
         assert_eq!(r.rows.len(), NUM_ATTRIBUTES);
@@ -917,6 +756,49 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn unlabelled_colours_are_left_out_of_their_attribute() {
+        let row = |up: u8| {
+            let mut l = [0u8; NUM_ATTRIBUTES];
+            l[10] = up;
+            l
+        };
+        // Without the unlabelled rows: truth [2, 3, 3], predicted [2, 2, 3].
+        let truth = [row(2), row(UNLABELLED), row(3), row(3), row(UNLABELLED)];
+        let predicted = [row(2), row(5), row(2), row(3), row(2)];
+        let reference = [row(UNLABELLED), row(UNLABELLED), row(3), row(UNLABELLED)];
+        let r = attribute_report(&predicted, &truth, &reference).unwrap();
+        let up = &r.rows[10];
+        assert_eq!(
+            up.majority_class, 3,
+            "the unlabelled reference rows do not count"
+        );
+        assert!((up.accuracy - 2.0 / 3.0).abs() < 1e-12, "{}", up.accuracy);
+        assert!((up.mfc - 2.0 / 3.0).abs() < 1e-12, "{}", up.mfc);
+        assert!((up.balanced_accuracy - 0.75).abs() < 1e-12);
+        // The other attributes keep every row.
+        assert_eq!(r.rows[9].accuracy, 1.0);
+        // A model never predicts "unlabelled".
+        let err = attribute_report(&truth, &truth, &reference).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MetricsError::ClassOutOfRange {
+                    set: "predicted",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // No row labelled: 0, not NaN.
+        let none = [row(UNLABELLED)];
+        let r = attribute_report(&[row(0)], &none, &reference).unwrap();
+        assert_eq!(
+            (r.rows[10].accuracy, r.rows[10].balanced_accuracy),
+            (0.0, 0.0)
+        );
     }
 
     #[test]

@@ -25,29 +25,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::metrics::MetricsError;
+use crate::card::GallerySize;
+use crate::eval::metrics::MetricsError;
 
 /// The gallery size, in identities, that exported models calibrate their unknown distance for.
 pub const CALIBRATION_GALLERY: usize = 10;
-
-/// How many identities the gallery holds when measuring open-set rates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GallerySize {
-    /// Every identity of the set's gallery.
-    All,
-    /// Galleries of this many identities (at least 1) drawn from the set's gallery; a set with
-    /// fewer identities is used whole.
-    Identities(usize),
-}
-
-impl fmt::Display for GallerySize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GallerySize::All => f.write_str("the whole gallery"),
-            GallerySize::Identities(n) => write!(f, "galleries of {n} people"),
-        }
-    }
-}
 
 /// What one threshold does on a query set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -267,7 +249,7 @@ impl<'a> Decisions<'a> {
 }
 
 /// The open-set rates of `max_distance` for galleries of `size` on a query set (`distmat`
-/// row-major `[queries, gallery]`, as for [`crate::metrics::eval_market1501`]).
+/// row-major `[queries, gallery]`, as for [`crate::eval::metrics::eval_market1501`]).
 pub fn open_set_rates(
     distmat: &[f32],
     q_pids: &[i32],

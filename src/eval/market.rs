@@ -17,15 +17,16 @@ use image::RgbImage;
 
 use crate::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES};
 use crate::card::ModelCard;
-use crate::market::{
+use crate::dataset::market::{
     list_folder, AttributeTable, EvaluationSplit, MarketError, Record, MAT_FILE, TEST_CSV,
     TRAIN_DIR,
 };
-use crate::metrics::{
-    attribute_report, distance_matrix, eval_market1501, AttributeReport, MetricsError,
-    RankingMetrics, Report, JUNK_ID,
+use crate::distance::distance_matrix;
+use crate::eval::metrics::{
+    attribute_report, eval_market1501, AttributeReport, MetricsError, RankingMetrics, Report,
+    JUNK_ID,
 };
-use crate::open_set::{open_set_rates, OpenSetRates};
+use crate::eval::open_set::{open_set_rates, OpenSetRates};
 use crate::pipeline::{PipelineError, Recognition, Recognizer};
 
 /// Ranks of the CMC curve computed (the tables print rank-1, 5 and 10).
@@ -336,7 +337,7 @@ pub fn evaluate_market(
     let (nq, ng) = (split.query.len(), gallery.len());
     let (query_embeddings, rest) = p.embeddings.split_at(nq * dim);
     let distances = distance_matrix(query_embeddings, &rest[..ng * dim], dim, metric)
-        .map_err(EvalError::Ranking)?;
+        .map_err(|e| EvalError::Ranking(e.into()))?;
     let ids = |rs: &[&Record]| rs.iter().map(|r| r.identity).collect::<Vec<_>>();
     let cams = |rs: &[&Record]| rs.iter().map(|r| r.camera).collect::<Vec<_>>();
     let (q, g) = (&records[..nq], &records[nq..nq + ng]);
