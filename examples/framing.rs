@@ -1,8 +1,8 @@
 //! What crop framing does to re-identification: the same person boxes embedded as the runtime cuts
 //! them (grown by Market's margin to the model's aspect, [`Preprocessor::crop_into`]) and
 //! stretched to the input as they are ([`Preprocessor::resize_into`]), then ranked against each
-//! other (every box a query against all the others, boxes of the same frame left out, as
-//! Market's protocol leaves out the query's own camera).
+//! other (every box a query against all the others, boxes of the same frame left out, as Market's
+//! protocol leaves out the query's own camera).
 //!
 //! Two sets of tight, detector-like boxes with known identities: the synthetic camera's people
 //! (every 10th frame) and the hand-made identities of vtest.avi (`tests/fixtures/vtest/

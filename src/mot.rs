@@ -5,6 +5,9 @@
 //!   each frame, `conf` 1.
 //! - Ground truth (`--truth FILE`, the synthetic camera only): `frame,id,x,y,w,h,1,1,1` (counted,
 //!   class 1 pedestrian, fully visible), `id` the synthetic person's identity.
+//!
+//! Box corners are in the frame's pixels counted from 0, as the events' boxes are (MOTChallenge's
+//! own ground truth counts from 1: shift one of them when scoring against it).
 
 use std::io::{self, Write};
 

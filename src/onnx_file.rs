@@ -63,7 +63,7 @@ impl OnnxFile {
     }
 
     /// SHA-256 of what computes the outputs: the graph (nodes, weights, inputs, outputs, as protobuf
-    /// bytes without the doc strings) and the opsets, then `extra`. Metadata (the model card with
+    /// bytes without the graph's and the nodes' doc strings) and the opsets, then `extra`. Metadata (the model card with
     /// its training summary), producer and doc strings do not count, so the same weights
     /// exported elsewhere or with another card digest the same, and retrained ones do not.
     pub fn digest(&self, extra: &[u8]) -> [u8; 32] {

@@ -11,6 +11,11 @@
 //! `enroll`, `identify`, `embed`, `eval` and the training loader), so a 128x64 Market crop goes
 //! through unchanged.
 //!
+//! The margin is what makes a camera's boxes match enrolled pictures, which are crops with a
+//! margin like Market's: without it the first run names an enrolled synthetic person on half of
+//! their frames instead of all. Ranked only against each other, tight boxes do better with less
+//! margin (RESULTS.md, "Crop framing"; `cargo run --release --example framing`).
+//!
 //! **Resampling.** A window is resized to the card's `height x width` with bilinear interpolation
 //! (half-pixel centres, as PyTorch's `F.interpolate(mode='bilinear', align_corners=False,
 //! antialias=False)` of the padded window) and normalised as `(pixel / 255 - mean) / std`, written

@@ -33,8 +33,8 @@ const CYCLE: f32 = 1.5;
 const MARGIN: f32 = 0.6;
 /// Truth boxes are what a person detector reports: tight around the person (head to feet, a small
 /// margin as shares of the person's height) and as wide as a walking person with swinging arms and
-/// bags at full stride (width over height; vtest.avi's hand-drawn boxes: 0.36 at the median). The crop cut
-/// from them gets Market's margin (`preprocess::Window::framing`).
+/// bags at full stride (width over height; vtest.avi's hand-drawn boxes: 0.36 at the median). The
+/// crop cut from them gets Market's margin (`preprocess::Window::framing`).
 const BOX_TOP: f32 = 0.02;
 const BOX_BOTTOM: f32 = 0.02;
 const BOX_ASPECT: f32 = 0.45;

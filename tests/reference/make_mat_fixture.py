@@ -1,4 +1,4 @@
-"""Writes the MAT-file fixtures of `src/market/mat.rs` and `src/market/annotations.rs`.
+"""Writes the MAT-file fixtures of `src/dataset/market/mat.rs` and `src/dataset/market/annotations.rs`.
 
 Run from the repository root:  python3 tests/reference/make_mat_fixture.py
 (needs numpy and scipy). It writes into tests/fixtures/:

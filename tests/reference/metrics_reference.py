@@ -1,4 +1,4 @@
-"""Reference values for `src/metrics.rs`.
+"""Reference values for `src/eval/metrics.rs` and `src/distance.rs`.
 
 Writes two fixtures next to this directory, read by the unit tests with `include_str!`:
 

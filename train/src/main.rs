@@ -254,6 +254,11 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
         .with_context(|| format!("input size {s:?} is not WxH (for example 64x128)"))?;
     let w: usize = w.parse().with_context(|| format!("bad width in {s:?}"))?;
     let h: usize = h.parse().with_context(|| format!("bad height in {s:?}"))?;
+    if w > h {
+        bail!(
+            "input size {s} is wider than tall: sizes are WxH, width first (did you mean {h}x{w}?)"
+        );
+    }
     if h < 32 || w < 16 || !h.is_multiple_of(16) || !w.is_multiple_of(16) {
         bail!("input size {s}: height >= 32, width >= 16, both multiples of 16");
     }

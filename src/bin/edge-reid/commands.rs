@@ -385,6 +385,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if a.auto_enroll && !track {
         bail!("--auto-enroll names tracked people: it needs a stream (a camera, stdin or --synthetic)");
     }
+    if a.mot.is_some() && !track {
+        bail!("--mot writes tracks: it needs a tracked stream (a camera, stdin or the synthetic camera, without --no-track or --roi)");
+    }
     if track {
         let cfg = TrackerConfig {
             embed_every: a.embed_every.max(1),

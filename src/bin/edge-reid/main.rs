@@ -85,8 +85,8 @@ struct RunArgs {
     /// Use the synthetic camera (people rendered walking; no hardware needed).
     #[arg(long)]
     synthetic: bool,
-    /// The synthetic camera's most people in view at once.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=32))]
+    /// The synthetic camera's most people in view at once (its pool holds 6).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=6))]
     synthetic_people: u32,
     /// The synthetic camera's seed (its people, scene and walks).
     #[arg(long, default_value_t = 0)]

@@ -19,7 +19,7 @@ mkdir -p "$cache" "$stubs"
 if [[ ! -x $venv/bin/python ]]; then
   python3 -m venv "$venv"
 fi
-if [[ ! -x $venv/lib/python3*/site-packages/nvidia/cu13/bin/nvcc ]]; then
+if ! compgen -G "$venv/lib/python3*/site-packages/nvidia/cu13/bin/nvcc" >/dev/null; then
   "$venv/bin/pip" install -q "nvidia-cuda-nvcc==13.0.*" "nvidia-nvvm==13.0.*" "nvidia-cuda-crt==13.0.*" \
     "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-cccl==13.0.*"
 fi
