@@ -111,20 +111,21 @@ impl Tracking {
             .collect()
     }
 
-    /// The confirmed tracks seen in `frame`: id and box.
-    pub(super) fn in_view(&self, frame: u64) -> Vec<(u64, Region)> {
+    /// The confirmed tracks seen in `frame`.
+    fn seen(&self, frame: u64) -> impl Iterator<Item = &Track> {
         self.tracker
             .tracks()
-            .filter(|t| t.confirmed() && t.last_frame() == frame)
-            .map(|t| (t.id(), t.region()))
-            .collect()
+            .filter(move |t| t.confirmed() && t.last_frame() == frame)
+    }
+
+    /// The confirmed tracks seen in `frame`: id and box.
+    pub(super) fn in_view(&self, frame: u64) -> Vec<(u64, Region)> {
+        self.seen(frame).map(|t| (t.id(), t.region())).collect()
     }
 
     /// Labels of the confirmed tracks seen in `frame`.
     pub(super) fn labels(&self, frame: u64) -> Vec<Label> {
-        self.tracker
-            .tracks()
-            .filter(|t| t.confirmed() && t.last_frame() == frame)
+        self.seen(frame)
             .filter_map(|t| {
                 let shown = self.memory.tracks.get(&t.id())?;
                 Some(Label {

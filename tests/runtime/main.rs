@@ -55,6 +55,14 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Skips a test whose outside tool is missing, saying why (`None`); under CI (`$CI` set), which
+/// installs every such tool, fails it instead.
+fn skip<T>(why: &str) -> Option<T> {
+    assert!(std::env::var_os("CI").is_none(), "{why}: CI must have it");
+    println!("skipped: {why}");
+    None
+}
+
 /// The ids of the track events among `events` with `status` (`new`, `update` or `end`), sorted.
 fn track_ids(events: &[serde_json::Value], status: &str) -> Vec<u64> {
     let mut ids: Vec<u64> = events

@@ -10,6 +10,8 @@ use edge_reid::detect::motion::{MotionConfig, MotionDetector};
 use edge_reid::detect::{iou, match_boxes, BoxMatch};
 use edge_reid::preprocess::Region;
 
+use super::skip;
+
 /// Where Debian's `opencv-doc` installs the video.
 const VIDEO: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 const WIDTH: u32 = 768;
@@ -46,18 +48,11 @@ fn region([x, y, width, height]: [u32; 4]) -> Region {
     }
 }
 
-/// Skips the test, saying why; under CI (`$CI` set), which installs the video, fails it instead.
-fn skip(why: &str) -> Option<Child> {
-    assert!(std::env::var_os("CI").is_none(), "{why}: CI must have it");
-    println!("skipped: {why} (apt-get install ffmpeg opencv-doc)");
-    None
-}
-
 /// ffmpeg decoding the first `frames` frames of the video to raw RGB on its stdout; `None` (the
 /// test is skipped, saying why) where the video or ffmpeg is missing outside CI.
 fn decode(frames: usize) -> Option<Child> {
     if !Path::new(VIDEO).exists() {
-        return skip(&format!("{VIDEO} is missing"));
+        return skip(&format!("{VIDEO} is missing (apt-get install opencv-doc)"));
     }
     let child = Command::new("ffmpeg")
         .args(["-v", "error", "-i", VIDEO, "-frames:v"])
@@ -67,7 +62,9 @@ fn decode(frames: usize) -> Option<Child> {
         .spawn();
     match child {
         Ok(child) => Some(child),
-        Err(e) if e.kind() == ErrorKind::NotFound => skip("ffmpeg is not installed"),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            skip("ffmpeg is not installed (apt-get install ffmpeg)")
+        }
         Err(e) => panic!("ffmpeg does not start: {e}"),
     }
 }
