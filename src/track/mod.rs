@@ -6,18 +6,23 @@
 //! it returns the [`TrackChange`]s of the frame.
 //!
 //! # Association, per frame
-//! 1. **Overlap, uncontested.** The IoU ([`crate::detect::iou`]) of every live track's predicted
-//!    box (its last box moved at its smoothed velocity, [`Track::predicted`]) with every box;
+//! 1. **Overlap, uncontested.** The IoU ([`crate::detect::iou`]) of every track in sight (seen in
+//!    the last [`TrackerConfig::max_misses`] frames) at its predicted box (its last box moved at
+//!    its smoothed velocity, [`Track::predicted`]) with every box;
 //!    pairs at or above [`TrackerConfig::min_iou`] are candidates. A track and a box that are
 //!    each other's only candidate match at once.
 //! 2. **Appearance.** Every other box is embedded (it is needed anyway to start a track), and the
-//!    tracks left (contested ones, and tracks missed in recent frames) are matched to these boxes by
-//!    the distance between the track's embedding and the box's, in the model card's metric
+//!    tracks left (contested ones, tracks missed in recent frames, lost ones) are matched to these
+//!    boxes by the distance between the track's embedding and the box's, in the model card's metric
 //!    ([`TrackerConfig::metric`], the one its unknown distance is in): an optimal assignment
 //!    (Hungarian algorithm, [`pathfinding`]'s `kuhn_munkres`), pairs farther than
-//!    [`TrackerConfig::max_embedding_distance`] excluded. This keeps the id through an occlusion
-//!    and where two people meet and turn back, where the predicted overlap prefers the swap (the
-//!    crossing test shows it).
+//!    [`TrackerConfig::max_embedding_distance`] excluded, in a cascade by age as in DeepSORT: the
+//!    tracks seen in the last frame first, then those unseen for two frames, and so on. This keeps
+//!    the id through an occlusion, where two people meet and turn back (where the predicted
+//!    overlap prefers the swap; the crossing test shows it), and for a person who leaves and comes
+//!    back within [`TrackerConfig::max_lost`] frames; the cascade keeps a stale track from taking
+//!    the box of the track that followed it a frame ago (without it, two tracks of one person took
+//!    the box in turns).
 //! 3. **Overlap, optimal.** Tracks and boxes still left are matched by an optimal assignment on
 //!    cost `1 - IoU`, pairs below `min_iou` excluded. Their appearance did not match, so the box's
 //!    appearance is not added to the track.
@@ -26,7 +31,7 @@
 //!    `recognize` call), and takes that appearance.
 //! 5. **Life cycle.** Boxes left start tentative tracks. A tentative track missed once dies
 //!    silently; one matched in [`TrackerConfig::confirm_hits`] frames is confirmed
-//!    ([`Change::New`]). A confirmed track unmatched for [`TrackerConfig::max_misses`] frames ends
+//!    ([`Change::New`]). A confirmed track unmatched for [`TrackerConfig::max_lost`] frames ends
 //!    ([`Change::End`]). [`Change::Update`] says a confirmed track took a new appearance this frame
 //!    (on a refresh, every `embed_every` frames, and whenever it is matched by appearance: found
 //!    again after a miss, or while its overlap is contested), so events stay readable at 10-30 fps.
@@ -71,8 +76,13 @@ pub struct TrackerConfig {
     pub max_embedding_distance: f32,
     /// Frames a track must be matched in before it is confirmed (reported as new). Default 3.
     pub confirm_hits: u32,
-    /// Frames a confirmed track may go unseen; it ends on the last of them. Default 10.
+    /// Frames an unseen track stays *in sight*: its box is predicted and matched by overlap.
+    /// Unseen longer, a confirmed track is *lost*: found again by appearance only. Default 20.
     pub max_misses: u32,
+    /// Frames a confirmed track may go unseen in all (in sight, then lost); it ends on the last
+    /// of them. Default 60, so that people who step out of view for a few seconds come back
+    /// under their id.
+    pub max_lost: u32,
     /// A matched track's box is embedded again once its last appearance is this many frames old.
     /// Default 5.
     pub embed_every: u32,
@@ -85,7 +95,8 @@ impl Default for TrackerConfig {
             metric: DistanceMetric::Euclidean,
             max_embedding_distance: 1.0,
             confirm_hits: 3,
-            max_misses: 10,
+            max_misses: 20,
+            max_lost: 60,
             embed_every: 5,
         }
     }
@@ -390,17 +401,25 @@ impl Tracker {
         recognize: impl FnOnce(&[usize]) -> Result<Vec<Appearance>, E>,
     ) -> Result<Vec<TrackChange>, E> {
         let cfg = self.cfg;
-        // 1. Uncontested overlaps.
+        // Frames since each track was last seen.
+        let ages: Vec<u64> = self
+            .tracks
+            .iter()
+            .map(|t| frame.saturating_sub(t.last_frame))
+            .collect();
+        // 1. Uncontested overlaps (tracks in sight only).
         let overlap: Vec<Vec<Option<f32>>> = self
             .tracks
             .iter()
-            .map(|t| {
+            .zip(&ages)
+            .map(|(t, &age)| {
                 let predicted = t.predicted(frame);
+                let in_sight = age < u64::from(cfg.max_misses);
                 boxes
                     .iter()
                     .map(|b| {
                         let v = iou(&predicted, b);
-                        (v > 0.0 && v >= cfg.min_iou).then_some(v)
+                        (in_sight && v > 0.0 && v >= cfg.min_iou).then_some(v)
                     })
                     .collect()
             })
@@ -440,7 +459,7 @@ impl Tracker {
             }
         }
 
-        // 2. Appearance.
+        // 2. Appearance, in a cascade by age.
         let gate = cfg.max_embedding_distance;
         let tracks = &self.tracks;
         let closeness = |t: usize, b: usize| {
@@ -449,7 +468,13 @@ impl Tracker {
             // Closer is better whatever the gate (an infinite gate must not flatten the scores).
             (d <= gate).then_some(1.0 / (1.0 + d))
         };
-        match_left(&mut matches, &mut box_free, closeness, true);
+        let mut stages = ages.clone();
+        stages.sort_unstable();
+        stages.dedup();
+        for stage in stages {
+            let score = |t, b| (ages[t] == stage).then(|| closeness(t, b)).flatten();
+            match_left(&mut matches, &mut box_free, score, true);
+        }
         // 3. Optimal overlap for what is left.
         match_left(&mut matches, &mut box_free, |t, b| overlap[t][b], false);
 
@@ -475,7 +500,7 @@ impl Tracker {
             let Some(m) = *m else {
                 if !track.confirmed {
                     // A tentative track missed once dies silently.
-                } else if frame.saturating_sub(track.last_frame) >= u64::from(cfg.max_misses) {
+                } else if frame.saturating_sub(track.last_frame) >= u64::from(cfg.max_lost) {
                     changes.push(TrackChange {
                         id: track.id,
                         change: Change::End,
@@ -729,6 +754,8 @@ mod tests {
     fn occlusion_keeps_the_id_a_one_frame_box_is_no_track_and_a_track_ends_once() {
         let cfg = TrackerConfig {
             max_embedding_distance: 0.5,
+            max_misses: 3,
+            max_lost: 10,
             ..TrackerConfig::default()
         };
         let mut tracker = Tracker::new(cfg);
@@ -757,7 +784,8 @@ mod tests {
             }
             events.extend(changes.into_iter().map(|c| (u64::from(t), c)));
         }
-        // A is found again at frame 9 by appearance (an update), then ends 10 frames later.
+        // A is found again at frame 9 (lost since frame 7) by appearance (an update), then ends
+        // 10 frames later.
         let expected = [
             (2, ch(1, New)),
             (2, ch(2, New)),
@@ -777,6 +805,60 @@ mod tests {
         // Ids never repeat: 3 went to the false box.
         frame(&mut tracker, 26, &[(at(0, 20), A)]);
         assert_eq!(tracker.tracks().map(Track::id).collect::<Vec<_>>(), [4]);
+    }
+
+    #[test]
+    fn a_lost_track_is_found_by_appearance_only() {
+        let run = |max_misses| {
+            let cfg = TrackerConfig {
+                max_embedding_distance: 0.5,
+                max_misses,
+                max_lost: 10,
+                ..TrackerConfig::default()
+            };
+            let mut tracker = Tracker::new(cfg);
+            for t in 0..=9u32 {
+                // A stands at x 0 until frame 4 and is back at x 200 in frame 9; from frame 8
+                // someone else (B) stands where A stood.
+                let people: &[(Region, [f32; 2])] = match t {
+                    0..=4 => &[(at(0, 20), A)],
+                    5..=7 => &[],
+                    8 => &[(at(0, 20), B)],
+                    _ => &[(at(0, 20), B), (at(200, 20), A)],
+                };
+                frame(&mut tracker, t.into(), people);
+            }
+            tracker
+        };
+        // Lost from frame 7: B gets a track of its own and A's track finds A again.
+        let tracker = run(3);
+        assert_eq!(tracker.track(1).unwrap().region().x, 200);
+        assert_eq!(tracker.track(2).unwrap().region().x, 0);
+        // Control: still in sight at frame 8, A's track takes B's box by its overlap.
+        let tracker = run(5);
+        assert_eq!(tracker.track(1).unwrap().region().x, 0);
+    }
+
+    #[test]
+    fn a_box_goes_to_the_track_seen_last_before_an_older_closer_one() {
+        // P (A) at x 0 and Q (C, 0.32 from A) at x 10: their boxes overlap both tracks, so every
+        // frame is matched by appearance. P is gone from frame 5; in frame 6 Q's box looks like P.
+        let c = [0.95, 0.312];
+        let mut tracker = Tracker::new(TrackerConfig {
+            max_embedding_distance: 0.5,
+            ..TrackerConfig::default()
+        });
+        for t in 0..=6u32 {
+            let people: &[(Region, [f32; 2])] = match t {
+                0..=4 => &[(at(0, 20), A), (at(10, 20), c)],
+                5 => &[(at(10, 20), c)],
+                _ => &[(at(10, 20), A)],
+            };
+            frame(&mut tracker, t.into(), people);
+        }
+        // Q's track, seen in frame 5, keeps the box; P's (unseen since frame 4) does not take it.
+        let (p, q) = (tracker.track(1).unwrap(), tracker.track(2).unwrap());
+        assert_eq!((p.last_frame(), q.last_frame()), (4, 6));
     }
 
     #[test]

@@ -147,12 +147,12 @@ fn the_first_run_names_the_enrolled_people_and_no_one_else() {
 
 /// Identities held through synthetic scenes, a crowded one among them, as motmetrics scores them
 /// (the proposals are the true boxes, so what is scored is the association: the ids the tracker
-/// keeps through crossings and occlusions). People who leave the view and come back seconds later
-/// get a new track (the gallery, not the tracker, knows them again), which caps IDF1 well below 1.
+/// keeps through crossings, occlusions, and while people step out of view for a few seconds).
 #[test]
 fn tracks_keep_identities_through_synthetic_scenes() {
-    // (people in view at most, seed, lowest IDF1 accepted; measured 0.83 and 0.64)
-    for (people, seed, bound) in [(3, 1, 0.75), (6, 2, 0.55)] {
+    // (people in view at most, seed, lowest IDF1 accepted; measured 0.83 and 0.89; 0.64 for the
+    // crowded scene when tracks ended after 10 unseen frames)
+    for (people, seed, bound) in [(3, 1, 0.75), (6, 2, 0.8)] {
         let dir = tempfile::tempdir().unwrap();
         synthetic_run(dir.path(), 200, people, seed);
         let truth = dir.path().join("truth.txt");

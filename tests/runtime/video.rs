@@ -128,10 +128,10 @@ fn motion_proposals_find_the_people_of_vtest_avi() {
     assert!(total.recall() >= MIN_RECALL, "{total:?}");
 }
 
-/// The most tracks accepted for the first 290 frames, where eight people walk (measured: 19).
+/// The most tracks accepted for the first 290 frames, where eight people walk (measured: 18).
 const TRACKS_AT_MOST: usize = 25;
-/// The lowest IDF1 accepted on the hand-made identities (measured: 0.72).
-const IDF1_AT_LEAST: f64 = 0.6;
+/// The lowest IDF1 accepted on the hand-made identities (measured: 0.73).
+const IDF1_AT_LEAST: f64 = 0.65;
 
 /// `ffmpeg ... -f rawvideo -pix_fmt rgb24 - | edge-reid --input - --size 768x576`: track events for
 /// the people walking, every confirmed track ended once, boxes inside the frame, one annotated

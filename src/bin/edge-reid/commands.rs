@@ -391,6 +391,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if track {
         let cfg = TrackerConfig {
             embed_every: a.embed_every.max(1),
+            max_lost: a.max_lost,
             ..TrackerConfig::default()
         };
         pipeline = pipeline.with_tracking(cfg, a.auto_enroll)?;

@@ -113,6 +113,10 @@ struct RunArgs {
     /// A tracked person's crop is recognised again after this many frames.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     embed_every: u32,
+    /// Frames a tracked person may be out of sight before their track ends: a person who comes
+    /// back within them keeps the id (found again by appearance). At 10 fps the default is 6 s.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    max_lost: u32,
     /// Give unknown tracked people anonymous names (anon-1, ...) for the rest of the run, so a
     /// person who leaves and comes back gets the same name (kept in memory, not in the gallery).
     #[arg(long, conflicts_with_all = ["no_track", "roi"])]
