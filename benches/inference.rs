@@ -14,7 +14,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use edge_reid::model::set_threads;
-use edge_reid::preprocess::{Preprocessor, Region};
+use edge_reid::preprocess::{Framing, Preprocessor, Region};
 use edge_reid::source::SyntheticConfig;
 
 /// Batch sizes measured.
@@ -41,7 +41,7 @@ fn run(c: &mut Criterion) {
                 width: person.width,
                 height: person.height,
             };
-            pre.crop_into(&frame.image, region, slot)
+            pre.crop_into(&frame.image, region, Framing::PersonBox, slot)
                 .expect("truth boxes lie inside the frame");
         }
         group.throughput(Throughput::Elements(batch as u64));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use edge_reid::card::{IMAGENET_MEAN, IMAGENET_STD};
-use edge_reid::preprocess::{Preprocessor, Region};
+use edge_reid::preprocess::{Framing, Preprocessor, Region};
 use edge_reid::source::{FrameSize, SyntheticConfig};
 
 /// A person about 5 m from the camera, box aspect 1:2 as Market-1501's crops.
@@ -42,8 +42,13 @@ fn crop_into(c: &mut Criterion) {
         let id = BenchmarkId::new("crop_into", format!("{height}x{width}"));
         group.bench_function(id, |b| {
             b.iter(|| {
-                pre.crop_into(black_box(&frame.image), black_box(PERSON), &mut out)
-                    .expect("the region lies inside the frame");
+                pre.crop_into(
+                    black_box(&frame.image),
+                    black_box(PERSON),
+                    Framing::PersonBox,
+                    &mut out,
+                )
+                .expect("the region lies inside the frame");
                 black_box(&out);
             })
         });

@@ -36,8 +36,11 @@ def tracks(events):
 
 
 def row(name, frames, s, n_tracks):
-    print(f"| {name} | {frames} | {s['num_unique_objects']} | {n_tracks} | {s['idf1']:.3f} | "
-          f"{s['mota']:.3f} | {s['num_switches']} | {s['recall']:.3f} |")
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    print(f"| {name} | {frames} | {s['num_unique_objects']} | {n_tracks} | {f(s['idf1'])} | "
+          f"{f(s['mota'])} | {s['num_switches']} | {f(s['recall'])} |")
 
 
 def main():
@@ -67,7 +70,8 @@ def main():
         with open(events, "w") as out:
             run(["--input", "-", "--size", "768x576", "--mot", "tracks.txt"], stdin=ffmpeg.stdout,
                 stdout=out, stderr=subprocess.DEVNULL)
-        ffmpeg.wait()
+        if ffmpeg.wait() != 0:
+            sys.exit(f"ffmpeg failed on {VIDEO}")
         truth = os.path.join(ROOT, "tests/fixtures/vtest/identities.txt")
         s = score(truth, os.path.join(tmp, "tracks.txt"), True)
         row("vtest.avi frames 0-289, motion, 23 hand-made keyframes", 290, s, tracks(events))

@@ -16,11 +16,11 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use edge_reid::distance::distance_matrix;
 use edge_reid::eval::metrics::eval_market1501;
 use edge_reid::model::Model;
-use edge_reid::preprocess::{Preprocessor, Region};
+use edge_reid::preprocess::{Framing, Preprocessor, Region};
 use edge_reid::source::{FrameSource, SyntheticCamera, SyntheticConfig};
 use image::RgbImage;
 
@@ -71,7 +71,7 @@ fn main() -> Result<()> {
             for s in &samples {
                 let image = &frames[s.frame];
                 if framed {
-                    pre.crop_into(image, s.region, &mut slot)?;
+                    pre.crop_into(image, s.region, Framing::PersonBox, &mut slot)?;
                 } else {
                     pre.resize_into(image, s.region, &mut slot)?;
                 }
@@ -161,9 +161,18 @@ fn vtest(root: &Path) -> Result<(Vec<RgbImage>, Vec<Sample>)> {
         .take()
         .context("ffmpeg stdout")?
         .read_to_end(&mut raw)?;
-    ffmpeg.wait()?;
+    let status = ffmpeg.wait()?;
+    if !status.success() {
+        bail!("ffmpeg failed on {VIDEO} ({status})");
+    }
     let (w, h) = (768u32, 576u32);
     let size = (w * h * 3) as usize;
+    if raw.len() < last * size {
+        bail!(
+            "ffmpeg gave {} whole frames of {VIDEO}, the identities need {last}",
+            raw.len() / size
+        );
+    }
     let (mut frames, mut samples) = (Vec::new(), Vec::new());
     let mut keyframes: Vec<usize> = rows.iter().map(|r| r[0] as usize).collect();
     keyframes.dedup();

@@ -120,18 +120,8 @@ fn pairwise(
     Ok(out)
 }
 
-/// Squared Euclidean distances between row-major `[nq, dim]` queries and `[ng, dim]` gallery
-/// embeddings, as a row-major `[nq, ng]` matrix (torchreid's `euclidean` metric; same ranking as
-/// the plain Euclidean distance, one square root cheaper).
-pub fn squared_euclidean_distances(
-    query: &[f32],
-    gallery: &[f32],
-    dim: usize,
-) -> Result<Vec<f32>, DistanceError> {
-    pairwise(query, gallery, dim, squared_l2)
-}
-
-/// Euclidean distances, laid out as [`squared_euclidean_distances`].
+/// Euclidean distances between row-major `[nq, dim]` queries and `[ng, dim]` gallery
+/// embeddings, as a row-major `[nq, ng]` matrix.
 pub fn euclidean_distances(
     query: &[f32],
     gallery: &[f32],
@@ -140,7 +130,7 @@ pub fn euclidean_distances(
     pairwise(query, gallery, dim, |a, b| squared_l2(a, b).sqrt())
 }
 
-/// Cosine distances `1 - cos(q, g)`, laid out as [`squared_euclidean_distances`]. Norms are
+/// Cosine distances `1 - cos(q, g)`, laid out as [`euclidean_distances`]. Norms are
 /// clamped to at least 1e-12 as `torch.nn.functional.normalize` does, so a zero vector is at
 /// distance 1 from everything.
 pub fn cosine_distances(
@@ -187,10 +177,6 @@ mod tests {
         let q = [3.0, 4.0];
         let g = [0.0, 0.0, 3.0, 4.0, -3.0, -4.0];
         assert_eq!(
-            squared_euclidean_distances(&q, &g, 2).unwrap(),
-            vec![25.0, 0.0, 100.0]
-        );
-        assert_eq!(
             euclidean_distances(&q, &g, 2).unwrap(),
             vec![5.0, 0.0, 10.0]
         );
@@ -211,7 +197,7 @@ mod tests {
             }
         );
         assert_eq!(
-            squared_euclidean_distances(&q, &g, 0).unwrap_err(),
+            euclidean_distances(&q, &g, 0).unwrap_err(),
             DistanceError::ZeroDim
         );
     }

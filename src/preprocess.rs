@@ -5,11 +5,11 @@
 //! are tight and taller (vtest.avi: height/width 2.7 at the median, up to 4). So a person box is
 //! never stretched to the input: [`Window::framing`] grows it by Market's margin and then to the
 //! model's aspect, centred, and what falls outside the frame is padded with the normalisation mean
-//! (a normalised 0, the value the training augmentation pads with). A region that is the whole
-//! picture (a Market crop, an enrolled photo, an image file) already has its margin: it is only
-//! padded to the aspect. [`Preprocessor::crop_into`] does this for every caller (the stream,
-//! `enroll`, `identify`, `embed`, `eval` and the training loader), so a 128x64 Market crop goes
-//! through unchanged.
+//! (a normalised 0, the value the training augmentation pads with). A picture of a person (a
+//! Market crop, an enrolled photo, an image file) already has its margin: it is only padded to the
+//! aspect. The caller says which a region is ([`Framing`]); [`Preprocessor::crop_into`] does the
+//! rest for every caller (the stream, `enroll`, `identify`, `embed`, `eval` and the training
+//! loader), so a 128x64 Market crop goes through unchanged.
 //!
 //! The margin is what makes a camera's boxes match enrolled pictures, which are crops with a
 //! margin like Market's: without it the first run names an enrolled synthetic person on half of
@@ -59,6 +59,17 @@ pub const PERSON_FILL: f32 = 0.87;
 /// lot: worth a warning where a user gave it (`enroll`, `identify`).
 pub const ASPECT_WARNING: f32 = 1.3;
 
+/// What a region to crop is, which decides how it is framed ([`Window::framing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// A tight box around a person (a detector's, the motion proposer's, a track's): grown by
+    /// the margin of [`PERSON_FILL`], then to the model's aspect.
+    PersonBox,
+    /// A picture of a person that has its margin already (a Market crop, an enrolled photo, an
+    /// image file, a fixed region a user drew): only grown to the model's aspect.
+    Picture,
+}
+
 /// The part of an image a crop is resampled from, in pixels; it may reach outside the image,
 /// where it is padded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,26 +95,14 @@ impl Window {
         }
     }
 
-    /// The window the network sees the person in `region` of an `image_width x image_height`
-    /// image through, for a model input of `height x width` (see the module doc): a region smaller
-    /// than the image is a tight person box, grown by the margin of [`PERSON_FILL`]; the whole
-    /// image is a picture of the person, taken as it is. Either is then grown, centred, to the
-    /// input's aspect.
-    pub fn framing(
-        region: Region,
-        image_width: u32,
-        image_height: u32,
-        height: usize,
-        width: usize,
-    ) -> Self {
-        let whole = region.x == 0
-            && region.y == 0
-            && region.width == image_width
-            && region.height == image_height;
-        let grow = if whole {
-            1.0
-        } else {
-            1.0 / f64::from(PERSON_FILL)
+    /// The window the network sees the person in `region` through, for a model input of `height
+    /// x width` (see the module doc): a [`Framing::PersonBox`] is grown by the margin of
+    /// [`PERSON_FILL`], a [`Framing::Picture`] taken as it is; either is then grown, centred, to
+    /// the input's aspect.
+    pub fn framing(region: Region, framing: Framing, height: usize, width: usize) -> Self {
+        let grow = match framing {
+            Framing::PersonBox => 1.0 / f64::from(PERSON_FILL),
+            Framing::Picture => 1.0,
         };
         let mut h = f64::from(region.height) * grow;
         let mut w = f64::from(region.width) * grow;
@@ -243,18 +242,18 @@ impl Preprocessor {
         (value - self.mean[channel]) * self.inv_std[channel]
     }
 
-    /// The person crop of `region` of `image` as the network learned crops ([`Window::framing`]),
-    /// resized to `height x width` and written, normalised and channel-major (`[3, height,
-    /// width]`), into `out`, which must hold exactly [`Self::slot_len`] floats.
+    /// The person crop of `region` of `image` as the network learned crops ([`Window::framing`]
+    /// as `framing` says), resized to `height x width` and written, normalised and channel-major
+    /// (`[3, height, width]`), into `out`, which must hold exactly [`Self::slot_len`] floats.
     pub fn crop_into(
         &self,
         image: &RgbImage,
         region: Region,
+        framing: Framing,
         out: &mut [f32],
     ) -> Result<(), PreprocessError> {
         self.check(image, region, out.len())?;
-        let (w, h) = image.dimensions();
-        let window = Window::framing(region, w, h, self.height, self.width);
+        let window = Window::framing(region, framing, self.height, self.width);
         self.sample_into(image, window, out);
         Ok(())
     }
@@ -342,6 +341,7 @@ fn source_taps(dst: usize, input: usize, output: usize) -> (usize, usize, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Framing::{PersonBox, Picture};
 
     const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
     const STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -440,7 +440,7 @@ mod tests {
             height,
         };
         // A tight 20x60 box (3:1, like vtest.avi's people): 60 / 0.87 = 69 tall, then 1:2.
-        let w = Window::framing(region(100, 50, 20, 60), 768, 576, 128, 64);
+        let w = Window::framing(region(100, 50, 20, 60), PersonBox, 128, 64);
         assert_eq!(
             w,
             Window {
@@ -451,14 +451,17 @@ mod tests {
             }
         );
         // A box wider than 1:2 grows in height instead.
-        let w = Window::framing(region(0, 0, 40, 40), 768, 576, 128, 64);
+        let w = Window::framing(region(0, 0, 40, 40), PersonBox, 128, 64);
         assert_eq!((w.width, w.height), (46, 92));
         assert_eq!((w.x, w.y), (-3, -26), "centred, reaching out of the frame");
-        // The whole picture has its margin already: a 1:2 picture is taken as it is...
-        let w = Window::framing(region(0, 0, 64, 128), 64, 128, 128, 64);
+        // A picture has its margin already: a 1:2 picture is taken as it is...
+        let w = Window::framing(region(0, 0, 64, 128), Picture, 128, 64);
         assert_eq!(w, Window::exact(region(0, 0, 64, 128)));
+        // ... (a person box of the same size would not be)
+        let w = Window::framing(region(0, 0, 64, 128), PersonBox, 128, 64);
+        assert_eq!((w.width, w.height), (74, 147));
         // ... a square one padded to 1:2, never stretched.
-        let w = Window::framing(region(0, 0, 50, 50), 50, 50, 128, 64);
+        let w = Window::framing(region(0, 0, 50, 50), Picture, 128, 64);
         assert_eq!(
             w,
             Window {
@@ -488,8 +491,8 @@ mod tests {
             width: 4,
             height: 12,
         };
-        pre.crop_into(&image, inside, &mut crop).unwrap();
-        let w = Window::framing(inside, 40, 30, 16, 8);
+        pre.crop_into(&image, inside, PersonBox, &mut crop).unwrap();
+        let w = Window::framing(inside, PersonBox, 16, 8);
         assert!(
             w.x >= 0
                 && w.y >= 0
@@ -510,9 +513,9 @@ mod tests {
         assert_ne!(crop, want);
 
         // The whole image (4:3) padded to 1:2: rows that fall outside it are the mean (0).
-        pre.crop_into(&image, Region::full(&image), &mut crop)
+        pre.crop_into(&image, Region::full(&image), Picture, &mut crop)
             .unwrap();
-        let w = Window::framing(Region::full(&image), 40, 30, 16, 8);
+        let w = Window::framing(Region::full(&image), Picture, 16, 8);
         assert_eq!(
             w,
             Window {
@@ -552,11 +555,11 @@ mod tests {
             height,
         };
         assert!(matches!(
-            pre.crop_into(&image, region(0, 0, 0, 4), &mut out),
+            pre.crop_into(&image, region(0, 0, 0, 4), Picture, &mut out),
             Err(PreprocessError::EmptyRegion { .. })
         ));
         assert!(matches!(
-            pre.crop_into(&image, region(3, 0, 5, 4), &mut out),
+            pre.crop_into(&image, region(3, 0, 5, 4), Picture, &mut out),
             Err(PreprocessError::OutsideImage {
                 image_width: 7,
                 image_height: 9,
@@ -564,11 +567,11 @@ mod tests {
             })
         ));
         assert!(matches!(
-            pre.crop_into(&image, region(0, u32::MAX, 1, 2), &mut out),
+            pre.crop_into(&image, region(0, u32::MAX, 1, 2), Picture, &mut out),
             Err(PreprocessError::OutsideImage { .. })
         ));
         assert!(matches!(
-            pre.crop_into(&image, Region::full(&image), &mut out[1..]),
+            pre.crop_into(&image, Region::full(&image), Picture, &mut out[1..]),
             Err(PreprocessError::SlotSize {
                 expected: 36,
                 got: 35,
@@ -576,7 +579,7 @@ mod tests {
             })
         ));
         assert!(pre
-            .crop_into(&image, Region::full(&image), &mut out)
+            .crop_into(&image, Region::full(&image), Picture, &mut out)
             .is_ok());
         assert!(Preprocessor::new(0, 3, MEAN, STD).is_err());
         assert!(Preprocessor::new(4, 3, MEAN, [0.2, 0.0, 0.2]).is_err());

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use crate::preprocess::{PreprocessError, Region};
+use crate::preprocess::{Framing, PreprocessError, Region};
 use crate::source::Frame;
 
 pub mod motion;
@@ -190,6 +190,15 @@ pub enum Proposer {
 }
 
 impl Proposer {
+    /// How the boxes it proposes are framed for the model: the whole frame (an image file) and
+    /// a user's fixed regions as pictures, the rest as tight person boxes.
+    pub fn framing(&self) -> Framing {
+        match self {
+            Proposer::WholeFrame | Proposer::Regions(_) => Framing::Picture,
+            Proposer::Truth | Proposer::Motion(_) | Proposer::Detector(_) => Framing::PersonBox,
+        }
+    }
+
     /// The boxes of `frame`, inside it.
     pub fn propose(&mut self, frame: &Frame) -> Result<Vec<Region>, DetectError> {
         let (w, h) = frame.image.dimensions();

@@ -23,10 +23,10 @@ use crate::dataset::market::{
 };
 use crate::distance::distance_matrix;
 use crate::eval::metrics::{
-    attribute_report, eval_market1501, AttributeReport, MetricsError, RankingMetrics, Report,
-    JUNK_ID,
+    attribute_report, eval_market1501, AttributeReport, MetricsError, RankingMetrics, JUNK_ID,
 };
 use crate::eval::open_set::{open_set_rates, OpenSetRates};
+use crate::eval::report::Report;
 use crate::pipeline::{PipelineError, Recognition, Recognizer};
 
 /// Ranks of the CMC curve computed (the tables print rank-1, 5 and 10).

@@ -10,9 +10,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::attributes::{AttributeLabels, ATTRIBUTES, NUM_ATTRIBUTES, UNLABELLED};
+use crate::attributes::{AttributeLabels, ATTRIBUTES, UNLABELLED};
 use crate::distance::DistanceError;
-use crate::eval::open_set::OpenSetRates;
 
 /// The identity Market-1501 gives junk images. Junk is not part of the gallery: drop it (and never
 /// use it as a query) before evaluating; [`eval_market1501`] refuses it.
@@ -237,6 +236,9 @@ pub struct AttributeScores {
     /// Mean recall over the classes present in the ground truth (scikit-learn's
     /// `balanced_accuracy_score`).
     pub balanced_accuracy: f64,
+    /// Ground-truth rows that label this attribute (not [`UNLABELLED`]). With none, the scores
+    /// are 0, print as `-`, and are left out of the report's means.
+    pub labelled: usize,
 }
 
 /// Attribute recognition scores over the 12 tasks, with their averages; `Display` prints the
@@ -245,7 +247,8 @@ pub struct AttributeScores {
 pub struct AttributeReport {
     /// One row per attribute, in [`ATTRIBUTES`] order.
     pub rows: Vec<AttributeScores>,
-    /// Mean of the per-attribute baseline accuracies.
+    /// Mean of the per-attribute baseline accuracies (over the attributes the truth labels, as
+    /// are the other means; 0 when it labels none).
     pub mean_mfc: f64,
     /// Mean of the per-attribute accuracies.
     pub mean_accuracy: f64,
@@ -283,8 +286,8 @@ fn check_classes(
 /// prediction for `truth[i]`). The most-frequent-class baseline predicts, for each attribute, the
 /// class commonest in `reference` (e.g. the training labels; the lowest class index on a tie) and
 /// is scored on `truth`. [`UNLABELLED`] entries of `truth` and `reference` (multicolour clothing)
-/// are left out of that attribute's scores and counts; an attribute no row of `truth` labels
-/// scores 0.
+/// are left out of that attribute's scores and counts; an attribute no row of `truth` labels is
+/// left out of the means (see [`AttributeScores::labelled`]).
 pub fn attribute_report(
     predicted: &[AttributeLabels],
     truth: &[AttributeLabels],
@@ -349,11 +352,13 @@ pub fn attribute_report(
                 mfc: share(mfc_correct),
                 accuracy: share(correct),
                 balanced_accuracy: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
+                labelled: n,
             }
         })
         .collect();
-    let mean =
-        |f: fn(&AttributeScores) -> f64| rows.iter().map(f).sum::<f64>() / NUM_ATTRIBUTES as f64;
+    let scored = rows.iter().filter(|r| r.labelled > 0);
+    let count = scored.clone().count().max(1) as f64;
+    let mean = |f: fn(&AttributeScores) -> f64| scored.clone().map(f).sum::<f64>() / count;
     Ok(AttributeReport {
         mean_mfc: mean(|r| r.mfc),
         mean_accuracy: mean(|r| r.accuracy),
@@ -366,6 +371,16 @@ pub fn attribute_report(
 // The printed tables
 // ---------------------------------------------------------------------------------------------
 
+/// Table 1's three score columns, in percent.
+fn percentages([mfc, accuracy, balanced]: [f64; 3]) -> String {
+    format!(
+        "{:>8.2} {:>8.2} {:>9.2}",
+        100.0 * mfc,
+        100.0 * accuracy,
+        100.0 * balanced
+    )
+}
+
 impl fmt::Display for AttributeReport {
     /// The paper's Table 1 (with balanced accuracy), in percent, one line per attribute and the
     /// average, each ending in a newline.
@@ -376,26 +391,20 @@ impl fmt::Display for AttributeReport {
             "{:<12} {:>8} {:>8} {:>9}",
             "attribute", "MFC", "acc", "balanced"
         )?;
-        let rows = self
-            .rows
-            .iter()
-            .map(|r| (r.name, r.mfc, r.accuracy, r.balanced_accuracy));
-        let average = (
-            "average",
+        for r in &self.rows {
+            if r.labelled == 0 {
+                writeln!(f, "{:<12} {:>8} {:>8} {:>9}", r.name, "-", "-", "-")?;
+            } else {
+                let scores = [r.mfc, r.accuracy, r.balanced_accuracy];
+                writeln!(f, "{:<12} {}", r.name, percentages(scores))?;
+            }
+        }
+        let means = [
             self.mean_mfc,
             self.mean_accuracy,
             self.mean_balanced_accuracy,
-        );
-        for (name, mfc, accuracy, balanced) in rows.chain([average]) {
-            writeln!(
-                f,
-                "{name:<12} {:>8.2} {:>8.2} {:>9.2}",
-                100.0 * mfc,
-                100.0 * accuracy,
-                100.0 * balanced
-            )?;
-        }
-        Ok(())
+        ];
+        writeln!(f, "{:<12} {}", "average", percentages(means))
     }
 }
 
@@ -425,45 +434,11 @@ impl fmt::Display for RankingMetrics {
     }
 }
 
-/// What `edge-reid-train eval` and `edge-reid eval` print: Table 1 (when attributes were scored),
-/// Table 2 and, when measured, the person-vs-junk accuracy. A view over scores owned elsewhere.
-#[derive(Debug, Clone, Copy)]
-pub struct Report<'a> {
-    /// Table 1, when attribute labels were available.
-    pub attributes: Option<&'a AttributeReport>,
-    /// Table 2.
-    pub ranking: &'a RankingMetrics,
-    /// Share of images whose person score is on the right side of 0.5 (persons above, junk and
-    /// distractors below), when measured.
-    pub person_accuracy: Option<f64>,
-    /// Open-set identification at an unknown distance, and where that distance came from.
-    pub open_set: Option<(&'static str, OpenSetRates)>,
-}
-
-impl fmt::Display for Report<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(attributes) = self.attributes {
-            writeln!(f, "{attributes}")?;
-        }
-        write!(f, "{}", self.ranking)?;
-        if let Some((source, rates)) = &self.open_set {
-            writeln!(f, "\nopen set ({source}): {rates}")?;
-        }
-        if let Some(p) = self.person_accuracy {
-            writeln!(f, "\nperson-vs-junk accuracy: {:.2}%", 100.0 * p)?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::GallerySize;
-    use crate::distance::{
-        cosine_distances, distance_matrix, euclidean_distances, squared_euclidean_distances,
-        DistanceMetric,
-    };
+    use crate::attributes::NUM_ATTRIBUTES;
+    use crate::distance::{cosine_distances, distance_matrix, euclidean_distances, DistanceMetric};
     use serde::Deserialize;
 
     /// One case of `tests/fixtures/metrics_market1501.json`, written by
@@ -519,15 +494,15 @@ mod tests {
                     // Embedding cases: our distance matrices against torchreid's (float64).
                     let (q, g) = (c.query_features.as_ref(), c.gallery_features.as_ref());
                     let (q, g, dim) = (q.unwrap(), g.unwrap(), c.dim.unwrap());
-                    let sq = squared_euclidean_distances(q, g, dim).unwrap();
+                    let eu = euclidean_distances(q, g, dim).unwrap();
+                    let sq: Vec<f32> = eu.iter().map(|d| d * d).collect();
                     assert_close(
                         &c.name,
                         "squared",
                         &sq,
                         c.squared_euclidean.as_ref().unwrap(),
-                        1e-5,
+                        1e-4,
                     );
-                    let eu = euclidean_distances(q, g, dim).unwrap();
                     assert_close(
                         &c.name,
                         "euclidean",
@@ -792,80 +767,24 @@ mod tests {
             ),
             "{err}"
         );
-        // No row labelled: 0, not NaN.
+        // No row labelled: 0, not NaN, left out of the means (the 11 others score 100%) and
+        // printed as `-`.
         let none = [row(UNLABELLED)];
         let r = attribute_report(&[row(0)], &none, &reference).unwrap();
+        let up = &r.rows[10];
         assert_eq!(
-            (r.rows[10].accuracy, r.rows[10].balanced_accuracy),
-            (0.0, 0.0)
+            (up.accuracy, up.balanced_accuracy, up.labelled),
+            (0.0, 0.0, 0)
         );
-    }
-
-    #[test]
-    fn report_prints_tables_1_and_2() {
-        let row = |gender: u8| {
-            let mut l = [0u8; NUM_ATTRIBUTES];
-            l[9] = gender;
-            l
-        };
-        let attributes = attribute_report(
-            &[row(0), row(0), row(1)],
-            &[row(0), row(1), row(1)],
-            &[row(1)],
-        )
-        .unwrap();
-        let ranking = RankingMetrics {
-            cmc: vec![0.5, 0.75, 1.0],
-            map: 0.6251,
-            minp: 0.5,
-            num_valid_queries: 4,
-        };
-        let report = Report {
-            attributes: Some(&attributes),
-            ranking: &ranking,
-            person_accuracy: Some(0.875),
-            open_set: Some((
-                "the model card's unknown distance",
-                OpenSetRates {
-                    max_distance: 0.8125,
-                    gallery: GallerySize::Identities(10),
-                    identified: 0.75,
-                    rejected: 0.5,
-                    known_queries: 4,
-                    stranger_queries: 6,
-                },
-            )),
-        };
-        let text = report.to_string();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "Table 1: attribute recognition accuracy (%)");
-        assert_eq!(lines[1], "attribute         MFC      acc  balanced");
-        assert_eq!(lines[2], "age            100.00   100.00    100.00");
-        assert_eq!(lines[11], "gender          66.67    66.67     75.00");
-        // (11 * 100 + 66.67) / 12 and (11 * 100 + 75) / 12.
-        assert_eq!(lines[14], "average         97.22    97.22     97.92");
         assert_eq!(
-            lines[15..],
-            [
-                "",
-                "Table 2: re-identification (4 valid queries)",
-                "     mAP   rank-1   rank-5  rank-10",
-                "   62.51    50.00   100.00   100.00",
-                "",
-                "open set (the model card's unknown distance): unknown distance 0.8125 (galleries of 10 people): \
-                 75.00% of 4 known queries identified, 50.00% of 6 strangers rejected",
-                "",
-                "person-vs-junk accuracy: 87.50%",
-            ]
+            (r.mean_accuracy, r.mean_balanced_accuracy, r.mean_mfc),
+            (1.0, 1.0, 1.0)
         );
-        // Without attributes and person scores: Table 2 only.
-        let text = Report {
-            attributes: None,
-            ranking: &ranking,
-            person_accuracy: None,
-            open_set: None,
-        }
-        .to_string();
-        assert_eq!(text, lines[16..19].join("\n") + "\n");
+        let text = r.to_string();
+        let line = text.lines().find(|l| l.starts_with("upcolor")).unwrap();
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>(),
+            ["upcolor", "-", "-", "-"]
+        );
     }
 }

@@ -291,7 +291,8 @@ impl Pipeline {
         time: &str,
         camera: &str,
     ) -> Result<Vec<Output>, PipelineError> {
-        let recognitions = self.recognizer.recognize(&frame.image, regions)?;
+        let framing = self.proposer.framing();
+        let recognitions = self.recognizer.recognize(&frame.image, regions, framing)?;
         let mut gallery_ms = 0.0;
         let mut observations = Vec::new();
         for (crop, r) in recognitions.into_iter().enumerate() {

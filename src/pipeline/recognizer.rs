@@ -20,7 +20,7 @@ use crate::card::{ModelCard, Task};
 use crate::distance::DistanceMetric;
 use crate::events::StageMillis;
 use crate::model::{sigmoid, Model, Outputs};
-use crate::preprocess::{Preprocessor, Region};
+use crate::preprocess::{Framing, Preprocessor, Region};
 
 /// What the model says about one crop.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +78,17 @@ pub(super) fn millis(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
+/// A region of an image to recognise, and how it is framed.
+type Crop<'a> = (&'a RgbImage, Region, Framing);
+
+/// `regions` of `image` as person boxes.
+fn person_boxes<'a>(image: &'a RgbImage, regions: &[Region]) -> Vec<Crop<'a>> {
+    regions
+        .iter()
+        .map(|&r| (image, r, Framing::PersonBox))
+        .collect()
+}
+
 /// A model with its preprocessor and a reusable input buffer.
 struct Stage {
     model: Model,
@@ -97,7 +108,7 @@ impl Stage {
     /// `each(index, outputs, i)` for every crop.
     fn run(
         &mut self,
-        crops: &[(&RgbImage, Region)],
+        crops: &[Crop],
         ms_pre: &mut f64,
         ms_model: &mut f64,
         mut each: impl FnMut(usize, &Outputs, usize),
@@ -105,9 +116,11 @@ impl Stage {
         let slot = self.pre.slot_len();
         for (chunk_index, chunk) in crops.chunks(self.model.batch()).enumerate() {
             let started = Instant::now();
-            for (&(image, region), out) in chunk.iter().zip(self.input.chunks_exact_mut(slot)) {
+            for (&(image, region, framing), out) in
+                chunk.iter().zip(self.input.chunks_exact_mut(slot))
+            {
                 self.pre
-                    .crop_into(image, region, out)
+                    .crop_into(image, region, framing, out)
                     .map_err(|source| PipelineError::Crop { region, source })?;
             }
             *ms_pre += millis(started);
@@ -202,27 +215,31 @@ impl Recognizer {
         self.stats
     }
 
-    /// Recognises `regions` of `image`.
+    /// Recognises `regions` of `image`, each framed as `framing` says.
     pub fn recognize(
         &mut self,
         image: &RgbImage,
         regions: &[Region],
+        framing: Framing,
     ) -> Result<Vec<Recognition>, PipelineError> {
-        let crops: Vec<(&RgbImage, Region)> = regions.iter().map(|&r| (image, r)).collect();
+        let crops: Vec<Crop> = regions.iter().map(|&r| (image, r, framing)).collect();
         self.recognize_crops(&crops)
     }
 
-    /// Recognises each of `images` as one whole-image crop, batching crops of different images
-    /// into one model run.
+    /// Recognises each of `images` as a picture of a person ([`Framing::Picture`]), batching
+    /// crops of different images into one model run.
     pub fn recognize_images(
         &mut self,
         images: &[RgbImage],
     ) -> Result<Vec<Recognition>, PipelineError> {
-        let crops: Vec<(&RgbImage, Region)> = images.iter().map(|i| (i, Region::full(i))).collect();
+        let crops: Vec<Crop> = images
+            .iter()
+            .map(|i| (i, Region::full(i), Framing::Picture))
+            .collect();
         self.recognize_crops(&crops)
     }
 
-    /// Keeps the `regions` of `image` the pre-detector takes for persons (all of them without a
+    /// Keeps the person boxes `regions` of `image` the pre-detector takes for persons (all of them without a
     /// pre-detector), counting them as crops and the others as dropped; with a pre-detector, also
     /// the kept regions' person scores.
     pub fn screen(
@@ -230,7 +247,7 @@ impl Recognizer {
         image: &RgbImage,
         regions: &[Region],
     ) -> Result<(Vec<Region>, Option<Vec<f32>>), PipelineError> {
-        let crops: Vec<(&RgbImage, Region)> = regions.iter().map(|&r| (image, r)).collect();
+        let crops = person_boxes(image, regions);
         self.stats.crops += crops.len() as u64;
         Ok(match self.pre_detector_scores(&crops)? {
             None => (regions.to_vec(), None),
@@ -247,14 +264,15 @@ impl Recognizer {
         })
     }
 
-    /// Runs the main model alone over `regions` of `image` (crops already screened); the person
+    /// Runs the main model alone over the person boxes `regions` of `image` (crops already
+    /// screened); the person
     /// score is the model's person head, else the confidence-based score.
     pub fn describe(
         &mut self,
         image: &RgbImage,
         regions: &[Region],
     ) -> Result<Vec<Recognition>, PipelineError> {
-        let crops: Vec<(&RgbImage, Region)> = regions.iter().map(|&r| (image, r)).collect();
+        let crops = person_boxes(image, regions);
         let mut results: Vec<Recognition> = regions.iter().map(|&r| Recognition::new(r)).collect();
         let all: Vec<usize> = (0..results.len()).collect();
         self.describe_into(&crops, &all, &mut results, true)?;
@@ -262,13 +280,10 @@ impl Recognizer {
     }
 
     /// Recognises regions of possibly different images.
-    fn recognize_crops(
-        &mut self,
-        crops: &[(&RgbImage, Region)],
-    ) -> Result<Vec<Recognition>, PipelineError> {
+    fn recognize_crops(&mut self, crops: &[Crop]) -> Result<Vec<Recognition>, PipelineError> {
         self.stats.crops += crops.len() as u64;
         let mut results: Vec<Recognition> =
-            crops.iter().map(|&(_, r)| Recognition::new(r)).collect();
+            crops.iter().map(|&(_, r, _)| Recognition::new(r)).collect();
         let scores = self.pre_detector_scores(crops)?;
         if let Some(scores) = &scores {
             for (r, &s) in results.iter_mut().zip(scores) {
@@ -280,16 +295,13 @@ impl Recognizer {
         let kept: Vec<usize> = (0..results.len())
             .filter(|&i| !results[i].dropped)
             .collect();
-        let kept_crops: Vec<(&RgbImage, Region)> = kept.iter().map(|&i| crops[i]).collect();
+        let kept_crops: Vec<Crop> = kept.iter().map(|&i| crops[i]).collect();
         self.describe_into(&kept_crops, &kept, &mut results, scores.is_none())?;
         Ok(results)
     }
 
     /// The pre-detector's person probability of each crop; `None` without a pre-detector.
-    fn pre_detector_scores(
-        &mut self,
-        crops: &[(&RgbImage, Region)],
-    ) -> Result<Option<Vec<f32>>, PipelineError> {
+    fn pre_detector_scores(&mut self, crops: &[Crop]) -> Result<Option<Vec<f32>>, PipelineError> {
         let Some(pre) = &mut self.pre_detector else {
             return Ok(None);
         };
@@ -310,7 +322,7 @@ impl Recognizer {
     /// `person_score`, also sets the person score from the model (person head or confidence).
     fn describe_into(
         &mut self,
-        crops: &[(&RgbImage, Region)],
+        crops: &[Crop],
         into: &[usize],
         results: &mut [Recognition],
         person_score: bool,
@@ -382,7 +394,9 @@ mod tests {
         let mut single = Recognizer::new(Model::load(path, 1).unwrap(), None, 0.0).unwrap();
         assert_eq!(together.len(), 3);
         for (image, got) in images.iter().zip(&together) {
-            let want = single.recognize(image, &[Region::full(image)]).unwrap();
+            let want = single
+                .recognize(image, &[Region::full(image)], Framing::Picture)
+                .unwrap();
             assert_eq!(got.region, want[0].region);
             assert_eq!(got.attributes.len(), NUM_ATTRIBUTES);
             // Every attribute's softmax, one after the other; its top class is the one reported.

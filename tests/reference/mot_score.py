@@ -108,9 +108,10 @@ def score(gt_path, hyp_path, frames_from_gt):
     out = {}
     for name in names:
         value = float(summary[name].iloc[0])
+        # Scores without a defined value (no GT boxes: MOTA is -inf) are null, which JSON allows
         if name.startswith("num_"):
-            value = int(value) if not math.isnan(value) else None
-        out[name] = None if value is None or math.isnan(value) else value
+            value = int(value) if math.isfinite(value) else None
+        out[name] = None if value is None or not math.isfinite(value) else value
     out["num_hyp_ids"] = len(hyp_ids)
     # num_frames counts the frames with any event; report the frames scored, empty ones included
     out["num_frames"] = len(frames)

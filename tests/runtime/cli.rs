@@ -267,6 +267,43 @@ fn a_wrong_model_is_refused_with_the_reason() {
     }
 }
 
+/// Settings that contradict the source are refused with the reason, before a frame is read.
+#[test]
+fn settings_the_source_cannot_honour_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let picture = dir.path().join("p.png");
+    image::RgbImage::new(16, 32).save(&picture).unwrap();
+    let picture = picture.to_str().unwrap();
+    // (arguments, what the error must say)
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--input", picture, "--truth", "t.txt"],
+            "needs the synthetic camera",
+        ),
+        (
+            &["--input", picture, "--mot", "m.txt"],
+            "--mot writes tracks",
+        ),
+        (
+            &["--synthetic", "--no-track", "--mot", "m.txt"],
+            "--mot writes tracks",
+        ),
+        (&["--synthetic", "--size", "640"], "640"),
+        (&["--synthetic", "--size", "0x360"], "0x360"),
+        (
+            &["--synthetic", "--synthetic-people", "7"],
+            "--synthetic-people",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = edge_reid(dir.path(), args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!dir.path().join("m.txt").exists() && !dir.path().join("t.txt").exists());
+    }
+}
+
 #[test]
 fn wrong_size_stdin_frames_are_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,9 +11,10 @@ use edge_reid::attributes::{AttributeLabels, ATTRIBUTES};
 use edge_reid::card::GallerySize;
 use edge_reid::distance::distance_matrix;
 use edge_reid::eval::metrics::{
-    attribute_report, eval_market1501, AttributeReport, MetricsError, RankingMetrics, Report,
+    attribute_report, eval_market1501, AttributeReport, MetricsError, RankingMetrics,
 };
 use edge_reid::eval::open_set::{calibrate_unknown_distance, OpenSetRates, CALIBRATION_GALLERY};
+use edge_reid::eval::report::Report;
 
 use crate::data::{
     in_order, query_gallery, split_train_val, AttributeTable, BatchLoader, LoaderConfig,

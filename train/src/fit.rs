@@ -499,8 +499,8 @@ mod tests {
             runtime.attributes,
             edge_reid::eval::market::AttributeOutcome::Scored { .. }
         ));
-        let tables = |r: edge_reid::eval::metrics::Report| {
-            edge_reid::eval::metrics::Report {
+        let tables = |r: edge_reid::eval::report::Report| {
+            edge_reid::eval::report::Report {
                 open_set: None,
                 ..r
             }

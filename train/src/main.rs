@@ -513,7 +513,7 @@ fn main() -> Result<()> {
                         "--half is for attribute + re-ID models (a pre-detector is small already)"
                     )
                 }
-                Task::PreDetector => pre_detector::export_pre_detector(&run, &weights, &a.out),
+                Task::PreDetector => pre_detector::export_run(&run, &weights, &a.out),
             }
             .with_context(|| format!("exporting {} to {}", a.run.display(), a.out.display()))?;
             let size = std::fs::metadata(&a.out).map_or(0, |m| m.len());

@@ -512,11 +512,7 @@ pub fn load(
 
 /// Exports a pre-detector run's checkpoint to `out` (verified like every export) with a card whose
 /// training summary carries that epoch's validation precision, recall and junk rejection.
-pub fn export_pre_detector(
-    run: &RunDir,
-    checkpoint: &Path,
-    out: &Path,
-) -> Result<ModelCard, TrainError> {
+pub fn export_run(run: &RunDir, checkpoint: &Path, out: &Path) -> Result<ModelCard, TrainError> {
     let cfg = PreDetectorRun::read(run)?;
     let state: PreDetectorState = read_json(&run.state())?;
     let record = if checkpoint == run.best() {
@@ -547,7 +543,7 @@ pub fn export_pre_detector(
         .map(|(k, v)| (k.to_string(), v))
         .collect(),
     };
-    Ok(crate::export::export_pre_detector(
+    Ok(crate::export::export_pre_detector_onnx(
         &net, training, cfg.mean, cfg.std, out,
     )?)
 }
@@ -639,7 +635,7 @@ mod tests {
         assert_eq!(test.distractors, 4);
 
         let onnx = dir.path().join("pre.onnx");
-        let card = export_pre_detector(&run, &run.best(), &onnx).unwrap();
+        let card = export_run(&run, &run.best(), &onnx).unwrap();
         assert_eq!(card.training.epochs, best.epoch);
         assert_eq!(card.training.validation["recall"], val.recall());
         let model = Model::load(&onnx, 1).unwrap();

@@ -532,7 +532,7 @@ fn recognize_files(recognizer: &mut Recognizer, paths: &[PathBuf]) -> Result<Vec
         .map(|path| {
             let image = decode(path)?;
             check_aspect(path, &image, recognizer.card());
-            let mut r = recognizer.recognize(&image, &[Region::full(&image)])?;
+            let mut r = recognizer.recognize_images(std::slice::from_ref(&image))?;
             Ok(r.remove(0))
         })
         .collect()

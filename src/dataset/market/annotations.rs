@@ -254,6 +254,9 @@ fn file_columns() -> Vec<String> {
 /// The 27 file values (the columns of [`CSV_HEADER`] after `id`) of one identity's labels: the
 /// inverse of reading a row. Binary attributes and age are `class + 1`; a colour group has 2 in
 /// its class's column and 1 elsewhere (1 everywhere when [`UNLABELLED`], the course's multicolour).
+///
+/// # Panics
+/// If an attribute other than a colour is [`UNLABELLED`]: the files have no value for that.
 pub fn csv_row(labels: &AttributeLabels) -> Vec<u8> {
     ATTRIBUTES
         .iter()
@@ -262,7 +265,14 @@ pub fn csv_row(labels: &AttributeLabels) -> Vec<u8> {
             Some(_) => (0..a.classes())
                 .map(|c| if c == usize::from(class) { 2 } else { 1 })
                 .collect(),
-            None => vec![class + 1],
+            None => {
+                assert!(
+                    class != UNLABELLED,
+                    "{} has no unlabelled value in the files",
+                    a.name
+                );
+                vec![class + 1]
+            }
         })
         .collect()
 }
@@ -343,6 +353,14 @@ mod tests {
                 .map(|i| i64::from(row[i]))
         };
         assert_eq!(labels_from(value).unwrap(), labels);
+    }
+
+    #[test]
+    #[should_panic(expected = "age has no unlabelled value")]
+    fn csv_rows_refuse_an_unlabelled_attribute_other_than_a_colour() {
+        let mut labels = [0u8; NUM_ATTRIBUTES];
+        labels[0] = UNLABELLED;
+        csv_row(&labels);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use edge_reid::attributes::{AttributeLabels, NUM_ATTRIBUTES};
-use edge_reid::preprocess::{Preprocessor, Region};
+use edge_reid::preprocess::{Framing, Preprocessor, Region};
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
@@ -282,7 +282,7 @@ impl Worker {
                 })?
                 .into_rgb8();
             self.pre
-                .crop_into(&image, Region::full(&image), out)
+                .crop_into(&image, Region::full(&image), Framing::Picture, out)
                 .map_err(preprocess)?;
             if let Some(augment) = &self.augment {
                 let stream = mix_seed(b as u64, position as u64);
@@ -374,7 +374,7 @@ mod tests {
             for (slot, index) in batch.images.chunks(96).zip(indices) {
                 let image = image::open(&records[*index].path).unwrap().into_rgb8();
                 let mut want = vec![0.0; 96];
-                pre.crop_into(&image, Region::full(&image), &mut want)
+                pre.crop_into(&image, Region::full(&image), Framing::Picture, &mut want)
                     .unwrap();
                 assert_eq!(slot, want.as_slice());
             }

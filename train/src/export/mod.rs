@@ -213,7 +213,7 @@ pub fn pre_detector_card(
 
 /// Exports a pre-detector to `path` like [`export_onnx`] (temporary file, checked against the
 /// candle network within [`TOLERANCE`], then renamed) and returns its card.
-pub fn export_pre_detector(
+pub fn export_pre_detector_onnx(
     net: &PreDetectorNet,
     training: TrainingSummary,
     mean: [f32; 3],
@@ -805,7 +805,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pre.onnx");
         let card =
-            export_pre_detector(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, &path).unwrap();
+            export_pre_detector_onnx(&net, summary(), IMAGENET_MEAN, IMAGENET_STD, &path).unwrap();
         assert_eq!(card.task, Task::PreDetector);
         assert!(card.attributes.is_empty() && card.embedding.is_none());
 

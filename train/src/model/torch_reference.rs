@@ -1,0 +1,183 @@
+//! The network checked against an independent PyTorch build of it
+//! (`train/tests/reference/torch_network.py`, fixtures in `train/tests/fixtures/network/`, made by
+//! `train/tests/reference/make_network_fixtures.sh`; CI needs no torch).
+//!
+//! For each head variant: checkpoints that `fit` wrote (small backbone), loaded here and there,
+//! give the same outputs in eval and train mode, the same running statistics after a train-mode
+//! pass, and the same gradients of a fixed linear function of the outputs. For the backbone at
+//! ResNet18 size: torchvision's own ResNet18 with the paper's stem, both filled with formula
+//! weights, gives the same global feature `v`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, ModuleT, Tensor};
+
+use super::layers::global_avg_pool;
+use super::{Backbone, HeadKind, NetConfig, NetOutput};
+use crate::run::Trainable;
+use edge_reid::attributes::ATTRIBUTES;
+
+/// Largest difference accepted, relative to the largest magnitude of the reference tensor (at
+/// least 1).
+const TOLERANCE: f32 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/network")
+}
+
+fn load(path: &Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Asserts `got` matches `want` within [`TOLERANCE`]; returns the relative difference.
+fn assert_close(what: &str, got: &Tensor, want: &Tensor) -> f32 {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+    let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let diff = got
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+    assert!(
+        diff <= TOLERANCE * scale,
+        "{what}: differs from PyTorch by {diff} (largest value {scale})"
+    );
+    diff / scale
+}
+
+/// The network's outputs by the fixture's names: `embedding`, `attr.<name>`, `person`.
+fn named(out: NetOutput) -> Vec<(String, Tensor)> {
+    let mut named = vec![("embedding".to_string(), out.embedding)];
+    for (a, t) in ATTRIBUTES.iter().zip(out.attributes) {
+        named.push((format!("attr.{}", a.name), t));
+    }
+    named.extend(out.person.map(|p| ("person".to_string(), p)));
+    named
+}
+
+#[test]
+fn every_head_matches_pytorch_in_outputs_statistics_and_gradients() {
+    for head in ["baseline", "convhead", "sa"] {
+        let dir = fixtures();
+        let net: NetConfig = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{head}.net.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(net.backbone, Backbone::Small);
+        let t = Trainable::load(
+            &net,
+            &dir.join(format!("{head}.safetensors")),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let want = load(&dir.join(format!("{head}.expected.safetensors")));
+        let x = &want["input"];
+        let mut worst = 0f32;
+        for (name, got) in named(t.net.forward_t(x, false).unwrap()) {
+            worst = worst.max(assert_close(
+                &format!("{head} eval {name}"),
+                &got,
+                &want[&format!("eval.{name}")],
+            ));
+        }
+        let mut loss = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let outputs = named(t.net.forward_t(x, true).unwrap());
+        assert_eq!(
+            outputs.len(),
+            want.keys().filter(|k| k.starts_with("train.")).count(),
+            "{head}: outputs"
+        );
+        for (name, got) in &outputs {
+            worst = worst.max(assert_close(
+                &format!("{head} train {name}"),
+                got,
+                &want[&format!("train.{name}")],
+            ));
+            let term = (got * &want[&format!("grad_out.{name}")]).unwrap();
+            loss = (loss + term.sum_all().unwrap()).unwrap();
+        }
+        let grads = loss.backward().unwrap();
+        let vars = t.varmap.data().lock().unwrap();
+        let (mut statistics, mut gradients) = (0, 0);
+        for (name, var) in vars.iter().filter(|(n, _)| !n.starts_with("kendall.")) {
+            if name.contains("running_") {
+                let what = format!("{head} {name} after a train-mode pass");
+                worst = worst.max(assert_close(
+                    &what,
+                    var.as_tensor(),
+                    &want[&format!("running.{name}")],
+                ));
+                statistics += 1;
+            } else {
+                let grad = grads
+                    .get(var)
+                    .unwrap_or_else(|| panic!("{head}: no gradient for {name}"));
+                let what = format!("{head} gradient of {name}");
+                worst = worst.max(assert_close(&what, grad, &want[&format!("grad.{name}")]));
+                gradients += 1;
+            }
+        }
+        let count = |prefix: &str| want.keys().filter(|k| k.starts_with(prefix)).count();
+        assert_eq!(statistics, count("running."), "{head}: running statistics");
+        assert_eq!(gradients, count("grad."), "{head}: gradients");
+        eprintln!(
+            "{head}: {} outputs, {statistics} statistics, {gradients} gradients; largest \
+             relative difference {worst:.1e}",
+            outputs.len() * 2
+        );
+    }
+}
+
+/// `torch_network.py`'s `formula_weights`: a sine of the index with a phase from the name.
+fn formula_weights(name: &str, shape: &[usize]) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    let phase = name.bytes().map(u64::from).sum::<u64>() % 97;
+    let fan_in = n / shape[0];
+    (0..n)
+        .map(|i| {
+            let w = (i as f64 * 0.61 + phase as f64).sin();
+            let v = if name.ends_with("running_var") {
+                1.0 + 0.5 * w.abs()
+            } else if name.ends_with("running_mean") || name.ends_with("bias") {
+                0.1 * w
+            } else if name.ends_with("bn1.weight")
+                || name.contains(".bn")
+                || name.contains("downsample.1")
+            {
+                1.0 + 0.1 * w
+            } else {
+                w * (2.0 / fan_in as f64).sqrt()
+            };
+            v as f32
+        })
+        .collect()
+}
+
+#[test]
+fn the_resnet18_backbone_matches_torchvision() {
+    let net = NetConfig {
+        backbone: Backbone::Resnet18,
+        head: HeadKind::Baseline,
+        ..NetConfig::default()
+    };
+    let t = Trainable::new(&net, &Device::Cpu).unwrap();
+    let mut filled = 0;
+    for (name, var) in t.varmap.data().lock().unwrap().iter() {
+        if super::resnet::BACKBONE_PREFIXES.contains(&name.split('.').next().unwrap()) {
+            let values = formula_weights(name, var.dims());
+            var.set(&Tensor::from_vec(values, var.dims(), &Device::Cpu).unwrap())
+                .unwrap();
+            filled += 1;
+        }
+    }
+    // torchvision's ResNet18: 20 convolutions, 20 batch norms of 4 tensors each.
+    assert_eq!(filled, 20 + 20 * 4);
+    let want = load(&fixtures().join("resnet18.expected.safetensors"));
+    let features = t.net.backbone.forward_t(&want["input"], false).unwrap();
+    let v = global_avg_pool(&features.layer4).unwrap();
+    let worst = assert_close("ResNet18 v", &v, &want["v"]);
+    eprintln!("ResNet18: largest relative difference {worst:.1e}");
+}
