@@ -19,6 +19,8 @@ pub(crate) mod layers;
 mod pre_detector;
 mod pretrained;
 pub(crate) mod resnet;
+#[cfg(test)]
+mod torch_reference;
 
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""An independent PyTorch build of the edge-reid-train network, and the fixtures that check ours.
+
+Usage:
+    python3 torch_network.py heads CHECKPOINT.safetensors CONFIG.json OUT.safetensors
+    python3 torch_network.py resnet18 OUT.safetensors
+
+`heads`: CHECKPOINT is a `best.safetensors` that `edge-reid-train fit` wrote (torchvision names
+for the backbone, `attr.*`, `sa.*`, `reid.*`, `person` for the heads) and CONFIG its run's
+`config.json` or its `net` part (backbone, head, embedding size, person head, input size). The
+network is rebuilt here from torchvision's `BasicBlock` and torch's own layers
+(`nn.MultiheadAttention` for the attention, `nn.LayerNorm`, `nn.BatchNorm1d/2d`), the checkpoint
+loaded with `strict=True`, and OUT gets, for a fixed batch of 4 images:
+  - `input`;
+  - `eval.<output>`: the outputs in eval mode (running statistics);
+  - `train.<output>`: the outputs in train mode (batch statistics), then `running.<var>`: every
+    batch norm's running statistics after that one train-mode pass (momentum 0.1, unbiased
+    variance, as torch updates them);
+  - `grad_out.<output>`: fixed random tensors, and `grad.<var>`: the gradient of
+    `sum(train.<output> * grad_out.<output>)` over all outputs for every learned variable.
+Outputs are `embedding`, `attr.<name>` (12) and `person` (when the network has one).
+
+`resnet18`: torchvision's ResNet18 itself, with the paper's stem (conv1 stride (2,1), max-pool
+stride 1), every variable filled by `formula_weights` (nothing to commit but the outputs), run in
+eval mode on `fixed_input` of 2 x 3 x 128 x 64: OUT gets `v`, the global average pool of
+`layer4`, which the Rust test compares with our backbone given the same weights and input.
+
+The Rust test that reads these files is `train/tests/network_reference.rs`; regenerate them with
+`train/tests/reference/make_network_fixtures.sh`.
+"""
+import json
+import math
+import sys
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torchvision.models import resnet18
+from torchvision.models.resnet import BasicBlock
+
+# edge_reid::attributes::ATTRIBUTES, in order (the class counts come from the checkpoint).
+ATTRIBUTES = ["age", "backpack", "bag", "handbag", "clothes", "down", "up", "hair", "hat",
+              "gender", "upcolor", "downcolor"]
+STAGE_WIDTHS = {"resnet18": [64, 128, 256, 512], "small": [16, 32, 64, 128],
+                "tiny": [8, 16, 32, 64]}
+BLOCKS = {"resnet18": 2, "small": 1, "tiny": 1}
+REID_LEAKY_SLOPE = 0.01
+ATTENTION_HEADS = 2
+
+
+def stem_for_128x64(net):
+    """The paper's stem: conv1 halves the rows only, the max-pool keeps the size."""
+    net.conv1.stride = (2, 1)
+    net.maxpool = nn.MaxPool2d(3, stride=1, padding=1)
+
+
+class Backbone(nn.Module):
+    """torchvision's ResNet layout at any stage widths (torchvision's own `BasicBlock`)."""
+
+    def __init__(self, widths, blocks):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], 7, stride=(2, 1), padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.maxpool = nn.MaxPool2d(3, stride=1, padding=1)
+        inplanes = widths[0]
+        for i, planes in enumerate(widths):
+            layer = []
+            for b in range(blocks):
+                stride = 2 if b == 0 and i > 0 else 1
+                down = None
+                if stride != 1 or inplanes != planes:
+                    down = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                                         nn.BatchNorm2d(planes))
+                layer.append(BasicBlock(inplanes, planes, stride, down))
+                inplanes = planes
+            setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
+
+    def forward(self, x):
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        layer3 = self.layer3(self.layer2(self.layer1(x)))
+        return layer3, self.layer4(layer3)
+
+
+class ConvBranch(nn.Module):
+    def __init__(self, c3, branch, out):
+        super().__init__()
+        self.conv = nn.Conv2d(c3, branch, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(branch)
+        self.fc = nn.Linear(branch, out)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
+class DenseBranch(nn.Module):
+    def __init__(self, c4, hidden, classes):
+        super().__init__()
+        self.fc1 = nn.Linear(c4, hidden)
+        self.fc2 = nn.Linear(hidden, classes)
+
+    def forward(self, v):
+        return self.fc2(F.relu(self.fc1(v)))
+
+
+class Net(nn.Module):
+    def __init__(self, cfg, classes):
+        super().__init__()
+        widths = STAGE_WIDTHS[cfg["backbone"]]
+        c3, c4 = widths[2], widths[3]
+        hidden, branch, token = c4 // 4, c3 // 4, c4 // 4
+        self.head = cfg["head"]
+        self.backbone = Backbone(widths, BLOCKS[cfg["backbone"]])
+        attr = {}
+        for name in ATTRIBUTES:
+            if self.head == "baseline":
+                attr[name] = DenseBranch(c4, hidden, classes[name])
+            elif self.head == "convhead":
+                attr[name] = ConvBranch(c3, branch, classes[name])
+            else:
+                m = ConvBranch(c3, branch, token)
+                m.out = nn.Linear(token, classes[name])
+                attr[name] = m
+        self.attr = nn.ModuleDict(attr)
+        if self.head == "sa":
+            self.v_proj = nn.Linear(c4, token)
+            self.attention = nn.MultiheadAttention(token, ATTENTION_HEADS, batch_first=True)
+            self.norm = nn.LayerNorm(token)
+        self.reid_fc = nn.Linear(c4, cfg["embedding_dim"])
+        self.reid_bn = nn.BatchNorm1d(cfg["embedding_dim"])
+        self.person = nn.Linear(c4, 1) if cfg["person_head"] else None
+
+    def forward(self, x):
+        layer3, layer4 = self.backbone(x)
+        v = layer4.mean((2, 3))
+        out = {"embedding": F.leaky_relu(self.reid_bn(self.reid_fc(v)), REID_LEAKY_SLOPE)}
+        if self.head == "baseline":
+            logits = [self.attr[n](v) for n in ATTRIBUTES]
+        elif self.head == "convhead":
+            logits = [self.attr[n](layer3) for n in ATTRIBUTES]
+        else:
+            tokens = torch.stack([self.v_proj(v)] + [self.attr[n](layer3) for n in ATTRIBUTES], 1)
+            attended, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+            attended = self.norm(tokens + attended)
+            logits = [self.attr[n].out(attended[:, i + 1]) for i, n in enumerate(ATTRIBUTES)]
+        for n, l in zip(ATTRIBUTES, logits):
+            out[f"attr.{n}"] = l
+        if self.person is not None:
+            out["person"] = self.person(v)
+        return out
+
+
+def torch_names(checkpoint, head):
+    """The checkpoint's variables under this module's names (q/k/v stacked into in_proj)."""
+    state = {}
+    for name, t in checkpoint.items():
+        if name.startswith("kendall."):
+            continue
+        if name.split(".")[0] in ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4"):
+            state["backbone." + name] = t
+        elif name.startswith("reid."):
+            state[name.replace("reid.", "reid_", 1)] = t
+        elif name.startswith("sa.attention."):
+            continue
+        elif name.startswith("sa."):
+            state[name[len("sa."):]] = t
+        else:
+            state[name] = t
+    if head == "sa":
+        p = "sa.attention."
+        state["attention.in_proj_weight"] = torch.cat([checkpoint[p + k + ".weight"]
+                                                       for k in "qkv"])
+        state["attention.in_proj_bias"] = torch.cat([checkpoint[p + k + ".bias"] for k in "qkv"])
+        state["attention.out_proj.weight"] = checkpoint[p + "out.weight"]
+        state["attention.out_proj.bias"] = checkpoint[p + "out.bias"]
+    return state
+
+
+def our_name(name):
+    """The checkpoint's name of this module's variable `name` (inverse of `torch_names`)."""
+    if name.startswith("backbone."):
+        return name[len("backbone."):]
+    if name.startswith("reid_"):
+        return name.replace("reid_", "reid.", 1)
+    if name.startswith(("v_proj.", "norm.")):
+        return "sa." + name
+    return name
+
+
+def fixed_input(shape):
+    """A deterministic batch: sines of the index."""
+    n = math.prod(shape)
+    i = torch.arange(n, dtype=torch.float64)
+    return (torch.sin(i * 0.013) + torch.cos((i // 512) * 0.7)).float().reshape(shape)
+
+
+def heads(checkpoint_path, config_path, out_path):
+    checkpoint = load_file(checkpoint_path)
+    cfg = json.load(open(config_path))
+    cfg = cfg.get("net", cfg)
+    classes = {}
+    for n in ATTRIBUTES:
+        last = {"baseline": "fc2", "convhead": "fc", "sa": "out"}[cfg["head"]]
+        classes[n] = checkpoint[f"attr.{n}.{last}.weight"].shape[0]
+    net = Net(cfg, classes)
+    state = torch_names(checkpoint, cfg["head"])
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    # torch's batch norms count their updates, ours do not (the momentum is fixed at 0.1)
+    missing = [m for m in missing if not m.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        sys.exit(f"checkpoint does not fit: missing {missing}, unexpected {unexpected}")
+    x = fixed_input((4, 3, cfg["input_height"], cfg["input_width"]))
+    fixture = {"input": x}
+    net.eval()
+    with torch.no_grad():
+        for k, v in net(x).items():
+            fixture[f"eval.{k}"] = v
+    net.train()
+    out = net(x)
+    g = torch.Generator().manual_seed(0)
+    loss = 0
+    for k, v in out.items():
+        fixture[f"train.{k}"] = v.detach()
+        grad_out = torch.randn(v.shape, generator=g)
+        fixture[f"grad_out.{k}"] = grad_out
+        loss = loss + (v * grad_out).sum()
+    loss.backward()
+    for name, buf in net.named_buffers():
+        if "running_" in name:
+            fixture[f"running.{our_name(name)}"] = buf
+    for name, p in net.named_parameters():
+        if name.startswith("attention."):
+            continue
+        fixture[f"grad.{our_name(name)}"] = p.grad
+    if cfg["head"] == "sa":
+        d = net.attention.embed_dim
+        for i, k in enumerate("qkv"):
+            fixture[f"grad.sa.attention.{k}.weight"] = net.attention.in_proj_weight.grad[i * d:(i + 1) * d]
+            fixture[f"grad.sa.attention.{k}.bias"] = net.attention.in_proj_bias.grad[i * d:(i + 1) * d]
+        fixture["grad.sa.attention.out.weight"] = net.attention.out_proj.weight.grad
+        fixture["grad.sa.attention.out.bias"] = net.attention.out_proj.bias.grad
+    save_file({k: v.contiguous() for k, v in fixture.items()}, out_path)
+
+
+def formula_weights(name, shape):
+    """Deterministic weights for variable `name`: a sine of the index, phase from the name, at a
+    scale that keeps activations of order 1 (the Rust test computes the same)."""
+    n = math.prod(shape)
+    phase = sum(name.encode()) % 97
+    i = torch.arange(n, dtype=torch.float64)
+    w = torch.sin(i * 0.61 + phase)
+    if name.endswith("running_var"):
+        return (1.0 + 0.5 * w.abs()).float().reshape(shape)
+    if name.endswith(("running_mean", "bias")):
+        return (0.1 * w).float().reshape(shape)
+    if name.endswith("bn1.weight") or ".bn" in name or "downsample.1" in name:
+        return (1.0 + 0.1 * w).float().reshape(shape)
+    fan_in = n // shape[0]
+    return (w * math.sqrt(2.0 / fan_in)).float().reshape(shape)
+
+
+def resnet(out_path):
+    net = resnet18()
+    stem_for_128x64(net)
+    net.fc = nn.Identity()
+    state = {k: formula_weights(k, v.shape) if v.dtype.is_floating_point else v
+             for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    net.load_state_dict(state, strict=True)
+    net.eval()
+    x = fixed_input((2, 3, 128, 64))
+    with torch.no_grad():
+        v = net(x)
+    save_file({"v": v.contiguous()}, out_path)
+
+
+if __name__ == "__main__":
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    if len(sys.argv) == 5 and sys.argv[1] == "heads":
+        heads(*sys.argv[2:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "resnet18":
+        resnet(sys.argv[2])
+    else:
+        sys.exit(__doc__)
