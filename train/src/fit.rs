@@ -414,14 +414,7 @@ mod tests {
 
         let mut cfg = RunConfig {
             data: data.clone(),
-            net: NetConfig {
-                backbone: Backbone::Small,
-                head: HeadKind::ConvHead,
-                embedding_dim: 16,
-                person_head: true,
-                input_height: 32,
-                input_width: 16,
-            },
+            net: NetConfig::paper(Backbone::Small, HeadKind::ConvHead, 16, true, (32, 16)),
             epochs: 2,
             p: 3,
             k: 2,

@@ -12,7 +12,7 @@ use edge_reid_train::export::Precision;
 use edge_reid_train::fit::{self, Progress};
 use edge_reid_train::history::EpochRecord;
 use edge_reid_train::loss::TripletMining;
-use edge_reid_train::model::{Backbone, HeadKind, NetConfig};
+use edge_reid_train::model::{Backbone, BranchPool, HeadKind, NetConfig};
 use edge_reid_train::run::{RunConfig, RunDir};
 use edge_reid_train::{evaluate, pre_detector, predict, synth};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -107,6 +107,14 @@ struct FitArgs {
     input_size: String,
     #[arg(long, default_value_t = 128)]
     embedding_dim: usize,
+    /// How the convhead and sa branches pool their maps before their dense layer: grid (the
+    /// paper's flattened maps, pooled to 4x4 first) or global (one value per channel).
+    #[arg(long, value_enum, default_value = "grid")]
+    branch_pool: BranchPool,
+    /// BatchNorm and LeakyReLU on the embedding [default: true for the baseline head, as the
+    /// paper has it, false otherwise].
+    #[arg(long)]
+    embedding_norm: Option<bool>,
     /// Add the person-vs-junk head, trained with the junk (-1) training images as negatives.
     #[arg(long)]
     person_head: bool,
@@ -126,8 +134,9 @@ struct FitArgs {
     /// Decoupled weight decay (never on norms, biases and the Kendall weights); 0 disables it.
     #[arg(long, default_value_t = 5e-4)]
     weight_decay: f64,
-    #[arg(long, default_value_t = 5)]
-    warmup_epochs: usize,
+    /// Epochs of linear learning-rate warm-up [default: a tenth of --epochs, rounded].
+    #[arg(long)]
+    warmup_epochs: Option<usize>,
     #[arg(long, default_value_t = 0.3)]
     margin: f64,
     /// Triplets: all valid triplets with positive loss (the paper) or batch-hard.
@@ -333,12 +342,15 @@ fn run_fit(a: &FitArgs) -> Result<()> {
     let cfg = RunConfig {
         data: a.data.clone(),
         net: NetConfig {
-            backbone: a.backbone,
-            head: a.head,
-            embedding_dim: a.embedding_dim,
-            person_head: a.person_head,
-            input_height,
-            input_width,
+            branch_pool: a.branch_pool,
+            embedding_norm: a.embedding_norm.unwrap_or(a.head == HeadKind::Baseline),
+            ..NetConfig::paper(
+                a.backbone,
+                a.head,
+                a.embedding_dim,
+                a.person_head,
+                (input_height, input_width),
+            )
         },
         epochs: a.epochs,
         p: a.p,
@@ -346,7 +358,7 @@ fn run_fit(a: &FitArgs) -> Result<()> {
         junk_per_batch: if a.person_head { a.junk_per_batch } else { 0 },
         lr: a.lr,
         weight_decay: a.weight_decay,
-        warmup_epochs: a.warmup_epochs,
+        warmup_epochs: a.warmup_epochs.unwrap_or((a.epochs + 5) / 10),
         margin: a.margin,
         mining: match a.mining {
             MiningArg::All => TripletMining::All,

@@ -256,7 +256,24 @@ impl GraphBuilder {
     /// Global average pooling of `[N, C, H, W]` to `[N, C]` (`GlobalAveragePool`, `Flatten`).
     pub fn global_avg_pool(&mut self, name: &str, x: &str) -> String {
         let pooled = self.node(&format!("{name}.pool"), "GlobalAveragePool", &[x], vec![]);
-        self.node(name, "Flatten", &[&pooled], vec![attr_int("axis", 1)])
+        self.flatten(name, &pooled)
+    }
+
+    /// `AveragePool` of `[N, C, H, W]` over `kernel` (rows, columns) windows with the same
+    /// stride, no padding.
+    pub fn avg_pool(&mut self, name: &str, x: &str, kernel: (usize, usize)) -> String {
+        let k = [kernel.0 as i64, kernel.1 as i64];
+        self.node(
+            name,
+            "AveragePool",
+            &[x],
+            vec![attr_ints("kernel_shape", &k), attr_ints("strides", &k)],
+        )
+    }
+
+    /// `Flatten(axis=1)`: `[N, ...]` to `[N, rest]`.
+    pub fn flatten(&mut self, name: &str, x: &str) -> String {
+        self.node(name, "Flatten", &[x], vec![attr_int("axis", 1)])
     }
 
     /// `Softmax` along `axis`.

@@ -22,8 +22,8 @@ use super::{ExportError, Precision, EMBEDDING, INPUT, PERSON};
 use crate::model::heads::{AttributeHeads, ConvBranch, SaHead, SelfAttention};
 use crate::model::layers::Conv;
 use crate::model::resnet::{BasicBlock, ResNet};
-use crate::model::MultiTaskNet;
 use crate::model::PreDetectorNet;
+use crate::model::{BranchPool, MultiTaskNet, BRANCH_GRID};
 
 /// The batch dimension's symbol.
 const BATCH: &str = "N";
@@ -56,15 +56,20 @@ pub(super) fn build(
     let v = g.global_avg_pool("v", &layer4);
 
     let reid = &net.reid;
-    let embedding = g.linear("reid.fc", &v, &[(&reid.fc, Some(&reid.bn))])?;
-    let embedding = g.leaky_relu(EMBEDDING, &embedding, reid.negative_slope);
+    let embedding = match &reid.bn {
+        Some(bn) => {
+            let y = g.linear("reid.fc", &v, &[(&reid.fc, Some(bn))])?;
+            g.leaky_relu(EMBEDDING, &y, reid.negative_slope)
+        }
+        None => g.linear(EMBEDDING, &v, &[(&reid.fc, None)])?,
+    };
     g.output(
         &embedding,
         EMBEDDING,
         &[batch(), Dim::Fixed(cfg.embedding_dim)],
     )?;
 
-    let logits = attribute_heads(&mut g, &net.attributes, &layer3, &v)?;
+    let logits = attribute_heads(&mut g, &net.attributes, &layer3, cfg.layer3_size(), &v)?;
     for (attribute, value) in ATTRIBUTES.iter().zip(&logits) {
         g.output(
             value,
@@ -166,6 +171,7 @@ fn attribute_heads(
     g: &mut GraphBuilder,
     heads: &AttributeHeads,
     layer3: &str,
+    layer3_size: (usize, usize),
     v: &str,
 ) -> Result<Vec<String>, ExportError> {
     match heads {
@@ -187,7 +193,7 @@ fn attribute_heads(
                 .collect()
         }
         AttributeHeads::ConvHead(branches) => {
-            let pooled = conv_branches(g, branches, layer3)?;
+            let pooled = conv_branches(g, branches, layer3, layer3_size)?;
             branches
                 .iter()
                 .zip(&ATTRIBUTES)
@@ -195,16 +201,18 @@ fn attribute_heads(
                 .map(|((b, a), p)| g.linear(&a.output_name(), &p, &[(&b.fc, None)]))
                 .collect()
         }
-        AttributeHeads::Sa(head) => sa_head(g, head, layer3, v),
+        AttributeHeads::Sa(head) => sa_head(g, head, layer3, layer3_size, v),
     }
 }
 
 /// The convolutional branches up to their pooled features: one merged `Conv` (BatchNorms folded),
-/// `Relu`, global average pool, then each branch's channels `[N, branch]`.
+/// `Relu`, the pool (global: `[N, 12 * branch]`; grid: `AveragePool` to `[N, 12 * branch, 4,
+/// 4]` of the `layer3_size` map), then each branch's channels, flattened: `[N, features]`.
 fn conv_branches(
     g: &mut GraphBuilder,
     branches: &[ConvBranch],
     layer3: &str,
+    (rows, cols): (usize, usize),
 ) -> Result<Vec<String>, ExportError> {
     let convs: Vec<_> = branches
         .iter()
@@ -212,21 +220,27 @@ fn conv_branches(
         .collect();
     let maps = g.conv("attr.conv", layer3, &convs)?;
     let maps = g.relu("attr.conv.relu", &maps);
-    let pooled = g.global_avg_pool("attr.pool", &maps);
+    let pool = branches.first().map_or(BranchPool::Global, |b| b.pool);
+    let pooled = match pool {
+        BranchPool::Global => g.global_avg_pool("attr.pool", &maps),
+        BranchPool::Grid => {
+            let kernel = (rows / BRANCH_GRID.0, cols / BRANCH_GRID.1);
+            g.avg_pool("attr.pool", &maps, kernel)
+        }
+    };
     let mut start = 0;
     let pooled = branches
         .iter()
         .zip(&ATTRIBUTES)
         .map(|(b, a)| {
             let width = b.conv.cfg.out_channels;
-            let p = g.channels(
-                &format!("attr.{}.pool", a.name),
-                &pooled,
-                start,
-                start + width,
-            );
+            let name = format!("attr.{}.pool", a.name);
+            let p = g.channels(&name, &pooled, start, start + width);
             start += width;
-            p
+            match pool {
+                BranchPool::Global => p,
+                BranchPool::Grid => g.flatten(&format!("{name}.flat"), &p),
+            }
         })
         .collect();
     Ok(pooled)
@@ -238,11 +252,12 @@ fn sa_head(
     g: &mut GraphBuilder,
     head: &SaHead,
     layer3: &str,
+    layer3_size: (usize, usize),
     v: &str,
 ) -> Result<Vec<String>, ExportError> {
     let token = head.v_proj.weight().dim(0)?;
     let count = head.branches.len() + 1;
-    let pooled = conv_branches(g, &head.branches, layer3)?;
+    let pooled = conv_branches(g, &head.branches, layer3, layer3_size)?;
     let v_token = g.linear("sa.v_proj", v, &[(&head.v_proj, None)])?;
     let mut tokens = vec![g.reshape("sa.v_proj.token", &v_token, &[0, 1, token as i64])];
     for ((b, a), p) in head.branches.iter().zip(&ATTRIBUTES).zip(pooled) {

@@ -10,10 +10,12 @@
 //!   `[classes, hidden]`: `Gemm`, `Relu`, `Gemm`. Two layers rather than one so that each branch
 //!   learns its own features from `v`, as the paper's "attribute-specific branches" intend.
 //! - ConvHead, per attribute on `layer3`: `attr.<name>.conv` (3x3, stride 1, padding 1, no bias)
-//!   -> `attr.<name>.bn` -> ReLU -> global average pool -> `attr.<name>.fc` `[classes, branch]`:
-//!   `Conv`, `BatchNormalization` (foldable), `Relu`, `GlobalAveragePool` + `Flatten`, `Gemm`. The
-//!   pool is global: flattening the `[branch, H/8, W/4]` map would give 12 dense layers of
-//!   `branch*H*W/32` inputs each, and would tie the model to one input size.
+//!   -> `attr.<name>.bn` -> ReLU -> pool -> `attr.<name>.fc` `[classes, features]`: `Conv`,
+//!   `BatchNormalization` (foldable), `Relu`, the pool, `Gemm`. The pool is the paper's flattened
+//!   map ([`BranchPool::Grid`]): average-pooled to [`BRANCH_GRID`] cells first (`AveragePool`
+//!   with kernel = stride, then `Flatten`), since flattening the whole `[branch, H/8, W/4]` map
+//!   would give 12 dense layers of `branch*H*W/32` inputs each; `features` = `branch * 16`. Or
+//!   global ([`BranchPool::Global`]: `GlobalAveragePool` + `Flatten`, `features` = `branch`).
 //! - Sa: the same convolutional branches, whose `attr.<name>.fc` outputs a token `w_i` of width
 //!   `token`; `sa.v_proj` projects `v` to a token; the 13 tokens `[v', w_1..w_12]` (`Unsqueeze` /
 //!   `Reshape` + `Concat` on axis 1 to `[N, 13, token]`) go through two-head self-attention
@@ -24,8 +26,9 @@
 //!   attended `w_i` (`Gather`/`Slice` on axis 1) through `attr.<name>.out` `[classes, token]`. The
 //!   residual keeps each branch's own evidence when attention spreads the weights; the paper's text
 //!   (attention -> layer norm -> dense) is read as the standard post-norm transformer layer.
-//! - re-ID head, the same for all variants: `reid.fc` `[D, C4]` -> `reid.bn` (BatchNorm1d) ->
-//!   LeakyReLU(0.01): `Gemm`, `BatchNormalization` (or folded into the `Gemm`), `LeakyRelu`.
+//! - re-ID head: `reid.fc` `[D, C4]` (`Gemm`), then, where the config says so (the paper: for
+//!   the baseline), `reid.bn` (BatchNorm1d) -> LeakyReLU(0.01): `BatchNormalization` (or folded
+//!   into the `Gemm`), `LeakyRelu`.
 //! - person head: `person` `[1, C4]`: `Gemm`.
 
 use candle_core::{Module, ModuleT, Result, Tensor, D};
@@ -34,7 +37,7 @@ use edge_reid::attributes::ATTRIBUTES;
 
 use super::layers::{global_avg_pool, Conv, ConvConfig, LayerNorm};
 use super::resnet::{batch_norm, Features};
-use super::{Backbone, HeadKind};
+use super::{Backbone, BranchPool, HeadKind, BRANCH_GRID};
 
 /// Number of heads of the Sa variant's self-attention (the paper's "two-head attention layer").
 pub(crate) const ATTENTION_HEADS: usize = 2;
@@ -103,20 +106,32 @@ pub(crate) struct ConvBranch {
     pub(crate) conv: Conv,
     /// After `conv`.
     pub(crate) bn: BatchNorm,
-    /// `[out, branch]`: class logits (ConvHead) or the token `w_i` (Sa).
+    /// How the map is pooled before `fc`.
+    pub(crate) pool: BranchPool,
+    /// `[out, features]`: class logits (ConvHead) or the token `w_i` (Sa).
     pub(crate) fc: Linear,
 }
 
 impl ConvBranch {
     /// Creates the branch under `vb` (`attr.<name>`), ending in `out` features.
-    pub(crate) fn new(widths: &HeadWidths, out: usize, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn new(
+        widths: &HeadWidths,
+        pool: BranchPool,
+        out: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let features = match pool {
+            BranchPool::Grid => widths.branch * BRANCH_GRID.0 * BRANCH_GRID.1,
+            BranchPool::Global => widths.branch,
+        };
         Ok(Self {
             conv: Conv::new(
                 ConvConfig::new(widths.layer3, widths.branch, 3, 1, 1),
                 vb.pp("conv"),
             )?,
             bn: batch_norm(widths.branch, vb.pp("bn"))?,
-            fc: linear(widths.branch, out, vb.pp("fc"))?,
+            pool,
+            fc: linear(features, out, vb.pp("fc"))?,
         })
     }
 }
@@ -124,7 +139,15 @@ impl ConvBranch {
 impl ModuleT for ConvBranch {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()?;
-        self.fc.forward(&global_avg_pool(&y)?)
+        let features = match self.pool {
+            BranchPool::Global => global_avg_pool(&y)?,
+            BranchPool::Grid => {
+                let (_, _, h, w) = y.dims4()?;
+                y.avg_pool2d((h / BRANCH_GRID.0, w / BRANCH_GRID.1))?
+                    .flatten_from(1)?
+            }
+        };
+        self.fc.forward(&features)
     }
 }
 
@@ -195,12 +218,12 @@ pub(crate) struct SaHead {
 
 impl SaHead {
     /// Creates the head: branches under `attr.<name>`, the rest under `sa`.
-    pub(crate) fn new(widths: &HeadWidths, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn new(widths: &HeadWidths, pool: BranchPool, vb: VarBuilder) -> Result<Self> {
         let mut branches = Vec::with_capacity(ATTRIBUTES.len());
         let mut classifiers = Vec::with_capacity(ATTRIBUTES.len());
         for a in &ATTRIBUTES {
             let vb = vb.pp("attr").pp(a.name);
-            branches.push(ConvBranch::new(widths, widths.token, vb.clone())?);
+            branches.push(ConvBranch::new(widths, pool, widths.token, vb.clone())?);
             classifiers.push(linear(widths.token, a.classes(), vb.pp("out"))?);
         }
         let sa = vb.pp("sa");
@@ -243,7 +266,12 @@ pub(crate) enum AttributeHeads {
 
 impl AttributeHeads {
     /// Creates the heads of `kind`.
-    pub(crate) fn new(kind: HeadKind, widths: &HeadWidths, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn new(
+        kind: HeadKind,
+        widths: &HeadWidths,
+        pool: BranchPool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let branch_vb = |name: &str| vb.pp("attr").pp(name);
         Ok(match kind {
             HeadKind::Baseline => Self::Baseline(
@@ -255,10 +283,10 @@ impl AttributeHeads {
             HeadKind::ConvHead => Self::ConvHead(
                 ATTRIBUTES
                     .iter()
-                    .map(|a| ConvBranch::new(widths, a.classes(), branch_vb(a.name)))
+                    .map(|a| ConvBranch::new(widths, pool, a.classes(), branch_vb(a.name)))
                     .collect::<Result<_>>()?,
             ),
-            HeadKind::Sa => Self::Sa(SaHead::new(widths, vb)?),
+            HeadKind::Sa => Self::Sa(SaHead::new(widths, pool, vb)?),
         })
     }
 
@@ -280,23 +308,23 @@ impl AttributeHeads {
     }
 }
 
-/// The re-ID head: `leaky_relu(bn(fc(v)))`, the embedding compared by Euclidean distance.
+/// The re-ID head: `fc(v)`, or `leaky_relu(bn(fc(v)))` with the embedding's normalisation.
 #[derive(Debug, Clone)]
 pub(crate) struct ReidHead {
     /// `[D, C4]`.
     pub(crate) fc: Linear,
-    /// BatchNorm1d over the `D` features.
-    pub(crate) bn: BatchNorm,
+    /// BatchNorm1d over the `D` features, then LeakyReLU, when configured.
+    pub(crate) bn: Option<BatchNorm>,
     /// LeakyReLU's negative slope.
     pub(crate) negative_slope: f64,
 }
 
 impl ReidHead {
-    /// Creates `fc` and `bn` under `vb` (`reid`).
-    pub(crate) fn new(widths: &HeadWidths, dim: usize, vb: VarBuilder) -> Result<Self> {
+    /// Creates `fc` and, with `norm`, `bn` under `vb` (`reid`).
+    pub(crate) fn new(widths: &HeadWidths, dim: usize, norm: bool, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             fc: linear(widths.global, dim, vb.pp("fc"))?,
-            bn: batch_norm(dim, vb.pp("bn"))?,
+            bn: norm.then(|| batch_norm(dim, vb.pp("bn"))).transpose()?,
             negative_slope: REID_LEAKY_SLOPE,
         })
     }
@@ -304,7 +332,10 @@ impl ReidHead {
 
 impl ModuleT for ReidHead {
     fn forward_t(&self, v: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn.forward_t(&self.fc.forward(v)?, train)?;
-        candle_nn::ops::leaky_relu(&y, self.negative_slope)
+        let y = self.fc.forward(v)?;
+        match &self.bn {
+            Some(bn) => candle_nn::ops::leaky_relu(&bn.forward_t(&y, train)?, self.negative_slope),
+            None => Ok(y),
+        }
     }
 }

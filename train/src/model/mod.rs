@@ -80,6 +80,23 @@ pub enum HeadKind {
     Sa,
 }
 
+/// How the convolutional attribute branches (ConvHead and Sa) turn their `layer3` map into the
+/// features of their dense layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BranchPool {
+    /// The paper's "densely connected layer on top of the flattened ... feature maps", with the
+    /// map first average-pooled to a fixed [`BRANCH_GRID`] so that the layer's size does not grow
+    /// with the input (for 128x64 crops `layer3` is 16x16: 4x4 windows).
+    Grid,
+    /// Global average pooling of the map (one value per channel): how runs before the grid were
+    /// built.
+    Global,
+}
+
+/// The cells (rows, columns) [`BranchPool::Grid`] pools a branch's map to.
+pub const BRANCH_GRID: (usize, usize) = (4, 4);
+
 /// Everything that fixes the network's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetConfig {
@@ -95,19 +112,66 @@ pub struct NetConfig {
     pub input_height: usize,
     /// Input width in pixels.
     pub input_width: usize,
+    /// How the ConvHead and Sa branches pool their maps (configs from before it: global).
+    #[serde(default = "global_pool")]
+    pub branch_pool: BranchPool,
+    /// Whether the embedding goes through BatchNorm and LeakyReLU, which the paper adds to the
+    /// baseline (configs from before it: always).
+    #[serde(default = "always")]
+    pub embedding_norm: bool,
+}
+
+fn global_pool() -> BranchPool {
+    BranchPool::Global
+}
+
+fn always() -> bool {
+    true
+}
+
+impl NetConfig {
+    /// The paper's network for `backbone` and `head` at `input_height x input_width`: branches on
+    /// the pooled grid, the embedding's BatchNorm and LeakyReLU for the baseline only.
+    pub fn paper(
+        backbone: Backbone,
+        head: HeadKind,
+        embedding_dim: usize,
+        person_head: bool,
+        (input_height, input_width): (usize, usize),
+    ) -> Self {
+        Self {
+            backbone,
+            head,
+            embedding_dim,
+            person_head,
+            input_height,
+            input_width,
+            branch_pool: BranchPool::Grid,
+            embedding_norm: head == HeadKind::Baseline,
+        }
+    }
+
+    /// The `layer3` map's size (rows, columns) for this input: conv1 halves the rows, each
+    /// later stage's first block halves both (rounding up, as padded stride-2 convolutions do).
+    pub fn layer3_size(&self) -> (usize, usize) {
+        let half = |n: usize| n.div_ceil(2);
+        (
+            half(half(half(self.input_height))),
+            half(half(self.input_width)),
+        )
+    }
 }
 
 impl Default for NetConfig {
     /// The paper's network: ResNet18, baseline heads, 128-d embedding, 128x64 input.
     fn default() -> Self {
-        Self {
-            backbone: Backbone::Resnet18,
-            head: HeadKind::Baseline,
-            embedding_dim: 128,
-            person_head: false,
-            input_height: 128,
-            input_width: 64,
-        }
+        Self::paper(
+            Backbone::Resnet18,
+            HeadKind::Baseline,
+            128,
+            false,
+            (128, 64),
+        )
     }
 }
 
@@ -146,12 +210,33 @@ impl MultiTaskNet {
                 cfg.input_width
             );
         }
+        let conv_head = matches!(cfg.head, HeadKind::ConvHead | HeadKind::Sa);
+        let (rows, cols) = cfg.layer3_size();
+        if conv_head
+            && cfg.branch_pool == BranchPool::Grid
+            && (rows % BRANCH_GRID.0 != 0 || cols % BRANCH_GRID.1 != 0)
+        {
+            candle_core::bail!(
+                "input size {}x{} (WxH) gives a {cols}x{rows} layer3 map, which a {}x{} grid does \
+                 not divide: use a height that is a multiple of 32 and a width of 16, or \
+                 --branch-pool global",
+                cfg.input_width,
+                cfg.input_height,
+                BRANCH_GRID.1,
+                BRANCH_GRID.0
+            );
+        }
         let widths = HeadWidths::new(cfg.backbone);
         Ok(Self {
             cfg: *cfg,
             backbone: ResNet::new(cfg.backbone, vb.clone())?,
-            attributes: AttributeHeads::new(cfg.head, &widths, vb.clone())?,
-            reid: ReidHead::new(&widths, cfg.embedding_dim, vb.pp("reid"))?,
+            attributes: AttributeHeads::new(cfg.head, &widths, cfg.branch_pool, vb.clone())?,
+            reid: ReidHead::new(
+                &widths,
+                cfg.embedding_dim,
+                cfg.embedding_norm,
+                vb.pp("reid"),
+            )?,
             person: if cfg.person_head {
                 Some(linear(widths.global, 1, vb.pp("person"))?)
             } else {
@@ -215,14 +300,7 @@ mod tests {
     const HEADS: [HeadKind; 3] = [HeadKind::Baseline, HeadKind::ConvHead, HeadKind::Sa];
 
     fn tiny(backbone: Backbone, head: HeadKind) -> NetConfig {
-        NetConfig {
-            backbone,
-            head,
-            embedding_dim: 8,
-            person_head: true,
-            input_height: 32,
-            input_width: 16,
-        }
+        NetConfig::paper(backbone, head, 8, true, (32, 16))
     }
 
     fn build(cfg: &NetConfig) -> (VarMap, MultiTaskNet) {
@@ -280,10 +358,12 @@ mod tests {
             "attr.age.out.weight",
             "sa.attention.q.weight",
             "sa.norm.bias",
-            "reid.bn.running_mean",
+            "reid.fc.weight",
         ] {
             assert!(vars.contains_key(name), "{name}");
         }
+        // The paper's Sa network has no BatchNorm on the embedding.
+        assert!(!vars.keys().any(|k| k.starts_with("reid.bn")));
         assert!(!vars.contains_key("layer1.0.downsample.0.weight"));
         assert!(!vars.keys().any(|k| k.starts_with("person")));
         drop(vars);
@@ -291,6 +371,25 @@ mod tests {
         let wrong = Tensor::zeros((2, 3, 16, 16), DType::F32, &Device::Cpu).unwrap();
         let err = net.forward_t(&wrong, false).unwrap_err().to_string();
         assert!(err.contains("[N, 3, 32, 16]"), "{err}");
+    }
+
+    #[test]
+    fn an_input_the_grid_does_not_divide_is_refused_with_the_way_out() {
+        // 48x16 (HxW): layer3 is 6x4.
+        let cfg = NetConfig::paper(Backbone::Small, HeadKind::Sa, 8, false, (48, 16));
+        assert_eq!(cfg.layer3_size(), (6, 4));
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let err = MultiTaskNet::new(&cfg, vb.clone()).unwrap_err().to_string();
+        assert!(
+            err.contains("4x6 layer3 map") && err.contains("--branch-pool global"),
+            "{err}"
+        );
+        let global = NetConfig {
+            branch_pool: BranchPool::Global,
+            ..cfg
+        };
+        assert!(MultiTaskNet::new(&global, vb).is_ok());
     }
 
     /// The full objective on a 2 x 2 batch: Kendall(attributes, triplet) + person.

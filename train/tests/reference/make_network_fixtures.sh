@@ -12,10 +12,14 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
 train=(cargo run --release -q -p edge-reid-train --)
 "${train[@]}" synth --out "$tmp/data" --identities 24 --seed 5
+# Every variant of the code: the baseline with the embedding's norm (its default), convhead with
+# the earlier global pooling, sa with the paper's pooled grid (the defaults of both).
 for head in baseline convhead sa; do
+  pool=grid
+  [ "$head" = convhead ] && pool=global
   "${train[@]}" fit --data "$tmp/data" --run "$tmp/$head" --backbone tiny --head "$head" \
-    --input-size 32x64 --embedding-dim 32 --person-head --junk-per-batch 4 --epochs 1 \
-    --max-batches 3 --p 4 --k 4 --warmup-epochs 0 --workers 1
+    --branch-pool "$pool" --input-size 32x64 --embedding-dim 32 --person-head \
+    --junk-per-batch 4 --epochs 1 --max-batches 3 --p 4 --k 4 --warmup-epochs 0 --workers 1
   cp "$tmp/$head/best.safetensors" "$out/$head.safetensors"
   python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["net"], indent=2))' \
     "$tmp/$head/config.json" > "$out/$head.net.json"

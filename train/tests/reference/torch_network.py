@@ -7,7 +7,8 @@ Usage:
 
 `heads`: CHECKPOINT is a `best.safetensors` that `edge-reid-train fit` wrote (torchvision names
 for the backbone, `attr.*`, `sa.*`, `reid.*`, `person` for the heads) and CONFIG its run's
-`config.json` or its `net` part (backbone, head, embedding size, person head, input size). The
+`config.json` or its `net` part (backbone, head, embedding size, person head, input size, branch
+pooling, embedding norm). The
 network is rebuilt here from torchvision's `BasicBlock` and torch's own layers
 (`nn.MultiheadAttention` for the attention, `nn.LayerNorm`, `nn.BatchNorm1d/2d`), the checkpoint
 loaded with `strict=True`, and OUT gets, for a fixed batch of 4 images:
@@ -83,14 +84,18 @@ class Backbone(nn.Module):
 
 
 class ConvBranch(nn.Module):
-    def __init__(self, c3, branch, out):
+    """`grid`: the map adaptively average-pooled to 4x4 and flattened; else its global mean."""
+
+    def __init__(self, c3, branch, out, grid):
         super().__init__()
+        self.grid = grid
         self.conv = nn.Conv2d(c3, branch, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(branch)
-        self.fc = nn.Linear(branch, out)
+        self.fc = nn.Linear(branch * 16 if grid else branch, out)
 
     def forward(self, x):
-        return self.fc(F.relu(self.bn(self.conv(x))).mean((2, 3)))
+        y = F.relu(self.bn(self.conv(x)))
+        return self.fc(F.adaptive_avg_pool2d(y, (4, 4)).flatten(1) if self.grid else y.mean((2, 3)))
 
 
 class DenseBranch(nn.Module):
@@ -110,15 +115,18 @@ class Net(nn.Module):
         c3, c4 = widths[2], widths[3]
         hidden, branch, token = c4 // 4, c3 // 4, c4 // 4
         self.head = cfg["head"]
+        # Configs written before these options had global pooling and the embedding's norm.
+        grid = cfg.get("branch_pool", "global") == "grid"
+        self.embedding_norm = cfg.get("embedding_norm", True)
         self.backbone = Backbone(widths, BLOCKS[cfg["backbone"]])
         attr = {}
         for name in ATTRIBUTES:
             if self.head == "baseline":
                 attr[name] = DenseBranch(c4, hidden, classes[name])
             elif self.head == "convhead":
-                attr[name] = ConvBranch(c3, branch, classes[name])
+                attr[name] = ConvBranch(c3, branch, classes[name], grid)
             else:
-                m = ConvBranch(c3, branch, token)
+                m = ConvBranch(c3, branch, token, grid)
                 m.out = nn.Linear(token, classes[name])
                 attr[name] = m
         self.attr = nn.ModuleDict(attr)
@@ -127,13 +135,17 @@ class Net(nn.Module):
             self.attention = nn.MultiheadAttention(token, ATTENTION_HEADS, batch_first=True)
             self.norm = nn.LayerNorm(token)
         self.reid_fc = nn.Linear(c4, cfg["embedding_dim"])
-        self.reid_bn = nn.BatchNorm1d(cfg["embedding_dim"])
+        if self.embedding_norm:
+            self.reid_bn = nn.BatchNorm1d(cfg["embedding_dim"])
         self.person = nn.Linear(c4, 1) if cfg["person_head"] else None
 
     def forward(self, x):
         layer3, layer4 = self.backbone(x)
         v = layer4.mean((2, 3))
-        out = {"embedding": F.leaky_relu(self.reid_bn(self.reid_fc(v)), REID_LEAKY_SLOPE)}
+        embedding = self.reid_fc(v)
+        if self.embedding_norm:
+            embedding = F.leaky_relu(self.reid_bn(embedding), REID_LEAKY_SLOPE)
+        out = {"embedding": embedding}
         if self.head == "baseline":
             logits = [self.attr[n](v) for n in ATTRIBUTES]
         elif self.head == "convhead":
