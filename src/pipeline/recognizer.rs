@@ -239,9 +239,9 @@ impl Recognizer {
         self.recognize_crops(&crops)
     }
 
-    /// Keeps the person boxes `regions` of `image` the pre-detector takes for persons (all of them without a
-    /// pre-detector), counting them as crops and the others as dropped; with a pre-detector, also
-    /// the kept regions' person scores.
+    /// Keeps the person boxes `regions` of `image` the pre-detector takes for persons (all of
+    /// them without a pre-detector), counting them as crops and the others as dropped; with a
+    /// pre-detector, also the kept regions' person scores.
     pub fn screen(
         &mut self,
         image: &RgbImage,
@@ -265,8 +265,7 @@ impl Recognizer {
     }
 
     /// Runs the main model alone over the person boxes `regions` of `image` (crops already
-    /// screened); the person
-    /// score is the model's person head, else the confidence-based score.
+    /// screened); the person score is the model's person head, else the confidence-based score.
     pub fn describe(
         &mut self,
         image: &RgbImage,
