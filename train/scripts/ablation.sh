@@ -7,7 +7,9 @@
 #
 # Variants (default: all): sa (the paper's: grid pooling, no embedding norm), sa-global,
 # sa-norm, sa-earlier (global pooling and the embedding norm: the network before the change),
-# baseline. Environment: EPOCHS (15), IDENTITIES (300), JOBS (2 runs at a time).
+# baseline; with -warmup (sa-warmup, baseline-warmup, ...) the run has fit's default warm-up (a
+# tenth of the epochs) instead of none. Environment: EPOCHS (15), IDENTITIES (300), JOBS (2 runs at
+# a time).
 set -euo pipefail
 out=${1:?usage: ablation.sh OUT [VARIANT...]}
 shift
@@ -20,6 +22,7 @@ mkdir -p "$out"
 [ -f "$data/synth.json" ] || "$bin" synth --out "$data" --identities "${IDENTITIES:-300}" --seed 77
 args() {
   case $1 in
+    *-warmup) args "${1%-warmup}" ;;
     sa) echo --head sa ;;
     sa-global) echo --head sa --branch-pool global ;;
     sa-norm) echo --head sa --embedding-norm true ;;
@@ -32,7 +35,7 @@ train() {
   local v=$1 run=$out/run-$1
   # shellcheck disable=SC2046
   CANDLE_NUM_THREADS=1 "$bin" fit --data "$data" --run "$run" --backbone small $(args "$v") \
-    --epochs "${EPOCHS:-15}" --warmup-epochs 0 --lr 3e-4 --weight-decay 5e-4 --margin 0.3 \
+    --epochs "${EPOCHS:-15}" $([[ $v == *-warmup ]] || echo --warmup-epochs 0) --lr 3e-4 --weight-decay 5e-4 --margin 0.3 \
     --p 16 --k 4 --patience 0 --seed 0 --workers 1 > "$out/fit-$v.log" 2>&1
   "$bin" eval --run "$run" > "$out/eval-val-$v.txt"
   "$bin" eval --run "$run" --split test > "$out/eval-test-$v.txt"
