@@ -336,16 +336,17 @@ struct Match {
     take_appearance: bool,
 }
 
-/// Matches the tracks and boxes that no match holds yet by an optimal assignment on
-/// `score(track, box)` (see [`assign`]).
+/// Matches the `eligible` tracks and the boxes that no match holds yet by an optimal assignment
+/// on `score(track, box)` (see [`assign`]).
 fn match_left(
     matches: &mut [Option<Match>],
     box_free: &mut [bool],
+    eligible: impl Fn(usize) -> bool,
     score: impl Fn(usize, usize) -> Option<f32>,
     take_appearance: bool,
 ) {
     let tracks: Vec<usize> = (0..matches.len())
-        .filter(|&t| matches[t].is_none())
+        .filter(|&t| matches[t].is_none() && eligible(t))
         .collect();
     let boxes: Vec<usize> = (0..box_free.len()).filter(|&b| box_free[b]).collect();
     let scores: Vec<Vec<Option<f32>>> = tracks
@@ -472,11 +473,12 @@ impl Tracker {
         stages.sort_unstable();
         stages.dedup();
         for stage in stages {
-            let score = |t, b| (ages[t] == stage).then(|| closeness(t, b)).flatten();
-            match_left(&mut matches, &mut box_free, score, true);
+            let of_stage = |t: usize| ages[t] == stage;
+            match_left(&mut matches, &mut box_free, of_stage, closeness, true);
         }
         // 3. Optimal overlap for what is left.
-        match_left(&mut matches, &mut box_free, |t, b| overlap[t][b], false);
+        let overlap_score = |t: usize, b: usize| overlap[t][b];
+        match_left(&mut matches, &mut box_free, |_| true, overlap_score, false);
 
         // Nothing above has changed the tracker.
         self.lengths = lengths;

@@ -23,7 +23,7 @@ use crate::model::heads::{AttributeHeads, ConvBranch, SaHead, SelfAttention};
 use crate::model::layers::Conv;
 use crate::model::resnet::{BasicBlock, ResNet};
 use crate::model::PreDetectorNet;
-use crate::model::{BranchPool, MultiTaskNet, BRANCH_GRID};
+use crate::model::{BranchPool, MultiTaskNet, NetConfig, BRANCH_GRID};
 
 /// The batch dimension's symbol.
 const BATCH: &str = "N";
@@ -69,7 +69,7 @@ pub(super) fn build(
         &[batch(), Dim::Fixed(cfg.embedding_dim)],
     )?;
 
-    let logits = attribute_heads(&mut g, &net.attributes, &layer3, cfg.layer3_size(), &v)?;
+    let logits = attribute_heads(&mut g, &net.attributes, &layer3, cfg, &v)?;
     for (attribute, value) in ATTRIBUTES.iter().zip(&logits) {
         g.output(
             value,
@@ -171,7 +171,7 @@ fn attribute_heads(
     g: &mut GraphBuilder,
     heads: &AttributeHeads,
     layer3: &str,
-    layer3_size: (usize, usize),
+    cfg: &NetConfig,
     v: &str,
 ) -> Result<Vec<String>, ExportError> {
     match heads {
@@ -193,7 +193,7 @@ fn attribute_heads(
                 .collect()
         }
         AttributeHeads::ConvHead(branches) => {
-            let pooled = conv_branches(g, branches, layer3, layer3_size)?;
+            let pooled = conv_branches(g, branches, layer3, cfg)?;
             branches
                 .iter()
                 .zip(&ATTRIBUTES)
@@ -201,18 +201,18 @@ fn attribute_heads(
                 .map(|((b, a), p)| g.linear(&a.output_name(), &p, &[(&b.fc, None)]))
                 .collect()
         }
-        AttributeHeads::Sa(head) => sa_head(g, head, layer3, layer3_size, v),
+        AttributeHeads::Sa(head) => sa_head(g, head, layer3, cfg, v),
     }
 }
 
 /// The convolutional branches up to their pooled features: one merged `Conv` (BatchNorms folded),
-/// `Relu`, the pool (global: `[N, 12 * branch]`; grid: `AveragePool` to `[N, 12 * branch, 4,
-/// 4]` of the `layer3_size` map), then each branch's channels, flattened: `[N, features]`.
+/// `Relu`, the pool of `cfg` (global: `[N, 12 * branch]`; grid: `AveragePool` of the `layer3`
+/// map to `[N, 12 * branch, 4, 4]`), then each branch's channels, flattened: `[N, features]`.
 fn conv_branches(
     g: &mut GraphBuilder,
     branches: &[ConvBranch],
     layer3: &str,
-    (rows, cols): (usize, usize),
+    cfg: &NetConfig,
 ) -> Result<Vec<String>, ExportError> {
     let convs: Vec<_> = branches
         .iter()
@@ -220,10 +220,11 @@ fn conv_branches(
         .collect();
     let maps = g.conv("attr.conv", layer3, &convs)?;
     let maps = g.relu("attr.conv.relu", &maps);
-    let pool = branches.first().map_or(BranchPool::Global, |b| b.pool);
+    let pool = cfg.branch_pool;
     let pooled = match pool {
         BranchPool::Global => g.global_avg_pool("attr.pool", &maps),
         BranchPool::Grid => {
+            let (rows, cols) = cfg.layer3_size();
             let kernel = (rows / BRANCH_GRID.0, cols / BRANCH_GRID.1);
             g.avg_pool("attr.pool", &maps, kernel)
         }
@@ -252,12 +253,12 @@ fn sa_head(
     g: &mut GraphBuilder,
     head: &SaHead,
     layer3: &str,
-    layer3_size: (usize, usize),
+    cfg: &NetConfig,
     v: &str,
 ) -> Result<Vec<String>, ExportError> {
     let token = head.v_proj.weight().dim(0)?;
     let count = head.branches.len() + 1;
-    let pooled = conv_branches(g, &head.branches, layer3, layer3_size)?;
+    let pooled = conv_branches(g, &head.branches, layer3, cfg)?;
     let v_token = g.linear("sa.v_proj", v, &[(&head.v_proj, None)])?;
     let mut tokens = vec![g.reshape("sa.v_proj.token", &v_token, &[0, 1, token as i64])];
     for ((b, a), p) in head.branches.iter().zip(&ATTRIBUTES).zip(pooled) {
