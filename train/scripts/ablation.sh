@@ -5,11 +5,12 @@
 #
 #   train/scripts/ablation.sh OUT [VARIANT...]
 #
-# Variants (default: all): sa (the paper's: grid pooling, no embedding norm), sa-global,
-# sa-norm, sa-earlier (global pooling and the embedding norm: the network before the change),
-# baseline; with -warmup (sa-warmup, baseline-warmup, ...) the run has fit's default warm-up (a
-# tenth of the epochs) instead of none. Environment: EPOCHS (15), IDENTITIES (300), JOBS (2 runs at
-# a time).
+# Variants (default: the first five): sa (the paper's: grid pooling, no embedding norm),
+# sa-global, sa-norm, sa-earlier (global pooling and the embedding norm: the network before the
+# change), baseline, convhead; with -warmup (sa-warmup, baseline-warmup, ...) the run has fit's
+# default warm-up (a tenth of the epochs) instead of none. torch-V trains variant V's run again with
+# train/bench/pytorch_trainer.py (same config and split; list V before it, e.g. `sa torch-sa`).
+# Environment: EPOCHS (15), IDENTITIES (300), JOBS (2 runs at a time).
 set -euo pipefail
 out=${1:?usage: ablation.sh OUT [VARIANT...]}
 shift
@@ -28,20 +29,34 @@ args() {
     sa-norm) echo --head sa --embedding-norm true ;;
     sa-earlier) echo --head sa --branch-pool global --embedding-norm true ;;
     baseline) echo --head baseline ;;
+    convhead) echo --head convhead ;;
+    torch-*) args "${1#torch-}" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }
 train() {
   local v=$1 run=$out/run-$1
-  # shellcheck disable=SC2046
-  CANDLE_NUM_THREADS=1 "$bin" fit --data "$data" --run "$run" --backbone small $(args "$v") \
-    --epochs "${EPOCHS:-15}" $([[ $v == *-warmup ]] || echo --warmup-epochs 0) --lr 3e-4 --weight-decay 5e-4 --margin 0.3 \
-    --p 16 --k 4 --patience 0 --seed 0 --workers 1 > "$out/fit-$v.log" 2>&1
+  if [[ $v == torch-* ]]; then
+    local like=$out/run-${v#torch-}
+    # fit writes the split before its first epoch.
+    until [ -f "$like/split.json" ]; do sleep 2; done
+    python3 "$root/train/bench/pytorch_trainer.py" --like "$like" --out "$run" --threads 1 \
+      > "$out/fit-$v.log" 2>&1
+  else
+    # shellcheck disable=SC2046
+    CANDLE_NUM_THREADS=1 "$bin" fit --data "$data" --run "$run" --backbone small $(args "$v") \
+      --epochs "${EPOCHS:-15}" $([[ $v == *-warmup ]] || echo --warmup-epochs 0) --lr 3e-4 \
+      --weight-decay 5e-4 --margin 0.3 \
+      --p 16 --k 4 --patience 0 --seed 0 --workers 1 > "$out/fit-$v.log" 2>&1
+  fi
   "$bin" eval --run "$run" > "$out/eval-val-$v.txt"
   "$bin" eval --run "$run" --split test > "$out/eval-test-$v.txt"
 }
 for v in "${variants[@]}"; do
   args "$v" > /dev/null
+  [[ $v == torch-* ]] || rm -f "$out/run-$v/split.json"
+done
+for v in "${variants[@]}"; do
   train "$v" &
   while [ "$(jobs -rp | wc -l)" -ge "${JOBS:-2}" ]; do wait -n; done
 done
@@ -53,6 +68,6 @@ for v in "${variants[@]}"; do
   avg=$(awk '/^average/ {printf "%s%% (%s%%)", $3, $4}' "$val")
   vmap=$(awk '/mAP/ {getline; print $1; exit}' "$val")
   tmap=$(awk '/mAP/ {getline; print $1 "% / " $2 "%"; exit}' "$test")
-  speed=$(grep -o '[0-9]* img/s' "$out/fit-$v.log" | awk '{s += $1; n++} END {if (n) printf "%d", s / n}')
+  speed=$(grep -o '[0-9.]* img/s' "$out/fit-$v.log" | awk '{s += $1; n++} END {if (n) printf "%d", s / n}')
   echo "| $v | $vmap% | $avg | $tmap | $speed |"
 done

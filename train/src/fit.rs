@@ -18,7 +18,7 @@ use crate::loss::{attribute_loss, person_loss, person_targets, triplet_loss};
 use crate::model::{images, load_pretrained};
 use crate::optim::{Adam, AdamConfig};
 use crate::run::{
-    save_checkpoint, save_weights, write_json, RunConfig, RunDir, RunState, Trainable,
+    save_checkpoint, save_weights, write_json, RunConfig, RunDir, RunState, SplitFile, Trainable,
 };
 use crate::schedule::Schedule;
 use crate::TrainError;
@@ -143,6 +143,8 @@ pub fn fit(
         load_pretrained(&trainable.varmap, cfg.net.backbone, path)?;
     }
     write_json(cfg, &run.config())?;
+    let split = SplitFile::new(&cfg.data, &prepared.train, &prepared.val);
+    write_json(&split, &run.split())?;
     let schedule = Schedule::new(
         cfg.lr,
         cfg.warmup_epochs * batches_per_epoch,
@@ -443,6 +445,28 @@ mod tests {
             3
         );
         assert!(run.curve().is_file() && run.best().is_file());
+        // split.json lists every training image once, on one side, under the data folder.
+        let split: SplitFile = crate::run::read_json(&run.split()).unwrap();
+        let mut listed: Vec<_> = [
+            &split.train,
+            &split.val_query,
+            &split.val_gallery,
+            &split.val_junk,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|p| data.join(p))
+        .collect();
+        listed.sort();
+        let mut all: Vec<_> = MarketDataset::open(&data)
+            .unwrap()
+            .train
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        all.sort();
+        assert_eq!(listed, all);
+        assert!(!split.val_query.is_empty() && !split.val_junk.is_empty());
 
         // Resuming continues the same run: two epochs kept as they were, a third appended.
         cfg.epochs = 3;

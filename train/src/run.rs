@@ -6,7 +6,8 @@
 //! - `config.json`: the [`RunConfig`] (what `eval`, `export` and `--resume` rebuild the net from);
 //! - `last.safetensors` + `last.optim.safetensors` + `state.json`: the end of the last epoch;
 //! - `best.safetensors`: the weights of the epoch with the best validation score;
-//! - `metrics.csv` and `curve.png`: the per-epoch table and the paper-style Figure 4.
+//! - `metrics.csv` and `curve.png`: the per-epoch table and the paper-style Figure 4;
+//! - `split.json`: the images trained and validated on ([`SplitFile`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ use edge_reid::atomic_file::{replace_with, write_atomic};
 use edge_reid::card::{Task, TrainingSummary, IMAGENET_MEAN, IMAGENET_STD};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Record;
+use crate::evaluate::EvalSet;
 use crate::history::EpochRecord;
 use crate::loss::{KendallWeights, TripletMining};
 use crate::model::{MultiTaskNet, NetConfig};
@@ -154,6 +157,11 @@ impl RunDir {
         self.0.join("curve.png")
     }
 
+    /// `split.json`.
+    pub fn split(&self) -> PathBuf {
+        self.0.join("split.json")
+    }
+
     /// Reads `config.json`.
     pub fn read_config(&self) -> Result<RunConfig, TrainError> {
         read_json(&self.config())
@@ -189,6 +197,40 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 pub(crate) fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<(), TrainError> {
     let text = serde_json::to_string_pretty(value).expect("run files always serialise");
     write_atomic(path, text.as_bytes()).map_err(|e| TrainError::io(path, e))
+}
+
+/// The images a run trains and validates on, as paths under its data folder (`split.json`), so
+/// that another trainer can use the very same split (`train/bench/pytorch_trainer.py` does).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitFile {
+    /// Training images (persons, then whatever junk and distractors the split keeps, in order).
+    pub train: Vec<PathBuf>,
+    /// Validation queries.
+    pub val_query: Vec<PathBuf>,
+    /// Validation gallery.
+    pub val_gallery: Vec<PathBuf>,
+    /// Validation junk (scored by the person head only).
+    pub val_junk: Vec<PathBuf>,
+}
+
+impl SplitFile {
+    /// The split of `train` and the validation set `val`, with paths relative to `data`.
+    pub fn new(data: &Path, train: &[Record], val: &EvalSet) -> Self {
+        let paths = |records: &[Record]| -> Vec<PathBuf> {
+            records
+                .iter()
+                .map(|r| r.path.strip_prefix(data).unwrap_or(&r.path).to_path_buf())
+                .collect()
+        };
+        let (query, rest) = val.records.split_at(val.queries);
+        let (gallery, junk) = rest.split_at(val.gallery);
+        Self {
+            train: paths(train),
+            val_query: paths(query),
+            val_gallery: paths(gallery),
+            val_junk: paths(junk),
+        }
+    }
 }
 
 /// Progress of a run, saved after every epoch.

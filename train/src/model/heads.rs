@@ -32,10 +32,10 @@
 //! - person head: `person` `[1, C4]`: `Gemm`.
 
 use candle_core::{Module, ModuleT, Result, Tensor, D};
-use candle_nn::{linear, BatchNorm, Linear, VarBuilder};
+use candle_nn::{BatchNorm, Init, Linear, VarBuilder};
 use edge_reid::attributes::ATTRIBUTES;
 
-use super::layers::{global_avg_pool, Conv, ConvConfig, LayerNorm};
+use super::layers::{dense, global_avg_pool, torch_uniform, Conv, ConvConfig, LayerNorm};
 use super::resnet::{batch_norm, Features};
 use super::{Backbone, BranchPool, HeadKind, BRANCH_GRID};
 
@@ -87,8 +87,8 @@ impl DenseBranch {
     /// Creates `fc1` and `fc2` under `vb` (`attr.<name>`).
     pub(crate) fn new(widths: &HeadWidths, classes: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            fc1: linear(widths.global, widths.hidden, vb.pp("fc1"))?,
-            fc2: linear(widths.hidden, classes, vb.pp("fc2"))?,
+            fc1: dense(widths.global, widths.hidden, vb.pp("fc1"))?,
+            fc2: dense(widths.hidden, classes, vb.pp("fc2"))?,
         })
     }
 }
@@ -125,13 +125,14 @@ impl ConvBranch {
             BranchPool::Global => widths.branch,
         };
         Ok(Self {
-            conv: Conv::new(
+            conv: Conv::with_init(
                 ConvConfig::new(widths.layer3, widths.branch, 3, 1, 1),
+                torch_uniform(widths.layer3 * 9),
                 vb.pp("conv"),
             )?,
             bn: batch_norm(widths.branch, vb.pp("bn"))?,
             pool,
-            fc: linear(features, out, vb.pp("fc"))?,
+            fc: dense(features, out, vb.pp("fc"))?,
         })
     }
 }
@@ -172,12 +173,25 @@ impl SelfAttention {
         if heads == 0 || !dim.is_multiple_of(heads) {
             candle_core::bail!("attention width {dim} is not a multiple of {heads} heads");
         }
+        // As nn.MultiheadAttention: q, k, v Xavier uniform over their stacked [3d, d] matrix,
+        // the output projection as nn.Linear, every bias zero.
+        let bound = (6.0 / (4 * dim) as f64).sqrt();
+        let xavier = Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let projection = |name: &str, init: Init| -> Result<Linear> {
+            let vb = vb.pp(name);
+            let weight = vb.get_with_hints((dim, dim), "weight", init)?;
+            let bias = vb.get_with_hints(dim, "bias", Init::Const(0.))?;
+            Ok(Linear::new(weight, Some(bias)))
+        };
         Ok(Self {
             heads,
-            q: linear(dim, dim, vb.pp("q"))?,
-            k: linear(dim, dim, vb.pp("k"))?,
-            v: linear(dim, dim, vb.pp("v"))?,
-            out: linear(dim, dim, vb.pp("out"))?,
+            q: projection("q", xavier)?,
+            k: projection("k", xavier)?,
+            v: projection("v", xavier)?,
+            out: projection("out", torch_uniform(dim))?,
         })
     }
 }
@@ -224,12 +238,12 @@ impl SaHead {
         for a in &ATTRIBUTES {
             let vb = vb.pp("attr").pp(a.name);
             branches.push(ConvBranch::new(widths, pool, widths.token, vb.clone())?);
-            classifiers.push(linear(widths.token, a.classes(), vb.pp("out"))?);
+            classifiers.push(dense(widths.token, a.classes(), vb.pp("out"))?);
         }
         let sa = vb.pp("sa");
         Ok(Self {
             branches,
-            v_proj: linear(widths.global, widths.token, sa.pp("v_proj"))?,
+            v_proj: dense(widths.global, widths.token, sa.pp("v_proj"))?,
             attention: SelfAttention::new(widths.token, ATTENTION_HEADS, sa.pp("attention"))?,
             norm: LayerNorm::new(widths.token, sa.pp("norm"))?,
             classifiers,
@@ -323,7 +337,7 @@ impl ReidHead {
     /// Creates `fc` and, with `norm`, `bn` under `vb` (`reid`).
     pub(crate) fn new(widths: &HeadWidths, dim: usize, norm: bool, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            fc: linear(widths.global, dim, vb.pp("fc"))?,
+            fc: dense(widths.global, dim, vb.pp("fc"))?,
             bn: norm.then(|| batch_norm(dim, vb.pp("bn"))).transpose()?,
             negative_slope: REID_LEAKY_SLOPE,
         })

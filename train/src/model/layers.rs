@@ -1,6 +1,7 @@
 //! Small layers the network needs where candle's own either lacks an option, has no backward
 //! pass or trains slowly: a convolution with a (height, width) stride, the 3x3 stride-1 max-pool,
-//! global average pooling and a differentiable layer norm.
+//! global average pooling and a differentiable layer norm; and the initialisation of the heads'
+//! layers as PyTorch's defaults have it ([`torch_uniform`], [`dense`]).
 //!
 //! On the CPU (f32) the convolution and the max-pool run as the custom ops of `cpu_conv` and
 //! `cpu_pool`; elsewhere (CUDA) as candle's own operations.
@@ -16,7 +17,27 @@
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
-use candle_nn::{Init, VarBuilder};
+use candle_nn::{Init, Linear, VarBuilder};
+
+/// PyTorch's default initialisation of `nn.Linear` and `nn.Conv2d` weights and biases: uniform in
+/// `±1/sqrt(fan_in)` (Kaiming uniform with `a = sqrt(5)`). The heads use it; candle-nn's `linear`
+/// draws weights Kaiming normal with gain `sqrt(2)` instead, about 2.4 times larger, and the
+/// network learned markedly slower with it (RESULTS.md, "The trainer against PyTorch's").
+pub(crate) fn torch_uniform(fan_in: usize) -> Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+/// A dense layer `[out_dim, in_dim]` with a bias, initialised as PyTorch's `nn.Linear`.
+pub(crate) fn dense(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let init = torch_uniform(in_dim);
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+    let bias = vb.get_with_hints(out_dim, "bias", init)?;
+    Ok(Linear::new(weight, Some(bias)))
+}
 
 use super::{cpu_conv, cpu_pool};
 
@@ -59,8 +80,7 @@ impl ConvConfig {
 
 /// A 2-D convolution with a possibly different stride on rows and columns.
 ///
-/// Variables: `weight` `[out, in, k, k]` (Kaiming normal, fan-out, as torchvision initialises
-/// ResNet) and, when configured, `bias` `[out]`.
+/// Variables: `weight` `[out, in, k, k]` and, when configured, `bias` `[out]` (zeros).
 #[derive(Debug, Clone)]
 pub(crate) struct Conv {
     /// Hyper-parameters.
@@ -72,13 +92,19 @@ pub(crate) struct Conv {
 }
 
 impl Conv {
-    /// Creates the convolution's variables under `vb`.
+    /// Creates the convolution's variables under `vb`, the weight Kaiming normal with fan-out, as
+    /// torchvision initialises ResNet.
     pub(crate) fn new(cfg: ConvConfig, vb: VarBuilder) -> Result<Self> {
         let init = Init::Kaiming {
             dist: NormalOrUniform::Normal,
             fan: FanInOut::FanOut,
             non_linearity: NonLinearity::ReLU,
         };
+        Self::with_init(cfg, init, vb)
+    }
+
+    /// Creates the convolution's variables under `vb`, the weight drawn from `init`.
+    pub(crate) fn with_init(cfg: ConvConfig, init: Init, vb: VarBuilder) -> Result<Self> {
         let shape = (cfg.out_channels, cfg.in_channels, cfg.kernel, cfg.kernel);
         let weight = vb.get_with_hints(shape, "weight", init)?;
         let bias = if cfg.bias {

@@ -23,11 +23,11 @@ pub(crate) mod resnet;
 mod torch_reference;
 
 use candle_core::{ModuleT, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use heads::{AttributeHeads, HeadWidths, ReidHead};
-use layers::global_avg_pool;
+use layers::{dense, global_avg_pool};
 use resnet::ResNet;
 
 pub use pre_detector::PreDetectorNet;
@@ -238,7 +238,7 @@ impl MultiTaskNet {
                 vb.pp("reid"),
             )?,
             person: if cfg.person_head {
-                Some(linear(widths.global, 1, vb.pp("person"))?)
+                Some(dense(widths.global, 1, vb.pp("person"))?)
             } else {
                 None
             },
@@ -316,6 +316,68 @@ mod tests {
             .map(|i| ((i as f32) * 0.013).sin() + ((i / 512) as f32 * 0.7).cos())
             .collect();
         Tensor::from_vec(v, (n, 3, 32, 16), &Device::Cpu).expect("images")
+    }
+
+    /// The backbone starts as torchvision initialises ResNet (convolutions Kaiming normal with
+    /// fan-out, batch norms 1 and 0), the heads as PyTorch's layers do: `nn.Linear` and
+    /// `nn.Conv2d` uniform in +-1/sqrt(fan_in), `nn.MultiheadAttention`'s q, k, v Xavier uniform
+    /// over their stacked [3d, d] matrix with zero biases (the formulas of PyTorch's docs).
+    #[test]
+    fn variables_start_as_torchvision_and_pytorch_initialise_them() {
+        let uniform = |bound: f64| (bound, bound / 3f64.sqrt());
+        for head in HEADS {
+            let cfg = NetConfig::paper(Backbone::Small, head, 128, true, (128, 64));
+            let (vm, _) = build(&cfg);
+            let data = vm.data().lock().unwrap();
+            for (name, var) in data.iter() {
+                let dims = var.dims().to_vec();
+                let values = var.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let in_proj = ["q", "k", "v"]
+                    .iter()
+                    .any(|p| name.contains(&format!("attention.{p}.")));
+                // (largest magnitude, standard deviation); None: a constant.
+                let expected: Option<(f64, f64)> = match dims.as_slice() {
+                    [out, _, k, _] if !name.starts_with("attr.") => {
+                        let std = (2.0 / (out * k * k) as f64).sqrt();
+                        Some((6.0 * std, std))
+                    }
+                    [_, fan_in, k, _] => Some(uniform(1.0 / ((fan_in * k * k) as f64).sqrt())),
+                    [d, _] if in_proj => Some(uniform((6.0 / (4 * d) as f64).sqrt())),
+                    [_, fan_in] => Some(uniform(1.0 / (*fan_in as f64).sqrt())),
+                    [_] if name.ends_with("bias")
+                        && !name.contains("attention")
+                        && !name.contains("norm")
+                        && !name.contains("bn")
+                        && !name.contains("downsample") =>
+                    {
+                        let fan_in = data[&name.replace("bias", "weight")].dims()[1];
+                        Some(uniform(1.0 / (fan_in as f64).sqrt()))
+                    }
+                    _ => None,
+                };
+                let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64;
+                let std = (values
+                    .iter()
+                    .map(|&v| (v as f64 - mean).powi(2))
+                    .sum::<f64>()
+                    / values.len() as f64)
+                    .sqrt();
+                let largest = values.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+                match expected {
+                    Some((bound, want)) => {
+                        assert!(largest <= bound, "{name}: |w| {largest} > {bound}");
+                        if values.len() >= 100 {
+                            let ratio = std / want;
+                            assert!(
+                                (0.85..1.15).contains(&ratio),
+                                "{name}: std {std}, expected {want}"
+                            );
+                        }
+                    }
+                    None => assert_eq!(std, 0.0, "{name} should start constant"),
+                }
+            }
+        }
     }
 
     #[test]

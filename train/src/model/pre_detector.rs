@@ -2,7 +2,7 @@
 //! global average pooling and one person-vs-junk logit. Trained by [`crate::pre_detector`].
 
 use candle_core::{ModuleT, Result as CandleResult, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
 use super::layers::global_avg_pool;
 use super::resnet::ResNet;
@@ -26,7 +26,7 @@ impl PreDetectorNet {
         Ok(Self {
             input: (input_height, input_width),
             backbone: ResNet::new(Backbone::Tiny, vb.clone())?,
-            person: linear(global, 1, vb.pp("person"))?,
+            person: super::layers::dense(global, 1, vb.pp("person"))?,
         })
     }
 

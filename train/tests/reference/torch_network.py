@@ -26,7 +26,7 @@ stride 1), every variable filled by `formula_weights` (nothing to commit but the
 eval mode on `fixed_input` of 2 x 3 x 128 x 64: OUT gets `v`, the global average pool of
 `layer4`, which the Rust test compares with our backbone given the same weights and input.
 
-The Rust test that reads these files is `train/tests/network_reference.rs`; regenerate them with
+The Rust test that reads these files is `train/src/model/torch_reference.rs`; regenerate them with
 `train/tests/reference/make_network_fixtures.sh`.
 """
 import json
