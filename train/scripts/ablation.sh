@@ -38,8 +38,9 @@ train() {
   local v=$1 run=$out/run-$1
   if [[ $v == torch-* ]]; then
     local like=$out/run-${v#torch-}
-    # fit writes the split before its first epoch.
-    until [ -f "$like/split.json" ]; do sleep 2; done
+    # fit writes the split before its first epoch (seconds after it starts).
+    for _ in $(seq 300); do [ -f "$like/split.json" ] && break; sleep 2; done
+    [ -f "$like/split.json" ] || { echo "$v: no $like/split.json; see $out/fit-${v#torch-}.log" >&2; return 1; }
     python3 "$root/train/bench/pytorch_trainer.py" --like "$like" --out "$run" --threads 1 \
       > "$out/fit-$v.log" 2>&1
   else
