@@ -203,7 +203,7 @@ pub(crate) fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<(), Tra
 /// that another trainer can use the very same split (`train/bench/pytorch_trainer.py` does).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitFile {
-    /// Training images (persons, then whatever junk and distractors the split keeps, in order).
+    /// Training images (persons, junk and distractors), in the data's order.
     pub train: Vec<PathBuf>,
     /// Validation queries.
     pub val_query: Vec<PathBuf>,

@@ -35,7 +35,9 @@ use candle_core::{Module, ModuleT, Result, Tensor, D};
 use candle_nn::{BatchNorm, Init, Linear, VarBuilder};
 use edge_reid::attributes::ATTRIBUTES;
 
-use super::layers::{dense, global_avg_pool, torch_uniform, Conv, ConvConfig, LayerNorm};
+use super::layers::{
+    dense, dense_with, global_avg_pool, torch_uniform, Conv, ConvConfig, LayerNorm,
+};
 use super::resnet::{batch_norm, Features};
 use super::{Backbone, BranchPool, HeadKind, BRANCH_GRID};
 
@@ -180,12 +182,8 @@ impl SelfAttention {
             lo: -bound,
             up: bound,
         };
-        let projection = |name: &str, init: Init| -> Result<Linear> {
-            let vb = vb.pp(name);
-            let weight = vb.get_with_hints((dim, dim), "weight", init)?;
-            let bias = vb.get_with_hints(dim, "bias", Init::Const(0.))?;
-            Ok(Linear::new(weight, Some(bias)))
-        };
+        let projection =
+            |name: &str, init: Init| dense_with(dim, dim, init, Init::Const(0.), vb.pp(name));
         Ok(Self {
             heads,
             q: projection("q", xavier)?,

@@ -34,8 +34,19 @@ pub(crate) fn torch_uniform(fan_in: usize) -> Init {
 /// A dense layer `[out_dim, in_dim]` with a bias, initialised as PyTorch's `nn.Linear`.
 pub(crate) fn dense(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let init = torch_uniform(in_dim);
-    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
-    let bias = vb.get_with_hints(out_dim, "bias", init)?;
+    dense_with(in_dim, out_dim, init, init, vb)
+}
+
+/// A dense layer `[out_dim, in_dim]` whose `weight` and `bias` are drawn from the given inits.
+pub(crate) fn dense_with(
+    in_dim: usize,
+    out_dim: usize,
+    weight: Init,
+    bias: Init,
+    vb: VarBuilder,
+) -> Result<Linear> {
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", weight)?;
+    let bias = vb.get_with_hints(out_dim, "bias", bias)?;
     Ok(Linear::new(weight, Some(bias)))
 }
 

@@ -344,15 +344,12 @@ mod tests {
                     [_, fan_in, k, _] => Some(uniform(1.0 / ((fan_in * k * k) as f64).sqrt())),
                     [d, _] if in_proj => Some(uniform((6.0 / (4 * d) as f64).sqrt())),
                     [_, fan_in] => Some(uniform(1.0 / (*fan_in as f64).sqrt())),
-                    [_] if name.ends_with("bias")
-                        && !name.contains("attention")
-                        && !name.contains("norm")
-                        && !name.contains("bn")
-                        && !name.contains("downsample") =>
-                    {
-                        let fan_in = data[&name.replace("bias", "weight")].dims()[1];
-                        Some(uniform(1.0 / (fan_in as f64).sqrt()))
-                    }
+                    // The bias of a dense layer (not the attention's, which start at zero).
+                    [_] if !name.contains("attention") => name
+                        .strip_suffix("bias")
+                        .and_then(|layer| data.get(&format!("{layer}weight")))
+                        .filter(|weight| weight.rank() == 2)
+                        .map(|weight| uniform(1.0 / (weight.dims()[1] as f64).sqrt())),
                     _ => None,
                 };
                 let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64;
