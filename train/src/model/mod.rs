@@ -335,11 +335,12 @@ mod tests {
                 let in_proj = ["q", "k", "v"]
                     .iter()
                     .any(|p| name.contains(&format!("attention.{p}.")));
-                // (largest magnitude, standard deviation); None: a constant.
+                // (largest magnitude, standard deviation); None: a constant. A normal draw is
+                // bounded at 7 sigma (about 1e-11 per value past it).
                 let expected: Option<(f64, f64)> = match dims.as_slice() {
                     [out, _, k, _] if !name.starts_with("attr.") => {
                         let std = (2.0 / (out * k * k) as f64).sqrt();
-                        Some((6.0 * std, std))
+                        Some((7.0 * std, std))
                     }
                     [_, fan_in, k, _] => Some(uniform(1.0 / ((fan_in * k * k) as f64).sqrt())),
                     [d, _] if in_proj => Some(uniform((6.0 / (4 * d) as f64).sqrt())),
@@ -362,11 +363,16 @@ mod tests {
                 let largest = values.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
                 match expected {
                     Some((bound, want)) => {
-                        assert!(largest <= bound, "{name}: |w| {largest} > {bound}");
+                        // Drawn in f32: a draw at the bound may round just past it.
+                        let bound_f32 = bound * (1.0 + f32::EPSILON as f64);
+                        assert!(largest <= bound_f32, "{name}: |w| {largest} > {bound}");
                         if values.len() >= 100 {
+                            // 8 standard errors of a sample std (at most sqrt(0.5 / n) relative,
+                            // for a normal draw): never by chance, yet far from 2.4x or 0.
+                            let tolerance = 8.0 * (0.5 / values.len() as f64).sqrt();
                             let ratio = std / want;
                             assert!(
-                                (0.85..1.15).contains(&ratio),
+                                (ratio - 1.0).abs() < tolerance,
                                 "{name}: std {std}, expected {want}"
                             );
                         }
