@@ -345,6 +345,7 @@ def main():
     a.out.mkdir(parents=True, exist_ok=True)
     json.dump(cfg, open(a.out / "config.json", "w"), indent=2)
     shutil.copy(a.like / "split.json", a.out / "split.json")
+    # The schedule's length: the sampler's epochs vary by a batch or so with the draw.
     batches = len(identity_batches(trainer.train_pids, cfg["p"], cfg["k"], random.Random(0)))
     scheduler = trainer.schedule(batches)
     columns = ["epoch", "lr", "loss", "ar_loss", "id_loss", "s_ar", "s_id", "train_accuracy",
