@@ -128,7 +128,7 @@ def identity_batches(pids, p, k, rng, most_first=False):
 def triplet_all(emb, labels, margin):
     d = torch.cdist(emb, emb)
     same = labels[:, None] == labels[None, :]
-    eye = torch.eye(len(labels), dtype=torch.bool)
+    eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
     valid = (same & ~eye)[:, :, None] & (~same)[:, None, :]
     losses = F.relu(d[:, :, None] - d[:, None, :] + margin) * valid
     return losses.sum() / (losses > 0).sum().clamp(min=1)

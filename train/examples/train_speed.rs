@@ -1,9 +1,11 @@
 //! Training-step speed of the multi-task network on the CPU, phase by phase, to compare with
 //! `train/bench/pytorch_speed.py`: the same step as `edge-reid-train fit` (train-mode forward, the
 //! Kendall-weighted attribute + triplet loss, backward, Adam) on a fixed P x K batch of 128x64
-//! images, plus the eval-mode forward. Prints the median over the timed steps.
+//! images, plus the eval-mode forward, for the paper's network (`NetConfig::paper`) with each
+//! backbone and head asked for. Prints the median over the timed steps.
 //!
 //!     cargo run --release -p edge-reid-train --example train_speed -- --backbone small resnet18
+//!     cargo run --release -p edge-reid-train --example train_speed -- --backbone small --head sa
 
 use std::time::Instant;
 
@@ -12,7 +14,7 @@ use candle_core::{Device, Tensor};
 use clap::Parser;
 use edge_reid::attributes::ATTRIBUTES;
 use edge_reid_train::loss::{attribute_loss, triplet_loss, TripletMining};
-use edge_reid_train::model::{Backbone, NetConfig};
+use edge_reid_train::model::{Backbone, HeadKind, NetConfig};
 use edge_reid_train::optim::{Adam, AdamConfig};
 use edge_reid_train::run::Trainable;
 
@@ -21,6 +23,9 @@ struct Args {
     /// Backbones to time.
     #[arg(long, num_args = 1.., default_values = ["small", "resnet18"])]
     backbone: Vec<Backbone>,
+    /// Attribute heads to time (each with each backbone).
+    #[arg(long, num_args = 1.., default_values = ["baseline"])]
+    head: Vec<HeadKind>,
     /// Identities per batch.
     #[arg(long, default_value_t = 16)]
     p: usize,
@@ -46,12 +51,9 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Seconds per phase of one training step: forward + loss, backward, optimizer; then eval forward.
-fn time_backbone(backbone: Backbone, args: &Args) -> Result<[f64; 4]> {
+fn time_net(backbone: Backbone, head: HeadKind, args: &Args) -> Result<[f64; 4]> {
     let dev = Device::Cpu;
-    let cfg = NetConfig {
-        backbone,
-        ..NetConfig::default()
-    };
+    let cfg = NetConfig::paper(backbone, head, 128, false, (128, 64));
     let t = Trainable::new(&cfg, &dev)?;
     let mut adam = Adam::new(&t.varmap, AdamConfig::default())?;
     let n = args.p * args.k;
@@ -113,8 +115,9 @@ fn main() -> Result<()> {
         }
     );
     println!(
-        "{:<10} {:>12} {:>12} {:>12} {:>12} {:>14} {:>12}",
+        "{:<10} {:<9} {:>12} {:>12} {:>12} {:>12} {:>14} {:>12}",
         "backbone",
+        "head",
         "fwd+loss ms",
         "backward ms",
         "adam ms",
@@ -122,12 +125,17 @@ fn main() -> Result<()> {
         "eval fwd ms",
         "eval img/s"
     );
-    for &backbone in &args.backbone {
-        let [fwd, bwd, opt, eval] = time_backbone(backbone, &args)?;
+    for (&backbone, &head) in args
+        .backbone
+        .iter()
+        .flat_map(|b| args.head.iter().map(move |h| (b, h)))
+    {
+        let [fwd, bwd, opt, eval] = time_net(backbone, head, &args)?;
         let step = fwd + bwd + opt;
         println!(
-            "{:<10} {:>12.0} {:>12.0} {:>12.0} {:>12.1} {:>14.0} {:>12.1}",
+            "{:<10} {:<9} {:>12.0} {:>12.0} {:>12.0} {:>12.1} {:>14.0} {:>12.1}",
             format!("{backbone:?}").to_lowercase(),
+            format!("{head:?}").to_lowercase(),
             fwd * 1e3,
             bwd * 1e3,
             opt * 1e3,

@@ -324,13 +324,17 @@ fn matmul(dst: &mut [f32], dst_rs: usize, lhs: Mat, rhs: Mat, accumulate: bool) 
     }
 }
 
-/// The contiguous f32 data of a CPU tensor argument.
-fn f32_data<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The contiguous f32 data of a custom op's CPU tensor argument (`what`, e.g. "conv2d: input").
+pub(super) fn f32_data<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("conv2d: {what} is {:?}, not f32", storage.dtype());
+        candle_core::bail!("{what} is {:?}, not f32", storage.dtype());
     };
     let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("conv2d: {what} is not contiguous");
+        candle_core::bail!("{what} is not contiguous");
     };
     Ok(&data[start..end])
 }
@@ -354,7 +358,10 @@ impl CustomOp2 for Conv2d {
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(xl.dims(), wl.dims(), self.stride, self.padding)?;
-        let (x, weight) = (f32_data(xs, xl, "input")?, f32_data(ws, wl, "weight")?);
+        let (x, weight) = (
+            f32_data(xs, xl, "conv2d: input")?,
+            f32_data(ws, wl, "conv2d: weight")?,
+        );
         let mut y = vec![0f32; g.n * g.output_len()];
         y.par_chunks_mut(g.output_len())
             .zip(x.par_chunks(g.image_len()))
@@ -423,8 +430,11 @@ impl CustomOp3 for Conv2dGrad {
                 [g.n, g.cout, g.ho, g.wo]
             );
         }
-        let gy = f32_data(gs, gl, "output gradient")?;
-        let (x, weight) = (f32_data(xs, xl, "input")?, f32_data(ws, wl, "weight")?);
+        let gy = f32_data(gs, gl, "conv2d: output gradient")?;
+        let (x, weight) = (
+            f32_data(xs, xl, "conv2d: input")?,
+            f32_data(ws, wl, "conv2d: weight")?,
+        );
         let nx = if self.input_grad { x.len() } else { 0 };
         let mut out = vec![0f32; nx + weight.len()];
         let (dx, dw) = out.split_at_mut(nx);

@@ -15,24 +15,43 @@ pub(crate) fn max_pool_3x3(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(MaxPool3x3)
 }
 
-/// Index in the `h x w` plane `x` of the first maximum of the 3x3 window centred on `(r, c)`,
-/// scanning as torch does (`val > max || isnan(val)` replaces).
-fn window_argmax(x: &[f32], (h, w): (usize, usize), r: usize, c: usize) -> usize {
-    let (rows, cols) = (
-        r.saturating_sub(1)..(r + 2).min(h),
-        c.saturating_sub(1)..(c + 2).min(w),
-    );
-    let mut best = rows.start * w + cols.start;
-    let mut max = f32::NEG_INFINITY;
-    for i in rows {
-        for j in cols.clone() {
-            let v = x[i * w + j];
-            if v > max || v.is_nan() {
-                (max, best) = (v, i * w + j);
-            }
+/// Folds `(value, index)` into the running first maximum `best` as torch scans a window
+/// (`val > max || isnan(val)` replaces).
+fn scan(best: (f32, usize), (v, i): (f32, usize)) -> (f32, usize) {
+    if v > best.0 || v.is_nan() {
+        (v, i)
+    } else {
+        best
+    }
+}
+
+/// For every position of the `h x w` plane `x`, the index of the first maximum of the 3x3 window
+/// centred there in torch's row-major scan, written to `argmax`. Found separably: the first
+/// maximum of each row's 1x3 window into `rows`, then the scan of the three rows' results in
+/// order, which ends where the scan of all nine values does.
+fn window_argmax(
+    x: &[f32],
+    (h, w): (usize, usize),
+    rows: &mut [(f32, usize)],
+    argmax: &mut [usize],
+) {
+    for (r, (row, x)) in rows.chunks_exact_mut(w).zip(x.chunks_exact(w)).enumerate() {
+        for (c, best) in row.iter_mut().enumerate() {
+            let cols = c.saturating_sub(1)..(c + 2).min(w);
+            let first = (f32::NEG_INFINITY, r * w + cols.start);
+            *best = cols.fold(first, |b, j| scan(b, (x[j], r * w + j)));
         }
     }
-    best
+    for (r, out) in argmax.chunks_exact_mut(w).enumerate() {
+        let window = r.saturating_sub(1)..(r + 2).min(h);
+        for (c, out) in out.iter_mut().enumerate() {
+            let first = (f32::NEG_INFINITY, rows[window.start * w + c].1);
+            *out = window
+                .clone()
+                .fold(first, |b, i| scan(b, rows[i * w + c]))
+                .1;
+        }
+    }
 }
 
 /// The larger of `a` and `b`, NaN when either is.
@@ -133,11 +152,15 @@ impl CustomOp2 for MaxPool3x3Grad {
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(h * w)
             .zip(x.par_chunks(h * w).zip(gy.par_chunks(h * w)))
-            .for_each(|(dx, (x, gy))| {
-                for (i, g) in gy.iter().enumerate() {
-                    dx[window_argmax(x, (h, w), i / w, i % w)] += g;
-                }
-            });
+            .for_each_init(
+                || (vec![(0f32, 0usize); h * w], vec![0usize; h * w]),
+                |(rows, argmax), (dx, (x, gy))| {
+                    window_argmax(x, (h, w), rows, argmax);
+                    for (&i, g) in argmax.iter().zip(gy) {
+                        dx[i] += g;
+                    }
+                },
+            );
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }
 }
@@ -146,6 +169,39 @@ impl CustomOp2 for MaxPool3x3Grad {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    /// The separable argmax against the nine-value scan torch does (`max_pool2d_with_indices`:
+    /// row-major, `val > max || isnan(val)` replaces), on planes full of ties, NaNs and
+    /// infinities, including one- and two-wide planes.
+    #[test]
+    fn separable_argmax_is_the_row_major_scan() {
+        let values = [0., 1., 2., f32::NAN, f32::NEG_INFINITY];
+        for (h, w) in [(5, 7), (1, 4), (3, 1), (2, 2), (6, 3)] {
+            for seed in 0..50u64 {
+                let x: Vec<f32> = (0..h * w)
+                    .map(|i| {
+                        let r = (i as u64 + 1).wrapping_mul(seed * 2654435761 + 97) >> 7;
+                        values[(r % 5) as usize]
+                    })
+                    .collect();
+                let (mut rows, mut argmax) = (vec![(0., 0); h * w], vec![0; h * w]);
+                window_argmax(&x, (h, w), &mut rows, &mut argmax);
+                for (i, &got) in argmax.iter().enumerate() {
+                    let (r, c) = (i / w, i % w);
+                    let mut best = (
+                        f32::NEG_INFINITY,
+                        r.saturating_sub(1) * w + c.saturating_sub(1),
+                    );
+                    for i in r.saturating_sub(1)..(r + 2).min(h) {
+                        for j in c.saturating_sub(1)..(c + 2).min(w) {
+                            best = scan(best, (x[i * w + j], i * w + j));
+                        }
+                    }
+                    assert_eq!(got, best.1, "{h}x{w} seed {seed} at {i}: {x:?}");
+                }
+            }
+        }
+    }
 
     // Ties and NaN against torch (the network's other max-pool test, `stem_matches_torch`, has
     // no ties). Values from:

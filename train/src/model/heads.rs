@@ -36,7 +36,8 @@ use candle_nn::{BatchNorm, Init, Linear, VarBuilder};
 use edge_reid::attributes::ATTRIBUTES;
 
 use super::layers::{
-    dense, dense_with, global_avg_pool, torch_uniform, Conv, ConvConfig, LayerNorm,
+    batch_norm_t, dense, dense_with, global_avg_pool, stacked_batch_norm_relu_t, torch_uniform,
+    Conv, ConvConfig, LayerNorm,
 };
 use super::resnet::{batch_norm, Features};
 use super::{Backbone, BranchPool, HeadKind, BRANCH_GRID};
@@ -139,19 +140,57 @@ impl ConvBranch {
     }
 }
 
-impl ModuleT for ConvBranch {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()?;
-        let features = match self.pool {
-            BranchPool::Global => global_avg_pool(&y)?,
-            BranchPool::Grid => {
-                let (_, _, h, w) = y.dims4()?;
-                y.avg_pool2d((h / BRANCH_GRID.0, w / BRANCH_GRID.1))?
-                    .flatten_from(1)?
-            }
-        };
-        self.fc.forward(&features)
+/// What the convolutional branches give their dense layers, `[N, features]` each, computed for
+/// all branches at once: they share their input, so their convolutions run as one over the stacked
+/// kernels, their batch norms and ReLUs as one over the stacked channels, and one pooling (the
+/// same function: each of these acts on its own output channels).
+fn branch_features(branches: &[ConvBranch], x: &Tensor, train: bool) -> Result<Vec<Tensor>> {
+    let Some(first) = branches.first() else {
+        return Ok(Vec::new());
+    };
+    let weights: Vec<&Tensor> = branches.iter().map(|b| &b.conv.weight).collect();
+    let conv = Conv {
+        cfg: ConvConfig {
+            out_channels: branches.iter().map(|b| b.conv.cfg.out_channels).sum(),
+            ..first.conv.cfg
+        },
+        weight: Tensor::cat(&weights, 0)?,
+        bias: None,
+    };
+    if branches
+        .iter()
+        .any(|b| b.conv.bias.is_some() || b.pool != first.pool)
+    {
+        candle_core::bail!("attribute branches differ in bias or pooling");
     }
+    let bns: Vec<&BatchNorm> = branches.iter().map(|b| &b.bn).collect();
+    let y = stacked_batch_norm_relu_t(&bns, &conv.forward(x)?, train)?;
+    let pooled = match first.pool {
+        BranchPool::Global => global_avg_pool(&y)?.unsqueeze(2)?,
+        BranchPool::Grid => {
+            let (_, _, h, w) = y.dims4()?;
+            y.avg_pool2d((h / BRANCH_GRID.0, w / BRANCH_GRID.1))?
+                .flatten_from(2)?
+        }
+    };
+    let mut start = 0;
+    branches
+        .iter()
+        .map(|b| {
+            let c = b.conv.cfg.out_channels;
+            start += c;
+            pooled.narrow(1, start - c, c)?.flatten_from(1)
+        })
+        .collect()
+}
+
+/// The convolutional branches' outputs: each branch's dense layer on its features.
+fn conv_branches(branches: &[ConvBranch], x: &Tensor, train: bool) -> Result<Vec<Tensor>> {
+    branch_features(branches, x, train)?
+        .iter()
+        .zip(branches)
+        .map(|(f, b)| b.fc.forward(f))
+        .collect()
 }
 
 /// Multi-head self-attention over `[N, T, d]` tokens (candle has no such module).
@@ -250,9 +289,7 @@ impl SaHead {
 
     fn forward_t(&self, layer3: &Tensor, v: &Tensor, train: bool) -> Result<Vec<Tensor>> {
         let mut tokens = vec![self.v_proj.forward(v)?];
-        for branch in &self.branches {
-            tokens.push(branch.forward_t(layer3, train)?);
-        }
+        tokens.extend(conv_branches(&self.branches, layer3, train)?);
         let tokens = Tensor::stack(&tokens, 1)?;
         let attended = self
             .norm
@@ -311,10 +348,7 @@ impl AttributeHeads {
     ) -> Result<Vec<Tensor>> {
         match self {
             Self::Baseline(branches) => branches.iter().map(|b| b.forward(v)).collect(),
-            Self::ConvHead(branches) => branches
-                .iter()
-                .map(|b| b.forward_t(&features.layer3, train))
-                .collect(),
+            Self::ConvHead(branches) => conv_branches(branches, &features.layer3, train),
             Self::Sa(head) => head.forward_t(&features.layer3, v, train),
         }
     }
@@ -346,7 +380,9 @@ impl ModuleT for ReidHead {
     fn forward_t(&self, v: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.fc.forward(v)?;
         match &self.bn {
-            Some(bn) => candle_nn::ops::leaky_relu(&bn.forward_t(&y, train)?, self.negative_slope),
+            Some(bn) => {
+                candle_nn::ops::leaky_relu(&batch_norm_t(bn, &y, train)?, self.negative_slope)
+            }
             None => Ok(y),
         }
     }

@@ -3,8 +3,9 @@
 //! global average pooling and a differentiable layer norm; and the initialisation of the heads'
 //! layers as PyTorch's defaults have it ([`torch_uniform`], [`dense`]).
 //!
-//! On the CPU (f32) the convolution and the max-pool run as the custom ops of `cpu_conv` and
-//! `cpu_pool`; elsewhere (CUDA) as candle's own operations.
+//! On the CPU (f32) the convolution, the max-pool and the training-mode batch norm run as the
+//! custom ops of `cpu_conv`, `cpu_pool` and `cpu_norm`; elsewhere (CUDA) as candle's own
+//! operations.
 //!
 //! ONNX mapping (opset 17), for the exporter:
 //! - [`Conv`]: one `Conv` node, `kernel_shape=[k,k]`, `strides=[sh,sw]`, `pads=[p,p,p,p]`, inputs
@@ -15,9 +16,9 @@
 //! - [`global_avg_pool`]: `GlobalAveragePool` then `Flatten(axis=1)` (`[N,C,H,W]` to `[N,C]`).
 //! - [`LayerNorm`]: `LayerNormalization(axis=-1, epsilon)` with `weight` as scale and `bias` as B.
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{DType, Module, ModuleT, Result, Tensor, Var};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
-use candle_nn::{Init, Linear, VarBuilder};
+use candle_nn::{BatchNorm, Init, Linear, VarBuilder};
 
 /// PyTorch's default initialisation of `nn.Linear` and `nn.Conv2d` weights and biases: uniform in
 /// `±1/sqrt(fan_in)` (Kaiming uniform with `a = sqrt(5)`). The heads use it; candle-nn's `linear`
@@ -50,7 +51,7 @@ pub(crate) fn dense_with(
     Ok(Linear::new(weight, Some(bias)))
 }
 
-use super::{cpu_conv, cpu_pool};
+use super::{cpu_conv, cpu_norm, cpu_pool};
 
 /// Hyper-parameters of one 2-D convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +190,94 @@ fn max_pool_3x3_shifted(x: &Tensor) -> Result<Tensor> {
         .maximum(&cols.narrow(3, 2, w)?)
 }
 
+/// `bn` applied to `x` (`[n, c, ...]`). In training mode on the CPU this is the fused op of
+/// `cpu_norm`, with the running statistics updated as candle-nn and torch do (momentum, unbiased
+/// batch variance); otherwise candle-nn's `BatchNorm`.
+pub(crate) fn batch_norm_t(bn: &BatchNorm, x: &Tensor, train: bool) -> Result<Tensor> {
+    normalise(&[bn], x, train, None, false)
+}
+
+/// `relu(bn(x) + residual)`, or `relu(bn(x))` without a residual, as [`batch_norm_t`] with the
+/// sum and the ReLU in the same op.
+pub(crate) fn batch_norm_relu_t(
+    bn: &BatchNorm,
+    x: &Tensor,
+    residual: Option<&Tensor>,
+    train: bool,
+) -> Result<Tensor> {
+    normalise(&[bn], x, train, residual, true)
+}
+
+/// `relu` of several batch norms side by side: the first's channels of `x` through the first,
+/// the next ones through the next, and so on (one op for all of them on the CPU).
+pub(crate) fn stacked_batch_norm_relu_t(
+    bns: &[&BatchNorm],
+    x: &Tensor,
+    train: bool,
+) -> Result<Tensor> {
+    normalise(bns, x, train, None, true)
+}
+
+fn normalise(
+    bns: &[&BatchNorm],
+    x: &Tensor,
+    train: bool,
+    residual: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
+    let affine: Option<(Vec<_>, Vec<_>)> = bns.iter().map(|bn| bn.weight_and_bias()).collect();
+    let Some((weights, biases)) = affine.filter(|_| train && on_cpu(x)) else {
+        let y = match bns {
+            [bn] => bn.forward_t(x, train)?,
+            _ => {
+                let mut start = 0;
+                let parts = bns
+                    .iter()
+                    .map(|bn| {
+                        let c = bn.running_mean().elem_count();
+                        start += c;
+                        bn.forward_t(&x.narrow(1, start - c, c)?, train)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&parts, 1)?
+            }
+        };
+        let y = match residual {
+            Some(r) => (y + r)?,
+            None => y,
+        };
+        return if relu { y.relu() } else { Ok(y) };
+    };
+    let (weight, bias) = match bns {
+        [_] => (weights[0].clone(), biases[0].clone()),
+        _ => (Tensor::cat(&weights, 0)?, Tensor::cat(&biases, 0)?),
+    };
+    let eps = bns[0].eps();
+    if bns.iter().any(|bn| bn.eps() != eps) {
+        candle_core::bail!("stacked batch norms with different epsilons");
+    }
+    let (y, mean, var) = cpu_norm::batch_norm_train(x, &weight, &bias, eps, residual, relu)?;
+    let count = (x.elem_count() / x.dim(1)?) as f64;
+    let mut start = 0;
+    for bn in bns {
+        let momentum = bn.momentum();
+        let update = |running: &Tensor, batch: &[f32], scale: f64| -> Result<()> {
+            let batch = Tensor::from_slice(batch, running.shape(), running.device())?;
+            let updated = ((running * (1. - momentum))? + (batch * (momentum * scale))?)?;
+            Var::from_tensor(running)?.set(&updated)
+        };
+        let channels = start..start + bn.running_mean().elem_count();
+        update(bn.running_mean(), &mean[channels.clone()], 1.)?;
+        update(
+            bn.running_var(),
+            &var[channels.clone()],
+            count / (count - 1.),
+        )?;
+        start = channels.end;
+    }
+    Ok(y)
+}
+
 /// Global average pooling, `[N, C, H, W]` to `[N, C]`.
 pub(crate) fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     x.mean((2, 3))
@@ -244,6 +333,107 @@ mod tests {
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             assert!((g - w).abs() <= tol, "index {i}: got {g}, want {w}");
         }
+    }
+
+    /// The fused training-mode batch norm against candle-nn's, built from candle's own tensor
+    /// operations: output, the gradients of input, scale, shift and residual, and the running
+    /// statistics after each of three steps (alone, with a ReLU, with a residual and a ReLU), for
+    /// a 4-D input (BatchNorm2d), a 2-D one (BatchNorm1d) and a transposed one. Eval mode is
+    /// candle-nn's in both.
+    #[test]
+    fn batch_norm_t_matches_candle_nn() -> Result<()> {
+        let dev = Device::Cpu;
+        let shapes: [&[usize]; 3] = [&[3, 5, 4, 7], &[6, 9], &[2, 3, 1, 5]];
+        for (case, dims) in shapes.iter().enumerate() {
+            let c = dims[1];
+            let new_bn = || -> Result<(BatchNorm, Var, Var)> {
+                let weight = Var::from_vec(wave(c, 0.9, 0.4), c, &dev)?;
+                let bias = Var::from_vec(wave(c, 0.5, 1.1), c, &dev)?;
+                let stats = |v: f32| Tensor::full(v, c, &dev);
+                let bn = BatchNorm::new(
+                    c,
+                    stats(0.1)?,
+                    stats(2.0)?,
+                    weight.as_tensor().clone(),
+                    bias.as_tensor().clone(),
+                    1e-5,
+                )?;
+                Ok((bn, weight, bias))
+            };
+            let (ours, ours_w, ours_b) = new_bn()?;
+            let (theirs, theirs_w, theirs_b) = new_bn()?;
+            let n: usize = dims.iter().product();
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+            let residual = Var::from_vec(wave(n, 0.23, 0.9), *dims, &dev)?;
+            let r = residual.as_tensor();
+            for (step, fused) in ["alone", "with a ReLU", "with a residual and a ReLU"]
+                .into_iter()
+                .enumerate()
+            {
+                let what = format!("case {case} {dims:?}, step {step}, {fused}");
+                let data = wave(n, 0.37, step as f64)
+                    .iter()
+                    .map(|v| 3. * v + 1.)
+                    .collect();
+                let leaf = match case {
+                    2 => Var::from_vec(data, (1, 3, 2, 5), &dev)?,
+                    _ => Var::from_vec(data, *dims, &dev)?,
+                };
+                let x = match case {
+                    2 => leaf.transpose(0, 2)?,
+                    _ => leaf.as_tensor().clone(),
+                };
+                assert_eq!(x.is_contiguous(), case != 2);
+                let (got, want) = match step {
+                    0 => (batch_norm_t(&ours, &x, true)?, theirs.forward_t(&x, true)?),
+                    1 => (
+                        batch_norm_relu_t(&ours, &x, None, true)?,
+                        theirs.forward_t(&x, true)?.relu()?,
+                    ),
+                    _ => (
+                        batch_norm_relu_t(&ours, &x, Some(r), true)?,
+                        (theirs.forward_t(&x, true)? + r)?.relu()?,
+                    ),
+                };
+                assert!(
+                    step == 0 || flat(&want)?.contains(&0.),
+                    "{what}: no ReLU at work"
+                );
+                close(&flat(&got)?, &flat(&want)?, 1e-5);
+                let g = Tensor::from_vec(wave(n, 0.7, 0.3), *dims, &dev)?;
+                let got_grads = (&got * &g)?.sum_all()?.backward()?;
+                let want_grads = (&want * &g)?.sum_all()?.backward()?;
+                for (name, a, b) in [
+                    ("input", leaf.as_tensor(), leaf.as_tensor()),
+                    ("weight", ours_w.as_tensor(), theirs_w.as_tensor()),
+                    ("bias", ours_b.as_tensor(), theirs_b.as_tensor()),
+                    ("residual", r, r),
+                ] {
+                    let (a, b) = (got_grads.get(a), want_grads.get(b));
+                    if name == "residual" && step < 2 {
+                        assert!(a.is_none() && b.is_none(), "{what}: a residual gradient");
+                        continue;
+                    }
+                    let a = a.unwrap_or_else(|| panic!("{what}: no {name} gradient"));
+                    let b = b.unwrap_or_else(|| panic!("{what}: no reference {name} gradient"));
+                    assert_eq!(a.dims(), b.dims(), "{what}: {name} gradient shape");
+                    close(&flat(a)?, &flat(b)?, 2e-4);
+                }
+                close(
+                    &flat(ours.running_mean())?,
+                    &flat(theirs.running_mean())?,
+                    1e-6,
+                );
+                close(
+                    &flat(ours.running_var())?,
+                    &flat(theirs.running_var())?,
+                    1e-5,
+                );
+                let eval = batch_norm_t(&ours, &x, false)?;
+                close(&flat(&eval)?, &flat(&theirs.forward_t(&x, false)?)?, 1e-5);
+            }
+        }
+        Ok(())
     }
 
     // The ResNet stem as modified by the paper (conv 7x7 stride (2,1) padding 3, then max-pool

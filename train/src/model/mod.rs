@@ -13,6 +13,7 @@
 //! outputs are `embedding` (re-ID head), `attr_<name>` (one per attribute) and `person`.
 
 mod cpu_conv;
+mod cpu_norm;
 mod cpu_pool;
 pub(crate) mod heads;
 pub(crate) mod layers;

@@ -10,7 +10,7 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, VarBuilder};
 
-use super::layers::{max_pool_3x3, Conv, ConvConfig};
+use super::layers::{batch_norm_relu_t, batch_norm_t, max_pool_3x3, Conv, ConvConfig};
 use super::Backbone;
 
 /// torch's `BatchNorm2d` defaults: epsilon 1e-5, momentum 0.1, learned scale and shift.
@@ -70,13 +70,12 @@ impl BasicBlock {
 
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
-        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
+        let y = batch_norm_relu_t(&self.bn1, &self.conv1.forward(x)?, None, train)?;
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
+            Some((conv, bn)) => batch_norm_t(bn, &conv.forward(x)?, train)?,
             None => x.clone(),
         };
-        (y + shortcut)?.relu()
+        batch_norm_relu_t(&self.bn2, &self.conv2.forward(&y)?, Some(&shortcut), train)
     }
 }
 
@@ -146,7 +145,7 @@ impl ResNet {
                 .iter()
                 .try_fold(x, |y, block| block.forward_t(&y, train))
         };
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let y = batch_norm_relu_t(&self.bn1, &self.conv1.forward(x)?, None, train)?;
         let y = max_pool_3x3(&y)?;
         let layer3 = stage(2, stage(1, stage(0, y)?)?)?;
         let layer4 = stage(3, layer3.clone())?;
