@@ -4,9 +4,9 @@
 //! candle-nn's `BatchNorm::forward_train` builds the function from about ten tensor operations
 //! (a transposed copy, two means, broadcast subtract, divide, multiply and add, a transpose back),
 //! each with its own backward and its own full-size buffers; they took about a quarter of a
-//! training step of the small backbone (RESULTS.md, "Training speed"). Here the batch's per-channel mean and variance
-//! come from one pass over `x`, the output from a second, and the backward from the textbook
-//! formula (two passes). The ReLU after it, and in a ResNet block the residual sum before that
+//! training step of the small backbone (RESULTS.md, "Training speed"). Here the batch's
+//! per-channel mean and variance come from two passes over `x`, the output from a third, and the
+//! backward from the textbook formula (two more). The ReLU after it, and in a ResNet block the residual sum before that
 //! ReLU, are part of the op, which saves their own full-size passes and buffers forward and back:
 //!
 //!   x̂ = (x - μ) / sqrt(σ² + ε),  y = relu(γ x̂ + β + r),  dz = dy · [y > 0],

@@ -36,8 +36,8 @@ use candle_nn::{BatchNorm, Init, Linear, VarBuilder};
 use edge_reid::attributes::ATTRIBUTES;
 
 use super::layers::{
-    batch_norm_t, dense, dense_with, global_avg_pool, stacked_batch_norm_relu_t, torch_uniform,
-    Conv, ConvConfig, LayerNorm,
+    batch_norm_t, dense, dense_with, global_avg_pool, split_channels, stacked_batch_norm_relu_t,
+    torch_uniform, Conv, ConvConfig, LayerNorm,
 };
 use super::resnet::{batch_norm, Features};
 use super::{Backbone, BranchPool, HeadKind, BRANCH_GRID};
@@ -148,21 +148,22 @@ fn branch_features(branches: &[ConvBranch], x: &Tensor, train: bool) -> Result<V
     let Some(first) = branches.first() else {
         return Ok(Vec::new());
     };
-    let weights: Vec<&Tensor> = branches.iter().map(|b| &b.conv.weight).collect();
-    let conv = Conv {
-        cfg: ConvConfig {
-            out_channels: branches.iter().map(|b| b.conv.cfg.out_channels).sum(),
-            ..first.conv.cfg
-        },
-        weight: Tensor::cat(&weights, 0)?,
-        bias: None,
-    };
     if branches
         .iter()
         .any(|b| b.conv.bias.is_some() || b.pool != first.pool)
     {
         candle_core::bail!("attribute branches differ in bias or pooling");
     }
+    let channels = || branches.iter().map(|b| b.conv.cfg.out_channels);
+    let weights: Vec<&Tensor> = branches.iter().map(|b| &b.conv.weight).collect();
+    let conv = Conv {
+        cfg: ConvConfig {
+            out_channels: channels().sum(),
+            ..first.conv.cfg
+        },
+        weight: Tensor::cat(&weights, 0)?,
+        bias: None,
+    };
     let bns: Vec<&BatchNorm> = branches.iter().map(|b| &b.bn).collect();
     let y = stacked_batch_norm_relu_t(&bns, &conv.forward(x)?, train)?;
     let pooled = match first.pool {
@@ -173,14 +174,9 @@ fn branch_features(branches: &[ConvBranch], x: &Tensor, train: bool) -> Result<V
                 .flatten_from(2)?
         }
     };
-    let mut start = 0;
-    branches
+    split_channels(&pooled, channels())?
         .iter()
-        .map(|b| {
-            let c = b.conv.cfg.out_channels;
-            start += c;
-            pooled.narrow(1, start - c, c)?.flatten_from(1)
-        })
+        .map(|p| p.flatten_from(1))
         .collect()
 }
 

@@ -230,14 +230,11 @@ fn normalise(
         let y = match bns {
             [bn] => bn.forward_t(x, train)?,
             _ => {
-                let mut start = 0;
-                let parts = bns
+                let channels = bns.iter().map(|bn| bn.running_mean().elem_count());
+                let parts = split_channels(x, channels)?
                     .iter()
-                    .map(|bn| {
-                        let c = bn.running_mean().elem_count();
-                        start += c;
-                        bn.forward_t(&x.narrow(1, start - c, c)?, train)
-                    })
+                    .zip(bns)
+                    .map(|(x, bn)| bn.forward_t(x, train))
                     .collect::<Result<Vec<_>>>()?;
                 Tensor::cat(&parts, 1)?
             }
@@ -257,25 +254,38 @@ fn normalise(
         candle_core::bail!("stacked batch norms with different epsilons");
     }
     let (y, mean, var) = cpu_norm::batch_norm_train(x, &weight, &bias, eps, residual, relu)?;
+    // running = (1 - momentum) running + momentum scale batch, per batch norm on its channels.
+    let update = |running: &Tensor, batch: &[f32], momentum: f64, scale: f64| -> Result<()> {
+        let batch = Tensor::from_slice(batch, running.shape(), running.device())?;
+        let updated = ((running * (1. - momentum))? + (batch * (momentum * scale))?)?;
+        Var::from_tensor(running)?.set(&updated)
+    };
     let count = (x.elem_count() / x.dim(1)?) as f64;
     let mut start = 0;
     for bn in bns {
-        let momentum = bn.momentum();
-        let update = |running: &Tensor, batch: &[f32], scale: f64| -> Result<()> {
-            let batch = Tensor::from_slice(batch, running.shape(), running.device())?;
-            let updated = ((running * (1. - momentum))? + (batch * (momentum * scale))?)?;
-            Var::from_tensor(running)?.set(&updated)
-        };
         let channels = start..start + bn.running_mean().elem_count();
-        update(bn.running_mean(), &mean[channels.clone()], 1.)?;
-        update(
-            bn.running_var(),
-            &var[channels.clone()],
-            count / (count - 1.),
-        )?;
+        let momentum = bn.momentum();
+        update(bn.running_mean(), &mean[channels.clone()], momentum, 1.)?;
+        let unbiased = count / (count - 1.);
+        update(bn.running_var(), &var[channels.clone()], momentum, unbiased)?;
         start = channels.end;
     }
     Ok(y)
+}
+
+/// `x` (`[n, c, ...]`) cut along the channels into consecutive parts of the given sizes.
+pub(crate) fn split_channels(
+    x: &Tensor,
+    sizes: impl IntoIterator<Item = usize>,
+) -> Result<Vec<Tensor>> {
+    let mut start = 0;
+    sizes
+        .into_iter()
+        .map(|c| {
+            start += c;
+            x.narrow(1, start - c, c)
+        })
+        .collect()
 }
 
 /// Global average pooling, `[N, C, H, W]` to `[N, C]`.
