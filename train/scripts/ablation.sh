@@ -10,7 +10,9 @@
 # change), baseline, convhead; with -warmup (sa-warmup, baseline-warmup, ...) the run has fit's
 # default warm-up (a tenth of the epochs) instead of none. torch-V trains variant V's run again with
 # train/bench/pytorch_trainer.py (same config and split; list V before it, e.g. `sa torch-sa`).
-# Environment: EPOCHS (15), IDENTITIES (300), JOBS (2 runs at a time).
+# Environment: EPOCHS (15), IDENTITIES (300), JOBS (2 runs at a time), SEED (0: fit's seed, which
+# draws the validation split, the initialisation and the batches; the torch- runs take it from the
+# run they copy), TORCH_ARGS (more options of pytorch_trainer.py, e.g. `--sampler fit`).
 set -euo pipefail
 out=${1:?usage: ablation.sh OUT [VARIANT...]}
 shift
@@ -41,14 +43,15 @@ train() {
     # fit writes the split before its first epoch (seconds after it starts).
     for _ in $(seq 300); do [ -f "$like/split.json" ] && break; sleep 2; done
     [ -f "$like/split.json" ] || { echo "$v: no $like/split.json; see $out/fit-${v#torch-}.log" >&2; return 1; }
-    python3 "$root/train/bench/pytorch_trainer.py" --like "$like" --out "$run" --threads 1 \
+    # shellcheck disable=SC2086
+    python3 "$root/train/bench/pytorch_trainer.py" --like "$like" --out "$run" --threads 1 ${TORCH_ARGS:-} \
       > "$out/fit-$v.log" 2>&1
   else
     # shellcheck disable=SC2046
     CANDLE_NUM_THREADS=1 "$bin" fit --data "$data" --run "$run" --backbone small $(args "$v") \
       --epochs "${EPOCHS:-15}" $([[ $v == *-warmup ]] || echo --warmup-epochs 0) --lr 3e-4 \
       --weight-decay 5e-4 --margin 0.3 \
-      --p 16 --k 4 --patience 0 --seed 0 --workers 1 > "$out/fit-$v.log" 2>&1
+      --p 16 --k 4 --patience 0 --seed "${SEED:-0}" --workers 1 > "$out/fit-$v.log" 2>&1
   fi
   "$bin" eval --run "$run" > "$out/eval-val-$v.txt"
   "$bin" eval --run "$run" --split test > "$out/eval-test-$v.txt"
