@@ -27,6 +27,7 @@ use crate::annotate::Label;
 use crate::attributes::NUM_ATTRIBUTES;
 use crate::card::AttributeSpec;
 use crate::detect::{DetectError, Proposer};
+use crate::events::text::short_attributes;
 use crate::events::{rfc3339, AttributeValue, Event, Observation, Summary, TrackEvent};
 use crate::gallery::{Gallery, GalleryError};
 use crate::model::ModelError;
@@ -105,30 +106,6 @@ fn attribute_values(
         });
     }
     values
-}
-
-/// One line a person can read at a glance: gender, age, clothing colours, carried things.
-fn short_attributes(attributes: &[AttributeValue]) -> String {
-    let label = |name: &str| {
-        attributes
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| a.label.as_str())
-    };
-    let mut words: Vec<String> = Vec::new();
-    words.extend(label("gender").map(str::to_string));
-    words.extend(label("age").map(str::to_string));
-    words.extend(label("upcolor").map(|c| format!("up:{c}")));
-    words.extend(label("downcolor").map(|c| format!("down:{c}")));
-    for thing in ["backpack", "bag", "handbag", "hat"] {
-        if label(thing) == Some("yes") {
-            words.push(thing.to_string());
-        }
-    }
-    if words.is_empty() {
-        words.extend(attributes.iter().take(3).map(|a| a.label.clone()));
-    }
-    words.join(" ")
 }
 
 /// Frames to events.
@@ -328,14 +305,7 @@ impl Pipeline {
         ms.output = self.output_ms;
         ms.proposals = self.proposals_ms;
         ms.tracking = self.tracking_ms;
-        let total = ms.capture
-            + ms.proposals
-            + ms.preprocess
-            + ms.pre_detector
-            + ms.model
-            + ms.tracking
-            + ms.gallery
-            + ms.output;
+        let total = ms.total();
         Summary {
             frames: self.frames,
             unreadable: 0,

@@ -12,9 +12,10 @@ use image::RgbImage;
 
 use super::identities::Identities;
 use super::recognizer::Recognizer;
-use super::{attribute_values, short_attributes, PipelineError};
+use super::{attribute_values, PipelineError};
 use crate::annotate::Label;
 use crate::card::AttributeSpec;
+use crate::events::text::short_attributes;
 use crate::events::{TrackEvent, TrackStatus};
 use crate::preprocess::Region;
 use crate::track::{Appearance, Change, Track, TrackChange, Tracker, TrackerConfig};

@@ -1,8 +1,10 @@
 //! Runtime integration tests: one test binary (`cargo test --test runtime`), one module per area.
 
 mod cli;
+mod config;
 mod eval;
 mod gallery;
+mod output;
 mod truth;
 mod video;
 

@@ -29,6 +29,7 @@ use edge_reid::source::{
 use edge_reid::track::TrackerConfig;
 use serde_json::json;
 
+use crate::output::Outputs;
 use crate::{
     EmbedArgs, EnrollArgs, EvalArgs, GalleryAction, GalleryArgs, IdentifyArgs, ModelArgs, RunArgs,
 };
@@ -55,6 +56,16 @@ pub fn parse_distance(text: &str) -> Result<f32, String> {
     match text.trim().parse::<f32>() {
         Ok(d) if d > 0.0 => Ok(d),
         _ => Err(format!("{text:?} is not a positive distance (or inf)")),
+    }
+}
+
+/// Parses a number of seconds, zero or more.
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if (0.0..=86_400.0).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 0 to 86400"
+        )),
     }
 }
 
@@ -396,19 +407,13 @@ pub fn run(a: &RunArgs) -> Result<()> {
         };
         pipeline = pipeline.with_tracking(cfg, a.auto_enroll)?;
     }
-    let out: Box<dyn Write> = match &a.events {
-        Some(p) => {
-            // Appended to: a restarted service never loses the events it already wrote.
-            let file = File::options()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("opening events file {}", p.display()))?;
-            Box::new(BufWriter::new(file))
-        }
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut events = EventWriter::new(out);
+    let mut events = Outputs::open(
+        a.format,
+        a.quiet,
+        a.events.as_deref(),
+        a.status_every,
+        pipeline.summary(),
+    )?;
     let mut mot = a.mot.as_deref().map(mot_file).transpose()?;
     let mut truth = a.truth.as_deref().map(mot_file).transpose()?;
     let camera = source.describe();
@@ -438,7 +443,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         read += 1;
         let outputs = pipeline.process(&frame, &camera)?;
         let started = Instant::now();
-        write_all(&mut events, &outputs)?;
+        events.write_all(&outputs)?;
         if let Some((path, w)) = &mut mot {
             w.tracks(frame.index, &pipeline.tracks_in_view())
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -453,15 +458,14 @@ pub fn run(a: &RunArgs) -> Result<()> {
             save_frame(dir, frame.index, &picture)?;
         }
         pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
+        events.status(&pipeline)?;
     };
-    write_all(&mut events, &pipeline.finish(&camera)?)?;
+    events.write_all(&pipeline.finish(&camera)?)?;
     let summary = Summary {
         unreadable: source.skipped(),
         ..pipeline.summary()
     };
-    events
-        .write(&Event::Summary(&summary))
-        .context("writing events")?;
+    events.write(&Event::Summary(&summary))?;
     for (path, w) in mot.iter_mut().chain(truth.iter_mut()) {
         w.flush()
             .with_context(|| format!("writing {}", path.display()))?;

@@ -2,11 +2,18 @@
 //! the `edge_reid` library: it parses arguments, opens the model, gallery and source, and runs.
 
 mod commands;
+mod config;
+mod output;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use anyhow::{anyhow, Result};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use edge_reid::source::FrameSize;
+
+use crate::config::Config;
+use crate::output::Format;
 
 #[derive(Parser)]
 #[command(
@@ -17,6 +24,7 @@ use edge_reid::source::FrameSize;
     after_help = "Examples:
   edge-reid                                     # /dev/video0 if present, else the synthetic camera
   edge-reid --device /dev/video0 --gallery people.gallery --max-distance 0.8
+  edge-reid --config /etc/edge-reid.toml        # every option of run in a file; flags win
   edge-reid enroll --name alice photos/alice/*.jpg
   edge-reid identify photos/unknown.jpg
   edge-reid embed --out embeddings.jsonl crops/
@@ -44,6 +52,8 @@ enum Command {
     Embed(EmbedArgs),
     /// List or remove gallery identities.
     Gallery(GalleryArgs),
+    /// Check a config file for `run --config` without running.
+    Config(ConfigArgs),
     /// Score the model on a Market-1501 layout folder (query/, bounding_box_test/, annotations):
     /// the paper's Table 1 (attributes) and Table 2 (re-ID), as `edge-reid-train eval` prints them.
     Eval(EvalArgs),
@@ -70,6 +80,11 @@ struct ModelArgs {
 
 #[derive(Args, Clone)]
 struct RunArgs {
+    /// A TOML file of options: each key a long option of `run` without its dashes (`device =
+    /// "/dev/video0"`, `synthetic = true`, `roi = ["10,20,64,128"]`). Options given on the
+    /// command line win.
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
     /// A V4L2 camera device.
@@ -140,9 +155,21 @@ struct RunArgs {
     /// distance, calibrated on validation; `inf` always names the nearest person].
     #[arg(long, value_parser = commands::parse_distance)]
     max_distance: Option<f32>,
-    /// Append events to this file (created if missing) instead of writing them to stdout.
+    /// Append events to this file as JSON Lines (created if missing); stdout then shows them only
+    /// if it is a terminal or --format says so.
     #[arg(long)]
     events: Option<PathBuf>,
+    /// What stdout shows: readable lines on a terminal and JSON Lines otherwise (auto), or
+    /// always one of them.
+    #[arg(long, value_enum, default_value = "auto", conflicts_with = "quiet")]
+    format: Format,
+    /// Nothing on stdout (events still go to --events).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Seconds between two status lines (fps, ms per stage, people in view) of the readable
+    /// output; 0 for none.
+    #[arg(long, default_value_t = 5.0, value_parser = commands::parse_seconds)]
+    status_every: f64,
     /// Write the confirmed tracks of every frame to FILE in the MOTChallenge format
     /// (frame,id,x,y,w,h,conf,-1,-1,-1; frames from 1), for scoring the tracker.
     #[arg(long, value_name = "FILE")]
@@ -209,6 +236,21 @@ struct EvalArgs {
 }
 
 #[derive(Args)]
+struct ConfigArgs {
+    #[command(subcommand)]
+    action: ConfigAction,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Check every key and value of FILE as `run --config FILE` would, and the options together.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
 struct GalleryArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -227,17 +269,53 @@ enum GalleryAction {
     },
 }
 
+/// The `run` command's arguments, for checking a config file against.
+fn run_command() -> clap::Command {
+    Cli::command()
+        .find_subcommand("run")
+        .cloned()
+        .expect("run is a subcommand")
+}
+
+/// The command line, with the options of `run --config FILE` added where the command line does
+/// not set them.
+fn parse() -> Result<Cli> {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let matches = Cli::command().get_matches_from(&args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let (run, given) = match (&cli.command, matches.subcommand()) {
+        (None, _) => (&cli.run, &matches),
+        (Some(Command::Run(a)), Some((_, m))) => (a, m),
+        _ => return Ok(cli),
+    };
+    let Some(path) = &run.config else {
+        return Ok(cli);
+    };
+    let run_command = run_command();
+    let config = Config::load(path, &run_command)?;
+    let merged = config.merge(args, &run_command, given);
+    Cli::try_parse_from(merged).map_err(|e| anyhow!("with config {}: {e}", path.display()))
+}
+
+/// `edge-reid config check FILE`.
+fn config(a: &ConfigArgs) -> Result<()> {
+    let ConfigAction::Check { file } = &a.action;
+    let config = Config::load(file, &run_command())?;
+    println!("{}: ok ({} options)", file.display(), config.len());
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = parse().and_then(|cli| match cli.command {
         None => commands::run(&cli.run),
         Some(Command::Run(a)) => commands::run(&a),
         Some(Command::Enroll(a)) => commands::enroll(&a),
         Some(Command::Identify(a)) => commands::identify(&a),
         Some(Command::Embed(a)) => commands::embed(&a),
         Some(Command::Gallery(a)) => commands::gallery(&a),
+        Some(Command::Config(a)) => config(&a),
         Some(Command::Eval(a)) => commands::eval(&a),
-    };
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

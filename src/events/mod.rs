@@ -7,6 +7,10 @@
 //!   `status`: `new` (confirmed), `update` (its appearance was measured again), `end` (gone); the
 //!   attributes are averaged over the track and the identity decided on its averaged embedding;
 //! - `summary`: the closing line of a run, with frame and crop counts and milliseconds per stage.
+//!
+//! [`text`] writes the same events as lines a person reads at a terminal.
+
+pub mod text;
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -161,6 +165,41 @@ pub struct StageMillis {
     pub gallery: f64,
     /// Writing events.
     pub output: f64,
+}
+
+impl StageMillis {
+    /// The stages by name (as in the JSON), in pipeline order.
+    pub fn stages(&self) -> [(&'static str, f64); 8] {
+        [
+            ("capture", self.capture),
+            ("proposals", self.proposals),
+            ("tracking", self.tracking),
+            ("preprocess", self.preprocess),
+            ("pre_detector", self.pre_detector),
+            ("model", self.model),
+            ("gallery", self.gallery),
+            ("output", self.output),
+        ]
+    }
+
+    /// All stages together.
+    pub fn total(&self) -> f64 {
+        self.stages().iter().map(|&(_, v)| v).sum()
+    }
+
+    /// The time spent since `earlier`, stage by stage.
+    pub fn minus(&self, earlier: &StageMillis) -> StageMillis {
+        StageMillis {
+            capture: self.capture - earlier.capture,
+            proposals: self.proposals - earlier.proposals,
+            tracking: self.tracking - earlier.tracking,
+            preprocess: self.preprocess - earlier.preprocess,
+            pre_detector: self.pre_detector - earlier.pre_detector,
+            model: self.model - earlier.model,
+            gallery: self.gallery - earlier.gallery,
+            output: self.output - earlier.output,
+        }
+    }
 }
 
 /// The closing line of a run.
