@@ -203,7 +203,7 @@ impl StageMillis {
 }
 
 /// The closing line of a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
     /// Frames read.
     pub frames: u64,

@@ -2,7 +2,7 @@
 //! name the file, then drives the library.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,11 +16,11 @@ use edge_reid::detect::motion::{MotionConfig, MotionDetector};
 use edge_reid::detect::yolo::{YoloConfig, YoloDetector};
 use edge_reid::detect::Proposer;
 use edge_reid::eval::market::evaluate_market;
-use edge_reid::events::{Event, EventWriter, Summary};
+use edge_reid::events::{Event, Summary};
 use edge_reid::gallery::{EmbeddingSpace, Gallery};
 use edge_reid::model::{set_threads, Model};
 use edge_reid::mot::MotWriter;
-use edge_reid::pipeline::{Output, Pipeline, Recognition, Recognizer};
+use edge_reid::pipeline::{Pipeline, Recognition, Recognizer};
 use edge_reid::preprocess::{aspect_factor, Region, ASPECT_WARNING};
 use edge_reid::source::{
     CameraConfig, Frame, FrameSize, FrameSource, ImageFiles, RawFrames, SkipUnreadable,
@@ -29,7 +29,7 @@ use edge_reid::source::{
 use edge_reid::track::TrackerConfig;
 use serde_json::json;
 
-use crate::output::Outputs;
+use crate::output::{Format, Outputs};
 use crate::{
     EmbedArgs, EnrollArgs, EvalArgs, GalleryAction, GalleryArgs, IdentifyArgs, ModelArgs, RunArgs,
 };
@@ -407,13 +407,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         };
         pipeline = pipeline.with_tracking(cfg, a.auto_enroll)?;
     }
-    let mut events = Outputs::open(
-        a.format,
-        a.quiet,
-        a.events.as_deref(),
-        a.status_every,
-        pipeline.summary(),
-    )?;
+    let mut events = Outputs::open(a.format, a.quiet, a.events.as_deref(), a.status_every)?;
     let mut mot = a.mot.as_deref().map(mot_file).transpose()?;
     let mut truth = a.truth.as_deref().map(mot_file).transpose()?;
     let camera = source.describe();
@@ -504,14 +498,6 @@ fn stop_on_signal() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// Writes the events of `outputs`.
-fn write_all(events: &mut EventWriter<impl Write>, outputs: &[Output]) -> Result<()> {
-    for o in outputs {
-        events.write(&o.event()).context("writing events")?;
-    }
-    Ok(())
-}
-
 /// Warns when a picture of a person is far from the model's aspect: it is padded to it (never
 /// stretched), so the person comes out small.
 fn check_aspect(path: &Path, image: &image::RgbImage, card: &ModelCard) {
@@ -584,7 +570,7 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
     let paths = image_paths(&a.inputs)?;
     let card = recognizer.card().clone();
     let mut pipeline = Pipeline::new(recognizer, gallery, Proposer::WholeFrame, a.max_distance);
-    let mut events = EventWriter::new(std::io::stdout().lock());
+    let mut events = Outputs::open(Format::Json, false, None, 0.0)?;
     for (index, path) in paths.iter().enumerate() {
         let image = decode(path)?;
         check_aspect(path, &image, &card);
@@ -593,10 +579,7 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
             index: index as u64,
             ..Frame::default()
         };
-        write_all(
-            &mut events,
-            &pipeline.process(&frame, &path.display().to_string())?,
-        )?;
+        events.write_all(&pipeline.process(&frame, &path.display().to_string())?)?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! Where `run` tells what it sees: JSON Lines to `--events` and to stdout when it is a pipe or a
-//! file, readable lines (and a status line every few seconds) when stdout is a terminal; see
-//! `--format` and `--quiet`.
+//! Where `run` tells what it sees (and `identify`, always as JSON Lines): JSON Lines to `--events`
+//! and to stdout when it is a pipe or a file, readable lines (and a status line every few seconds)
+//! when stdout is a terminal; see `--format` and `--quiet`.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -44,7 +44,6 @@ impl Outputs {
         quiet: bool,
         events: Option<&Path>,
         status_every: f64,
-        start: Summary,
     ) -> Result<Self> {
         let mut json: Vec<EventWriter<Box<dyn Write>>> = Vec::new();
         if let Some(p) = events {
@@ -68,7 +67,7 @@ impl Outputs {
         let text = (stdout == Some(Format::Text)).then(|| TextOut {
             every: (status_every > 0.0).then(|| Duration::from_secs_f64(status_every)),
             last: Instant::now(),
-            before: start,
+            before: Summary::default(),
         });
         Ok(Self { json, text })
     }
