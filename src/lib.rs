@@ -3,7 +3,8 @@
 //! The runtime, in the order data flows through it: [`source`] (camera, files, stdin, synthetic
 //! camera) -> [`detect`] (person boxes) -> [`track`] -> [`preprocess`] and [`model`] (tract on CPU,
 //! run per crop by [`pipeline`]) -> [`gallery`] (identities, compared with [`distance`]) ->
-//! [`events`] (and [`annotate`] for drawn frames, [`mot`] for tracks in the MOTChallenge format). [`card`] and [`attributes`] are the model's
+//! [`events`] (and [`mqtt`] to a broker, [`annotate`] for drawn frames, [`mot`] for tracks in the
+//! MOTChallenge format). [`card`] and [`attributes`] are the model's
 //! contract; [`atomic_file`] the crash-safe writes.
 //!
 //! Shared with the training crate but never run on a camera: [`dataset`] (the Market-1501 layout
@@ -13,6 +14,7 @@
 pub mod annotate;
 pub mod atomic_file;
 pub mod attributes;
+pub mod backoff;
 pub mod card;
 pub mod dataset;
 pub mod detect;
@@ -22,6 +24,7 @@ pub mod events;
 pub mod gallery;
 pub mod model;
 pub mod mot;
+pub mod mqtt;
 mod onnx_file;
 #[cfg(test)]
 mod onnx_test_graph;

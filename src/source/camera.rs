@@ -17,9 +17,11 @@ use v4l::video::capture::Parameters;
 use v4l::video::Capture;
 use v4l::{Format, FourCC};
 
+use crate::backoff::Backoff;
+
 use super::negotiate::{choose_format, describe_offered, OfferedFormat, OfferedSizes};
 use super::{
-    yuyv_to_rgb, Backoff, ConvertError, Frame, FrameSize, FrameSource, MjpegDecoder, PixelFormat,
+    yuyv_to_rgb, ConvertError, Frame, FrameSize, FrameSource, MjpegDecoder, PixelFormat,
     SourceError,
 };
 

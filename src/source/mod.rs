@@ -6,7 +6,6 @@
 //! renders people walking ([`SyntheticCamera`], no hardware needed, with the true boxes of the
 //! people it drew).
 
-mod backoff;
 mod camera;
 mod convert;
 mod files;
@@ -23,7 +22,6 @@ use std::time::Duration;
 
 use image::RgbImage;
 
-pub use backoff::Backoff;
 pub use camera::{CameraConfig, V4lCamera};
 pub use convert::{yuyv_to_rgb, ConvertError, MjpegDecoder};
 pub use files::ImageFiles;

@@ -1,4 +1,4 @@
-//! `--config FILE.toml` and `edge-reid config check`: the example in `deploy/` is whole and valid,
+//! `--config FILE.toml` and `edge-reid config check`: the example in `examples/` is whole and valid,
 //! a file's options take effect, the command line wins, and a bad key or value names its line.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use super::{edge_reid, text};
 
 /// The commented example config kept in the repo.
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/edge-reid.toml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/edge-reid.toml")
 }
 
 /// The long options `edge-reid run --help` lists.
@@ -38,7 +38,7 @@ fn the_example_config_holds_every_option_of_run_and_checks() {
             let l = l.trim_start_matches(['#', ' ']);
             l.starts_with(&format!("{option} ="))
         });
-        assert!(set, "deploy/edge-reid.toml does not mention `{option}`");
+        assert!(set, "examples/edge-reid.toml does not mention `{option}`");
     }
     let out = edge_reid(
         dir.path(),
@@ -50,14 +50,17 @@ fn the_example_config_holds_every_option_of_run_and_checks() {
         "{}",
         text(&out.stdout)
     );
-    // Every commented-out line is a valid setting too (the source keys one at a time: they
-    // cannot go together).
-    for (n, l) in example_text.lines().enumerate() {
+    // The file with any one of its commented-out settings uncommented is valid too (one at a
+    // time: the source keys, for one, cannot go together).
+    let lines: Vec<&str> = example_text.lines().collect();
+    for (n, l) in lines.iter().enumerate() {
         let Some(setting) = l.strip_prefix("# ").filter(|s| s.contains(" = ")) else {
             continue;
         };
+        let mut edited = lines.clone();
+        edited[n] = setting;
         let file = dir.path().join(format!("line-{n}.toml"));
-        std::fs::write(&file, setting).unwrap();
+        std::fs::write(&file, edited.join("\n")).unwrap();
         let out = edge_reid(dir.path(), &["config", "check", file.to_str().unwrap()]);
         assert!(out.status.success(), "{setting}: {}", text(&out.stderr));
     }
@@ -118,6 +121,9 @@ fn a_bad_config_is_refused_naming_the_line_and_key() {
     );
     let e = check("fps = \"fast\"\n");
     assert!(e.contains("line 1: fps: invalid value 'fast'"), "{e}");
+    // A key that needs another the file does not set.
+    let e = check("fps = 10\nmqtt-ca = \"ca.pem\"\n");
+    assert!(e.contains("required") && e.contains("--mqtt <URL>"), "{e}");
     let e = check("# header\nsynthetic = \"yes\"\n");
     assert!(
         e.contains("line 2: synthetic: expected true or false, found string"),

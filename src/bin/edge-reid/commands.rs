@@ -20,6 +20,7 @@ use edge_reid::events::{Event, Summary};
 use edge_reid::gallery::{EmbeddingSpace, Gallery};
 use edge_reid::model::{set_threads, Model};
 use edge_reid::mot::MotWriter;
+use edge_reid::mqtt::layout::check_box_name;
 use edge_reid::pipeline::{Pipeline, Recognition, Recognizer};
 use edge_reid::preprocess::{aspect_factor, Region, ASPECT_WARNING};
 use edge_reid::source::{
@@ -29,7 +30,7 @@ use edge_reid::source::{
 use edge_reid::track::TrackerConfig;
 use serde_json::json;
 
-use crate::output::{Format, Outputs};
+use crate::output::{host_box_name, Format, MqttSite, Outputs};
 use crate::{
     EmbedArgs, EnrollArgs, EvalArgs, GalleryAction, GalleryArgs, IdentifyArgs, ModelArgs, RunArgs,
 };
@@ -80,6 +81,12 @@ pub fn parse_probability(text: &str) -> Result<f32, String> {
 /// Parses a frame size `WxH`.
 pub fn parse_size(text: &str) -> Result<FrameSize, String> {
     text.parse().map_err(|e: SourceError| e.to_string())
+}
+
+/// Parses a box name (see [`check_box_name`]).
+pub fn parse_box_name(text: &str) -> Result<String, String> {
+    check_box_name(text).map_err(|e| e.to_string())?;
+    Ok(text.to_string())
 }
 
 /// Parses `x,y,w,h`.
@@ -389,6 +396,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if let Some(p) = &pre_detector {
         eprintln!("edge-reid: pre-detector {}", p.display());
     }
+    let enrolled: Vec<String> = gallery
+        .iter()
+        .flat_map(|g| g.list().map(|(name, _)| name.to_string()))
+        .collect();
     let files_source = kind == Kind::Files;
     let mut pipeline = Pipeline::new(recognizer, gallery, proposer(a, kind)?, a.max_distance);
     // Fixed regions are not people to follow: one observation per region and frame.
@@ -408,6 +419,15 @@ pub fn run(a: &RunArgs) -> Result<()> {
         pipeline = pipeline.with_tracking(cfg, a.auto_enroll)?;
     }
     let mut events = Outputs::open(a.format, a.quiet, a.events.as_deref(), a.status_every)?;
+    if let Some(broker) = &a.mqtt {
+        let site = MqttSite {
+            broker: broker.clone(),
+            ca_file: a.mqtt_ca.clone(),
+            queue: a.mqtt_queue as usize,
+            box_name: a.box_name.clone().unwrap_or_else(host_box_name),
+        };
+        events.start_mqtt(site, enrolled)?;
+    }
     let mut mot = a.mot.as_deref().map(mot_file).transpose()?;
     let mut truth = a.truth.as_deref().map(mot_file).transpose()?;
     let camera = source.describe();
@@ -452,7 +472,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
             save_frame(dir, frame.index, &picture)?;
         }
         pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
-        events.status(&pipeline)?;
+        events.frame_done(&pipeline)?;
     };
     events.write_all(&pipeline.finish(&camera)?)?;
     let summary = Summary {
@@ -464,6 +484,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         w.flush()
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    events.close();
     drop(demo_dir);
     ended?;
     if files_source && summary.unreadable > 0 {

@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches};
 use toml::{Spanned, Value};
@@ -63,7 +64,7 @@ impl Config {
             run,
             config.entries.iter().flat_map(|e| e.words.iter().cloned()),
         )
-        .map_err(|why| anyhow!("config {}: {why}", config.path.display()))?;
+        .map_err(|(_, why)| anyhow!("config {}: {why}", config.path.display()))?;
         Ok(config)
     }
 
@@ -153,7 +154,12 @@ fn words(run: &clap::Command, key: &str, value: &Value) -> Result<Vec<OsString>,
         }
         (_, v) => vec![flag, scalar(v)?.into()],
     };
-    parse(run, words.iter().cloned())?;
+    // One key alone may lack another it needs (`mqtt-ca` without `mqtt`): the file's options
+    // together are checked for that.
+    match parse(run, words.iter().cloned()) {
+        Err((ErrorKind::MissingRequiredArgument, _)) => {}
+        other => other.map_err(|(_, why)| why)?,
+    }
     Ok(words)
 }
 
@@ -171,13 +177,22 @@ fn scalar(value: &Value) -> Result<String, String> {
 }
 
 /// Parses `words` as `run`'s arguments; clap's message (first line, no `error:`) if they fail.
-fn parse(run: &clap::Command, words: impl Iterator<Item = OsString>) -> Result<(), String> {
+fn parse(
+    run: &clap::Command,
+    words: impl Iterator<Item = OsString>,
+) -> Result<(), (ErrorKind, String)> {
     run.clone()
         .try_get_matches_from(std::iter::once(OsString::from("run")).chain(words))
         .map(drop)
         .map_err(|e| {
             let message = e.to_string();
             let first = message.lines().next().unwrap_or_default();
-            first.strip_prefix("error: ").unwrap_or(first).to_string()
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            // clap puts what is missing on the next line.
+            let first = match message.lines().nth(1).map(str::trim) {
+                Some(next) if first.ends_with(':') && !next.is_empty() => format!("{first} {next}"),
+                _ => first.to_string(),
+            };
+            (e.kind(), first)
         })
 }

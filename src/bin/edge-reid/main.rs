@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use edge_reid::mqtt::BrokerUrl;
 use edge_reid::source::FrameSize;
 
 use crate::config::Config;
@@ -43,7 +44,7 @@ struct Cli {
 enum Command {
     /// Stream frames from a camera, files, stdin or the synthetic camera and print one JSON event
     /// per observed person (the default command).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Add a person to the gallery from one or more images.
     Enroll(EnrollArgs),
     /// Match images against the gallery and print one JSON observation per image.
@@ -181,6 +182,21 @@ struct RunArgs {
     /// Stop after this many frames.
     #[arg(long)]
     frames: Option<u64>,
+    /// Publish events, identities, availability and Home Assistant discovery to this MQTT broker:
+    /// mqtt://[user:pass@]host[:port] or mqtts://... (TLS). A broker that is down or goes away
+    /// never stops the run: messages wait in a bounded queue and the client reconnects.
+    #[arg(long, value_name = "URL")]
+    mqtt: Option<BrokerUrl>,
+    /// PEM certificates that sign an mqtts:// broker's certificate [default: the system's].
+    #[arg(long, value_name = "FILE", requires = "mqtt")]
+    mqtt_ca: Option<PathBuf>,
+    /// MQTT messages held while the broker is away; past this the oldest are dropped (counted).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    mqtt_queue: u32,
+    /// This box's name in MQTT topics (edge-reid/NAME/...) and Home Assistant [default: the host
+    /// name].
+    #[arg(long, value_parser = commands::parse_box_name)]
+    box_name: Option<String>,
 }
 
 #[derive(Args)]
@@ -285,7 +301,7 @@ fn parse() -> Result<Cli> {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let (run, given) = match (&cli.command, matches.subcommand()) {
         (None, _) => (&cli.run, &matches),
-        (Some(Command::Run(a)), Some((_, m))) => (a, m),
+        (Some(Command::Run(a)), Some((_, m))) => (&**a, m),
         _ => return Ok(cli),
     };
     let Some(path) = &run.config else {

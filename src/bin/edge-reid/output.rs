@@ -1,15 +1,18 @@
 //! Where `run` tells what it sees (and `identify`, always as JSON Lines): JSON Lines to `--events`
 //! and to stdout when it is a pipe or a file, readable lines (and a status line every few seconds)
-//! when stdout is a terminal; see `--format` and `--quiet`.
+//! when stdout is a terminal (see `--format` and `--quiet`), and an MQTT broker (`--mqtt`).
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use edge_reid::backoff::Backoff;
 use edge_reid::events::{rfc3339, text, Event, EventWriter, Summary};
+use edge_reid::mqtt::layout::{box_name_from_host, Layout};
+use edge_reid::mqtt::{BrokerUrl, Mqtt, MqttConfig};
 use edge_reid::pipeline::{Output, Pipeline};
 
 /// What stdout shows.
@@ -30,10 +33,32 @@ struct TextOut {
     before: Summary,
 }
 
+/// How long a run's end waits for the broker to take the queued messages.
+const MQTT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where and as what a box publishes (`--mqtt`, `--mqtt-ca`, `--mqtt-queue`, `--box-name`).
+pub struct MqttSite {
+    /// The broker.
+    pub broker: BrokerUrl,
+    /// The CA file for an `mqtts://` broker.
+    pub ca_file: Option<PathBuf>,
+    /// Messages held while the broker is away.
+    pub queue: usize,
+    /// The box's topic level.
+    pub box_name: String,
+}
+
+/// The box name when `--box-name` is not given: the host name, made a topic level.
+pub fn host_box_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    box_name_from_host(&host)
+}
+
 /// The event outputs of one run.
 pub struct Outputs {
     json: Vec<EventWriter<Box<dyn Write>>>,
     text: Option<TextOut>,
+    mqtt: Option<(Mqtt, Layout)>,
 }
 
 impl Outputs {
@@ -69,7 +94,34 @@ impl Outputs {
             last: Instant::now(),
             before: Summary::default(),
         });
-        Ok(Self { json, text })
+        Ok(Self {
+            json,
+            text,
+            mqtt: None,
+        })
+    }
+
+    /// Publishes to `site`'s broker from now on, with discovery for the gallery's `people`.
+    pub fn start_mqtt(&mut self, site: MqttSite, people: Vec<String>) -> Result<()> {
+        let layout = Layout::new(&site.box_name, people)?;
+        let config = MqttConfig {
+            client_id: format!("edge-reid-{}", site.box_name),
+            broker: site.broker,
+            ca_file: site.ca_file,
+            queue: site.queue,
+            will: Some(layout.availability(false)),
+            subscriptions: Vec::new(),
+            backoff: Backoff::default(),
+        };
+        let broker = config.broker.to_string();
+        let mqtt = Mqtt::start(config).with_context(|| format!("MQTT broker {broker}"))?;
+        mqtt.announce(layout.discovery());
+        eprintln!(
+            "edge-reid: mqtt: publishing to {broker} under edge-reid/{}/",
+            site.box_name
+        );
+        self.mqtt = Some((mqtt, layout));
+        Ok(())
     }
 
     /// Writes one event everywhere.
@@ -83,13 +135,25 @@ impl Outputs {
         Ok(())
     }
 
-    /// Writes the events of `outputs`.
+    /// Writes the events of `outputs`, and publishes them.
     pub fn write_all(&mut self, outputs: &[Output]) -> Result<()> {
-        outputs.iter().try_for_each(|o| self.write(&o.event()))
+        outputs.iter().try_for_each(|o| self.write(&o.event()))?;
+        if let Some((mqtt, layout)) = &mut self.mqtt {
+            for message in outputs.iter().flat_map(|o| layout.messages(o)) {
+                mqtt.publish(message);
+            }
+        }
+        Ok(())
     }
 
-    /// Writes the status line if one is due.
-    pub fn status(&mut self, pipeline: &Pipeline) -> Result<()> {
+    /// After each frame: publishes the number of people in view when it changed, and writes the
+    /// status line if one is due.
+    pub fn frame_done(&mut self, pipeline: &Pipeline) -> Result<()> {
+        if let Some((mqtt, layout)) = &mut self.mqtt {
+            if let Some(m) = layout.people_in_view(pipeline.tracks_in_view().len()) {
+                mqtt.publish(m);
+            }
+        }
         let Some(t) = &mut self.text else {
             return Ok(());
         };
@@ -111,6 +175,18 @@ impl Outputs {
         t.last = Instant::now();
         t.before = now;
         Ok(())
+    }
+
+    /// Ends the outputs: the broker gets what is queued (waiting a few seconds at most) and the
+    /// box's `offline`.
+    pub fn close(self) {
+        if let Some((mqtt, _)) = self.mqtt {
+            let s = mqtt.close(MQTT_CLOSE_TIMEOUT);
+            eprintln!(
+                "edge-reid: mqtt: {} messages delivered, {} dropped, {} connection(s)",
+                s.delivered, s.dropped, s.connections
+            );
+        }
     }
 }
 

@@ -1,9 +1,9 @@
-//! The reconnection schedule for a lost camera: exponential back-off, capped, with a bounded
-//! number of attempts.
+//! Reconnection schedules (a lost camera, a broker that went away): exponential back-off, capped,
+//! with a bounded number of attempts.
 
 use std::time::Duration;
 
-/// How long to wait before each attempt to reopen a lost camera: `first`, doubling up to `max`,
+/// How long to wait before each attempt to reconnect: `first`, doubling up to `max`,
 /// for at most `attempts` attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
