@@ -22,6 +22,7 @@ pub mod distance;
 pub mod eval;
 pub mod events;
 pub mod gallery;
+pub mod metrics;
 pub mod model;
 pub mod mot;
 pub mod mqtt;

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod eval;
 mod gallery;
+mod metrics;
 mod mqtt;
 mod output;
 mod truth;

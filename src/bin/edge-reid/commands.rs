@@ -428,6 +428,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
         };
         events.start_mqtt(site, enrolled)?;
     }
+    if let Some(addr) = a.metrics {
+        events.start_metrics(addr)?;
+    }
     let mut mot = a.mot.as_deref().map(mot_file).transpose()?;
     let mut truth = a.truth.as_deref().map(mot_file).transpose()?;
     let camera = source.describe();
@@ -472,7 +475,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
             save_frame(dir, frame.index, &picture)?;
         }
         pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
-        events.frame_done(&pipeline)?;
+        events.frame_done(&pipeline, source.skipped())?;
     };
     events.write_all(&pipeline.finish(&camera)?)?;
     let summary = Summary {

@@ -197,6 +197,11 @@ struct RunArgs {
     /// name].
     #[arg(long, value_parser = commands::parse_box_name)]
     box_name: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics and a health check (200 while frames
+    /// arrive, else 503) at /healthz. 127.0.0.1:9464 keeps them on this box; another address
+    /// shows them to the network.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args)]

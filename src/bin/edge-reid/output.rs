@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +12,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use edge_reid::backoff::Backoff;
 use edge_reid::events::{rfc3339, text, Event, EventWriter, Summary};
+use edge_reid::metrics::{lock, serve, SharedMetrics};
 use edge_reid::mqtt::layout::{box_name_from_host, Layout};
 use edge_reid::mqtt::{BrokerUrl, Mqtt, MqttConfig};
 use edge_reid::pipeline::{Output, Pipeline};
@@ -59,6 +61,7 @@ pub struct Outputs {
     json: Vec<EventWriter<Box<dyn Write>>>,
     text: Option<TextOut>,
     mqtt: Option<(Mqtt, Layout)>,
+    metrics: Option<SharedMetrics>,
 }
 
 impl Outputs {
@@ -98,6 +101,7 @@ impl Outputs {
             json,
             text,
             mqtt: None,
+            metrics: None,
         })
     }
 
@@ -124,6 +128,15 @@ impl Outputs {
         Ok(())
     }
 
+    /// Serves `/metrics` and `/healthz` on `addr` from now on.
+    pub fn start_metrics(&mut self, addr: SocketAddr) -> Result<()> {
+        let metrics = SharedMetrics::default();
+        let bound = serve(addr, metrics.clone())?;
+        eprintln!("edge-reid: metrics on http://{bound}/metrics, health on http://{bound}/healthz");
+        self.metrics = Some(metrics);
+        Ok(())
+    }
+
     /// Writes one event everywhere.
     pub fn write(&mut self, event: &Event) -> Result<()> {
         for w in &mut self.json {
@@ -143,16 +156,28 @@ impl Outputs {
                 mqtt.publish(message);
             }
         }
+        if let Some(m) = &self.metrics {
+            lock(m).outputs(outputs);
+        }
         Ok(())
     }
 
-    /// After each frame: publishes the number of people in view when it changed, and writes the
-    /// status line if one is due.
-    pub fn frame_done(&mut self, pipeline: &Pipeline) -> Result<()> {
+    /// After each frame: publishes the number of people in view when it changed, updates the
+    /// metrics (with the source's `unreadable` frames), and writes the status line if one is due.
+    pub fn frame_done(&mut self, pipeline: &Pipeline, unreadable: u64) -> Result<()> {
+        let in_view = pipeline.tracks_in_view().len();
         if let Some((mqtt, layout)) = &mut self.mqtt {
-            if let Some(m) = layout.people_in_view(pipeline.tracks_in_view().len()) {
+            if let Some(m) = layout.people_in_view(in_view) {
                 mqtt.publish(m);
             }
+        }
+        if let Some(m) = &self.metrics {
+            let summary = Summary {
+                unreadable,
+                ..pipeline.summary()
+            };
+            let mqtt = self.mqtt.as_ref().map(|(c, _)| c.stats());
+            lock(m).frame(&summary, in_view, mqtt.map(|s| (s.queued, s.dropped)));
         }
         let Some(t) = &mut self.text else {
             return Ok(());
