@@ -69,7 +69,6 @@ pub struct Metrics {
     stage_seconds: Family<StageLabel, Histogram, fn() -> Histogram>,
     /// What the counters were fed up to (they only take increments).
     last: Summary,
-    last_unreadable: u64,
     last_mqtt_dropped: u64,
     last_frame: Option<Instant>,
 }
@@ -95,7 +94,6 @@ impl Default for Metrics {
             mqtt_dropped: Counter::default(),
             stage_seconds: Family::new_with_constructor(stage_histogram),
             last: Summary::default(),
-            last_unreadable: 0,
             last_mqtt_dropped: 0,
             last_frame: None,
         };
@@ -158,7 +156,7 @@ impl Metrics {
             c.inc_by(now.saturating_sub(before));
         };
         grow(&self.frames, summary.frames, self.last.frames);
-        grow(&self.unreadable, summary.unreadable, self.last_unreadable);
+        grow(&self.unreadable, summary.unreadable, self.last.unreadable);
         grow(&self.crops, summary.crops, self.last.crops);
         grow(&self.junk, summary.dropped, self.last.dropped);
         grow(&self.tracks_started, summary.tracks, self.last.tracks);
@@ -173,7 +171,6 @@ impl Metrics {
             let h = self.stage_seconds.get_or_create(&StageLabel { stage });
             h.observe(ms.max(0.0) / 1e3);
         }
-        self.last_unreadable = summary.unreadable;
         self.last = summary.clone();
         if summary.frames > 0 {
             self.last_frame = Some(Instant::now());

@@ -20,6 +20,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -87,8 +88,8 @@ pub fn topic_level(name: &str) -> String {
 /// The publishing side of one box: topics, the last state of each track, people in view.
 pub struct Layout {
     box_name: String,
-    /// The last published state of each open track (for `before`).
-    tracks: HashMap<u64, Value>,
+    /// The last published state of each open track, as JSON text (for `before`).
+    tracks: HashMap<u64, String>,
     /// People in view last published.
     in_view: Option<usize>,
     /// Enrolled people: identity topics and discovery are for them only (not `anon-N`).
@@ -123,12 +124,10 @@ impl Layout {
         }
     }
 
-    /// The messages for one output of the pipeline.
+    /// The messages for one output of the pipeline. Payloads are built from the event's JSON
+    /// Lines text, so that every number reads as it does there.
     pub fn messages(&mut self, output: &Output) -> Vec<Message> {
-        // Through the text of the JSON Lines output, so that a score reads the same in both (a
-        // `Value` made straight from an f32 holds its widened f64 digits).
-        let line = serde_json::to_string(&output.event()).expect("events serialise");
-        let event: Value = serde_json::from_str(&line).expect("events parse");
+        let event = serde_json::to_string(&output.event()).expect("events serialise");
         let mut out = Vec::with_capacity(2);
         let (identity, time, camera, track) = match output {
             Output::Track(t) => {
@@ -136,15 +135,12 @@ impl Layout {
                     TrackStatus::End => self.tracks.remove(&t.track),
                     _ => self.tracks.insert(t.track, event.clone()),
                 };
-                let kind = serde_json::to_value(t.status).expect("a status serialises");
-                let payload = json!({
-                    "type": kind,
-                    "before": before.unwrap_or_else(|| event.clone()),
-                    "after": event,
-                });
+                let kind = serde_json::to_string(&t.status).expect("a status serialises");
+                let before = before.as_deref().unwrap_or(&event);
+                let payload = format!(r#"{{"type":{kind},"before":{before},"after":{event}}}"#);
                 out.push(Message {
                     topic: self.topic("events"),
-                    payload: payload.to_string().into_bytes(),
+                    payload: payload.into_bytes(),
                     retain: false,
                 });
                 (&t.identity, &t.time, &t.camera, Some(t.track))
@@ -152,7 +148,7 @@ impl Layout {
             Output::Observation(o) => {
                 out.push(Message {
                     topic: self.topic("observations"),
-                    payload: event.to_string().into_bytes(),
+                    payload: event.into_bytes(),
                     retain: false,
                 });
                 (&o.identity, &o.time, &o.camera, None)
@@ -166,16 +162,24 @@ impl Layout {
 
     /// `edge-reid/<box>/identity/<name>`, retained.
     fn identity(&self, m: &IdentityMatch, time: &str, camera: &str, track: Option<u64>) -> Message {
-        let payload = json!({
-            "name": m.name,
-            "last_seen": time,
-            "camera": camera,
-            "distance": m.distance,
-            "track": track,
-        });
+        #[derive(Serialize)]
+        struct LastSeen<'a> {
+            name: &'a str,
+            last_seen: &'a str,
+            camera: &'a str,
+            distance: f32,
+            track: Option<u64>,
+        }
+        let payload = LastSeen {
+            name: &m.name,
+            last_seen: time,
+            camera,
+            distance: m.distance,
+            track,
+        };
         Message {
             topic: self.identity_topic(&m.name),
-            payload: payload.to_string().into_bytes(),
+            payload: serde_json::to_vec(&payload).expect("a last-seen state serialises"),
             retain: true,
         }
     }

@@ -195,7 +195,7 @@ impl Outputs {
             elapsed.as_secs_f64(),
             &t.before,
             &now,
-            pipeline.tracks_in_view().len(),
+            in_view,
         ))?;
         t.last = Instant::now();
         t.before = now;
