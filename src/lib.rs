@@ -3,8 +3,9 @@
 //! The runtime, in the order data flows through it: [`source`] (camera, files, stdin, synthetic
 //! camera) -> [`detect`] (person boxes) -> [`track`] -> [`preprocess`] and [`model`] (tract on CPU,
 //! run per crop by [`pipeline`]) -> [`gallery`] (identities, compared with [`distance`]) ->
-//! [`events`] (and [`mqtt`] to a broker, [`annotate`] for drawn frames, [`mot`] for tracks in the
-//! MOTChallenge format). [`card`] and [`attributes`] are the model's
+//! [`events`] (and [`mqtt`] to a broker, [`fleet`] to share the gallery through it, [`metrics`]
+//! for Prometheus, [`annotate`] for drawn frames, [`mot`] for tracks in the MOTChallenge format).
+//! [`card`] and [`attributes`] are the model's
 //! contract; [`atomic_file`] the crash-safe writes.
 //!
 //! Shared with the training crate but never run on a camera: [`dataset`] (the Market-1501 layout
@@ -21,6 +22,7 @@ pub mod detect;
 pub mod distance;
 pub mod eval;
 pub mod events;
+pub mod fleet;
 pub mod gallery;
 pub mod metrics;
 pub mod model;

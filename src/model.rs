@@ -111,6 +111,13 @@ pub enum ModelError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ModelFingerprint(pub [u8; 32]);
 
+impl ModelFingerprint {
+    /// All 32 bytes in hex.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 impl fmt::Display for ModelFingerprint {
     /// The first 8 bytes in hex, enough to tell models apart in a message.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -55,9 +55,9 @@ const CRC_LEN: usize = 4;
 
 /// What identifies one exact file content cheaply: its length and its trailing CRC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Stamp {
-    pub len: u64,
-    pub crc: u32,
+pub struct Stamp {
+    pub(super) len: u64,
+    pub(super) crc: u32,
 }
 
 /// A decoded gallery file.

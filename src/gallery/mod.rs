@@ -8,21 +8,23 @@
 //!   [`GalleryError`] and left as it is; a gallery made with another model is refused by
 //!   [`Gallery::check_model`] (and [`Gallery::open_or_create`]).
 //! - Writes are crash-safe: every change ([`Gallery::enroll`], [`Gallery::enroll_batch`],
-//!   [`Gallery::remove`]) rewrites the whole file through [`write_atomic_with_mode`] (temporary
-//!   file, fsync, rename, fsync of the directory), created `0600`, before it returns, so the file
-//!   on disk is always a complete
-//!   gallery holding every acknowledged change. Writers hold an exclusive lock on `<file>.lock`
+//!   [`Gallery::remove`], [`Gallery::apply`]) rewrites the whole file through
+//!   [`write_atomic_with_mode`] (temporary file, fsync, rename, fsync of the directory), created
+//!   `0600`, before it returns, so the file on disk is always a complete gallery holding every
+//!   acknowledged change. Writers hold an exclusive lock on `<file>.lock`
 //!   while they write and refuse to overwrite a file another process changed since they read it
 //!   ([`GalleryError::Changed`]): no lost enrollments. Readers need no lock.
 //! - Whole-file rewrites cost one write of the file per change (about 50 MB for 100k embeddings
 //!   of dimension 128): fine for enrollment at human pace; bulk loads go through
-//!   [`Gallery::enroll_batch`], one write for the whole batch.
+//!   [`Gallery::enroll_batch`], one write for the whole batch. [`sync`] shares a gallery between
+//!   boxes.
 //! - In memory the embeddings are one row-major slab with the rows of each identity together, so
 //!   [`Gallery::search`] scans one contiguous buffer (100k embeddings of dimension 128: about
 //!   1.6 ms per query on one core of the 2-core dev machine, memory-bound).
 
 pub mod file_format;
 mod search;
+pub mod sync;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,7 +39,7 @@ pub use crate::model::ModelFingerprint;
 
 pub use search::Match;
 
-use file_format::Stamp;
+pub use file_format::Stamp;
 
 /// Longest identity name, in UTF-8 bytes.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -318,7 +320,7 @@ pub struct Gallery {
 
 /// Checks an identity name: non-empty, at most [`MAX_NAME_BYTES`], no control characters, no
 /// leading or trailing whitespace. Returns what is wrong.
-fn check_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         Err("is empty")
     } else if name.len() > MAX_NAME_BYTES {
@@ -369,7 +371,7 @@ fn lock(path: &Path) -> Result<File, GalleryError> {
 }
 
 /// The stamp of the file now at `path`, `None` if there is none or it is too short to have one.
-fn current_stamp(path: &Path) -> Result<Option<Stamp>, GalleryError> {
+pub fn stamp_of_file(path: &Path) -> Result<Option<Stamp>, GalleryError> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -545,28 +547,8 @@ impl Gallery {
         name: &str,
         embeddings: &[f32],
     ) -> Result<(Insert, EnrollReceipt), GalleryError> {
-        check_name(name).map_err(|reason| GalleryError::Name {
-            name: name.to_string(),
-            reason,
-        })?;
+        let terms = self.checked_terms(name, embeddings)?;
         let dim = self.space.dim();
-        if embeddings.is_empty() || !embeddings.len().is_multiple_of(dim) {
-            return Err(GalleryError::Enrollment {
-                name: name.to_string(),
-                len: embeddings.len(),
-                dim,
-            });
-        }
-        let metric = self.space.metric();
-        let terms: Vec<f32> = embeddings
-            .chunks_exact(dim)
-            .map(|row| search::row_term(metric, row))
-            .collect();
-        if embeddings.iter().any(|v| !v.is_finite()) || terms.iter().any(|t| !t.is_finite()) {
-            return Err(GalleryError::NonFinite {
-                what: "enrolled embeddings",
-            });
-        }
         let added = terms.len();
         let (index, at, new_identity) = match self.index.get(name) {
             Some(&i) => (i, self.identities[..=i].iter().map(|i| i.rows).sum(), false),
@@ -599,6 +581,33 @@ impl Gallery {
     }
 
     /// Takes back an [`Insert`] (the last one not yet taken back).
+    /// Checks that `embeddings` can be enrolled as `name` and returns their search terms.
+    fn checked_terms(&self, name: &str, embeddings: &[f32]) -> Result<Vec<f32>, GalleryError> {
+        check_name(name).map_err(|reason| GalleryError::Name {
+            name: name.to_string(),
+            reason,
+        })?;
+        let dim = self.space.dim();
+        if embeddings.is_empty() || !embeddings.len().is_multiple_of(dim) {
+            return Err(GalleryError::Enrollment {
+                name: name.to_string(),
+                len: embeddings.len(),
+                dim,
+            });
+        }
+        let metric = self.space.metric();
+        let terms: Vec<f32> = embeddings
+            .chunks_exact(dim)
+            .map(|row| search::row_term(metric, row))
+            .collect();
+        if embeddings.iter().any(|v| !v.is_finite()) || terms.iter().any(|t| !t.is_finite()) {
+            return Err(GalleryError::NonFinite {
+                what: "enrolled embeddings",
+            });
+        }
+        Ok(terms)
+    }
+
     fn undo(&mut self, insert: Insert) {
         let Insert {
             index,
@@ -648,28 +657,129 @@ impl Gallery {
 
     /// Writes the gallery to its file under the writer lock, unless another process changed the
     /// file since this gallery last read or wrote it.
+    /// Sets and removes identities in one write of the file (a set identity holds exactly the
+    /// given embeddings afterwards; removing a name the gallery lacks does nothing; of several
+    /// changes to one name the last counts). Nothing changes, in memory or on disk, unless all
+    /// of them are valid and the file is written.
+    pub fn apply(&mut self, changes: &[Change<'_>]) -> Result<(), GalleryError> {
+        let dim = self.space.dim();
+        // Per name: the embeddings it is set to and their terms, or `None` for a removal.
+        type Set<'a> = Option<(&'a [f32], Vec<f32>)>;
+        let mut last: HashMap<&str, Set<'_>> = HashMap::new();
+        let mut new_names = Vec::new();
+        for change in changes {
+            let (name, set) = match *change {
+                Change::Set { name, embeddings } => {
+                    let terms = self.checked_terms(name, embeddings)?;
+                    (name, Some((embeddings, terms)))
+                }
+                Change::Remove(name) => (name, None),
+            };
+            if last.insert(name, set).is_none() && !self.index.contains_key(name) {
+                new_names.push(name);
+            }
+        }
+        let mut identities = Vec::with_capacity(self.identities.len() + new_names.len());
+        let mut embeddings = Vec::with_capacity(self.embeddings.len());
+        let mut terms = Vec::with_capacity(self.terms.len());
+        let mut at = 0;
+        for identity in &self.identities {
+            let rows = at..at + identity.rows;
+            at = rows.end;
+            let (set_rows, set_terms) = match last.get(identity.name.as_str()) {
+                None => (
+                    &self.embeddings[rows.start * dim..rows.end * dim],
+                    &self.terms[rows],
+                ),
+                Some(None) => continue,
+                Some(Some((e, t))) => (*e, t.as_slice()),
+            };
+            identities.push(Identity {
+                name: identity.name.clone(),
+                rows: set_terms.len(),
+            });
+            embeddings.extend_from_slice(set_rows);
+            terms.extend_from_slice(set_terms);
+        }
+        for name in new_names {
+            if let Some(Some((e, t))) = last.get(name) {
+                identities.push(Identity {
+                    name: name.to_string(),
+                    rows: t.len(),
+                });
+                embeddings.extend_from_slice(e);
+                terms.extend_from_slice(t);
+            }
+        }
+        self.stamp = self.write(&identities, &embeddings)?;
+        self.index = name_index(&identities);
+        self.identities = identities;
+        self.embeddings = embeddings;
+        self.terms = terms;
+        Ok(())
+    }
+
+    /// Each identity with its embeddings (row-major), in the file's order.
+    pub fn identity_embeddings(&self) -> impl Iterator<Item = (&str, &[f32])> {
+        let dim = self.space.dim();
+        let mut at = 0;
+        self.identities.iter().map(move |i| {
+            let rows = &self.embeddings[at * dim..(at + i.rows) * dim];
+            at += i.rows;
+            (i.name.as_str(), rows)
+        })
+    }
+
+    /// What identifies the file content this gallery was read from or last wrote (compare with
+    /// [`stamp_of_file`] to see whether another process changed it since).
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
+    }
+
     fn persist(&mut self) -> Result<(), GalleryError> {
+        self.stamp = self.write(&self.identities, &self.embeddings)?;
+        Ok(())
+    }
+
+    /// Writes `identities` and `embeddings` as the gallery's file, under the lock, unless another
+    /// process changed the file since this gallery read or wrote it.
+    fn write(&self, identities: &[Identity], embeddings: &[f32]) -> Result<Stamp, GalleryError> {
         let _lock = lock(&self.path)?;
-        if current_stamp(&self.path)? != Some(self.stamp) {
+        if stamp_of_file(&self.path)? != Some(self.stamp) {
             return Err(GalleryError::Changed {
                 path: self.path.clone(),
             });
         }
-        let (bytes, stamp) = file_format::encode(&self.space, &self.identities, &self.embeddings);
+        let (bytes, stamp) = file_format::encode(&self.space, identities, embeddings);
         write_atomic_with_mode(&self.path, &bytes, Some(0o600))
             .map_err(|e| io_error(&self.path, e))?;
-        self.stamp = stamp;
-        Ok(())
+        Ok(stamp)
     }
+}
+
+/// One change of [`Gallery::apply`].
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// Identity `name` holds exactly these embeddings (row-major) from now on; a new name is
+    /// enrolled.
+    Set {
+        /// The identity.
+        name: &'a str,
+        /// Its embeddings.
+        embeddings: &'a [f32],
+    },
+    /// Identity `name` is removed.
+    Remove(&'a str),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const DIM: usize = 5;
+    pub(super) const DIM: usize = 5;
 
-    fn space(fingerprint: u8) -> EmbeddingSpace {
+    /// A space of dimension [`DIM`] for the fingerprint `[fingerprint; 32]`.
+    pub(super) fn space(fingerprint: u8) -> EmbeddingSpace {
         EmbeddingSpace::new(
             DIM,
             DistanceMetric::Euclidean,
@@ -1033,6 +1143,54 @@ mod tests {
         let err = first.enroll("erin", &rows(8, 1)).unwrap_err();
         assert!(matches!(err, GalleryError::Changed { .. }), "{err}");
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn apply_sets_and_removes_in_one_write_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = sample(dir.path());
+        let mut g = Gallery::open(&path).unwrap();
+        let before = fs::read(&path).unwrap();
+        // One bad change: nothing happens, in memory or on disk.
+        let bad = [
+            Change::Remove("alice"),
+            Change::Set {
+                name: "eve",
+                embeddings: &[1.0; DIM + 1],
+            },
+        ];
+        let err = g.apply(&bad).unwrap_err();
+        assert!(matches!(err, GalleryError::Enrollment { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), before);
+        assert_eq!((g.identities(), g.len()), (3, 5));
+
+        let (b, d) = (rows(9, 2), rows(10, 1));
+        g.apply(&[
+            Change::Set {
+                name: "dave",
+                embeddings: &rows(11, 3),
+            },
+            Change::Remove("alice"),
+            Change::Set {
+                name: "bob",
+                embeddings: &b,
+            },
+            Change::Remove("nobody"),
+            // The last change of a name counts.
+            Change::Set {
+                name: "dave",
+                embeddings: &d,
+            },
+        ])
+        .unwrap();
+        for g in [&g, &Gallery::open(&path).unwrap()] {
+            let listed: Vec<_> = g.identity_embeddings().collect();
+            let zoe = rows(3, 1);
+            let want: Vec<(&str, &[f32])> = vec![("bob", &b), ("Zoë Ünal", &zoe), ("dave", &d)];
+            assert_eq!(listed, want);
+            let probe = g.search::<1>(&d, None).unwrap();
+            assert_eq!((probe[0].name, probe[0].distance), ("dave", 0.0));
+        }
     }
 
     #[test]

@@ -42,12 +42,16 @@ const TOPIC_LEVEL: &AsciiSet = &CONTROLS.add(b'/').add(b'+').add(b'#').add(b'%')
 
 /// A box name that cannot be a topic level and a Home Assistant id.
 #[derive(Debug, thiserror::Error)]
-#[error("box name {0:?}: use 1 to 64 of the letters a-z, A-Z, digits, '-' and '_'")]
+#[error(
+    "box name {0:?}: use 1 to 64 of the letters a-z, A-Z, digits, '-' and '_' (not \"gallery\")"
+)]
 pub struct BoxNameError(pub String);
 
-/// Checks a box name: 1 to [`MAX_BOX_NAME`] ASCII letters, digits, `-` and `_`.
+/// Checks a box name: 1 to [`MAX_BOX_NAME`] ASCII letters, digits, `-` and `_`, and not
+/// `gallery` (the shared gallery's topic level).
 pub fn check_box_name(name: &str) -> Result<(), BoxNameError> {
-    let ok = !name.is_empty()
+    let ok = name != "gallery"
+        && !name.is_empty()
         && name.len() <= MAX_BOX_NAME
         && name
             .bytes()
@@ -59,7 +63,8 @@ pub fn check_box_name(name: &str) -> Result<(), BoxNameError> {
     }
 }
 
-/// A box name made from a host name: characters a box name cannot have become `-`.
+/// A box name made from a host name: characters a box name cannot have become `-` (`edge-reid`
+/// if that is no box name).
 pub fn box_name_from_host(host: &str) -> String {
     let name: String = host
         .trim()
@@ -73,10 +78,10 @@ pub fn box_name_from_host(host: &str) -> String {
         })
         .take(MAX_BOX_NAME)
         .collect();
-    if name.is_empty() {
-        "edge-reid".into()
-    } else {
+    if check_box_name(&name).is_ok() {
         name
+    } else {
+        "edge-reid".into()
     }
 }
 
@@ -433,7 +438,7 @@ mod tests {
     #[test]
     fn box_names_are_topic_levels() {
         assert!(check_box_name("cam-1_a").is_ok());
-        for bad in ["", "a/b", "a+b", "a#", "a b", &"x".repeat(65)] {
+        for bad in ["", "a/b", "a+b", "a#", "a b", "gallery", &"x".repeat(65)] {
             assert!(check_box_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
@@ -441,5 +446,6 @@ mod tests {
             "cam1-site-example"
         );
         assert!(check_box_name(&box_name_from_host(&"é".repeat(100))).is_ok());
+        assert!(check_box_name(&box_name_from_host("gallery")).is_ok());
     }
 }

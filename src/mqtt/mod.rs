@@ -37,7 +37,7 @@ use crate::backoff::Backoff;
 /// Largest MQTT packet sent or accepted (a synced gallery identity is one message).
 pub const MAX_PACKET_BYTES: usize = 4 << 20;
 
-/// Incoming messages held for [`Mqtt::incoming`] before newer ones are dropped.
+/// Incoming messages held for the reader of [`Mqtt::take_incoming`].
 const INCOMING_CAPACITY: usize = 1024;
 
 /// Why MQTT could not be set up.
@@ -239,6 +239,8 @@ struct State {
     announcements: Vec<Message>,
     /// The connection whose announcements were sent.
     announced: u64,
+    /// The connection whose subscriptions were sent.
+    subscribed: u64,
     /// Publishes handed to the client and not yet acknowledged, in the order handed.
     inflight: VecDeque<Inflight>,
     /// [`Mqtt::close`] began: the publisher stops once the queue is delivered.
@@ -293,7 +295,38 @@ pub struct Mqtt {
     client: Client,
     shared: Arc<Shared>,
     will: Option<Message>,
-    incoming: Receiver<Message>,
+    incoming: Option<Receiver<Message>>,
+}
+
+/// A handle that queues messages for an [`Mqtt`] connection from another thread.
+#[derive(Clone)]
+pub struct Publisher(Arc<Shared>);
+
+impl Publisher {
+    /// Queues a message, as [`Mqtt::publish`] does.
+    pub fn publish(&self, message: Message) {
+        self.0.update(|s| {
+            let packet = message.topic.len() + message.payload.len() + 16;
+            if !rumqttc::valid_topic(&message.topic) || packet > MAX_PACKET_BYTES {
+                s.stats.dropped += 1;
+                return;
+            }
+            if s.queue.len() >= s.capacity {
+                s.queue.pop_front();
+                s.stats.dropped += 1;
+            }
+            s.queue.push_back(message);
+        });
+    }
+
+    /// The connection and queue now.
+    pub fn stats(&self) -> MqttStats {
+        let s = self.0.lock();
+        MqttStats {
+            queued: s.queue.len(),
+            ..s.stats
+        }
+    }
 }
 
 impl Mqtt {
@@ -332,6 +365,7 @@ impl Mqtt {
                 capacity: config.queue.max(1),
                 announcements: Vec::new(),
                 announced: 0,
+                subscribed: 0,
                 inflight: VecDeque::new(),
                 closing: false,
                 stopped: false,
@@ -354,25 +388,19 @@ impl Mqtt {
             client,
             shared,
             will: config.will,
-            incoming,
+            incoming: Some(incoming),
         })
     }
 
     /// Queues a message; when the queue is full its oldest message is dropped. A message no
     /// broker would take (an invalid topic, larger than [`MAX_PACKET_BYTES`]) is dropped at once.
     pub fn publish(&self, message: Message) {
-        self.shared.update(|s| {
-            let packet = message.topic.len() + message.payload.len() + 16;
-            if !rumqttc::valid_topic(&message.topic) || packet > MAX_PACKET_BYTES {
-                s.stats.dropped += 1;
-                return;
-            }
-            if s.queue.len() >= s.capacity {
-                s.queue.pop_front();
-                s.stats.dropped += 1;
-            }
-            s.queue.push_back(message);
-        });
+        self.publisher().publish(message);
+    }
+
+    /// A handle to queue messages from another thread.
+    pub fn publisher(&self) -> Publisher {
+        Publisher(Arc::clone(&self.shared))
     }
 
     /// Sets the retained messages published first on every connection (the last will's topic
@@ -386,17 +414,14 @@ impl Mqtt {
 
     /// The connection and queue now.
     pub fn stats(&self) -> MqttStats {
-        let s = self.shared.lock();
-        MqttStats {
-            queued: s.queue.len(),
-            ..s.stats
-        }
+        self.publisher().stats()
     }
 
-    /// Messages on the subscribed topics (at most [`INCOMING_CAPACITY`] wait; newer ones are
-    /// dropped while it is full).
-    pub fn incoming(&self) -> &Receiver<Message> {
-        &self.incoming
+    /// The messages on the subscribed topics, for one reader (`None` once taken). The reader
+    /// must keep reading, or drop the receiver: while [`INCOMING_CAPACITY`] messages wait, the
+    /// connection waits for it.
+    pub fn take_incoming(&mut self) -> Option<Receiver<Message>> {
+        self.incoming.take()
     }
 
     /// Sends what is queued (waiting at most `timeout` for the broker), publishes the last will
@@ -525,8 +550,8 @@ fn drive(
                 }
             }),
             Ok(Event::Incoming(Incoming::Publish(p))) => {
-                // A full inbox drops the newest: retained state arrives again on reconnection.
-                let _ = incoming.try_send(Message {
+                // Waits while the reader is behind (no message lost); a reader gone is no error.
+                let _ = incoming.send(Message {
                     topic: p.topic,
                     payload: p.payload.to_vec(),
                     retain: p.retain,
@@ -584,7 +609,14 @@ fn publish_queued(client: &Client, shared: &Shared, subscriptions: &[String]) {
         }
         if s.announced != s.stats.connections {
             s.announced = s.stats.connections;
-            step = 0;
+            // New announcements on the same connection are sent without subscribing again
+            // (which would make the broker send every retained message again).
+            step = if s.subscribed == s.stats.connections {
+                step.min(subscriptions.len())
+            } else {
+                0
+            };
+            s.subscribed = s.stats.connections;
         }
         let announcements = subscriptions.len() + s.announcements.len();
         let handed = if step < subscriptions.len() {

@@ -43,6 +43,11 @@ impl Identities {
         }
     }
 
+    /// Matches against `gallery` from now on.
+    pub(super) fn set_gallery(&mut self, gallery: Gallery) {
+        self.gallery = Some(gallery);
+    }
+
     /// The unknown distance in force.
     pub(super) fn max_distance(&self) -> Option<f32> {
         self.max_distance

@@ -182,6 +182,13 @@ impl Pipeline {
         Ok(self)
     }
 
+    /// Matches against `gallery` from the next frame on (a gallery changed while running: by
+    /// gallery sync, or `enroll` on the same file). Tracks keep the names they have until they
+    /// are identified again.
+    pub fn set_gallery(&mut self, gallery: Gallery) {
+        self.identities.set_gallery(gallery);
+    }
+
     /// Adds time spent reading frames and writing events (measured by the caller).
     pub fn add_io_ms(&mut self, capture: f64, output: f64) {
         self.capture_ms += capture;

@@ -11,7 +11,12 @@ use super::{edge_reid, edge_reid_with, model, shipped_model, spawn_edge_reid, te
 use edge_reid::source::{SyntheticCamera, SyntheticConfig};
 
 /// Writes enrolment crops of synthetic identity `identity` and returns their paths.
-fn crops(dir: &Path, camera: &SyntheticCamera, identity: u32, shots: u64) -> Vec<String> {
+pub(super) fn crops(
+    dir: &Path,
+    camera: &SyntheticCamera,
+    identity: u32,
+    shots: u64,
+) -> Vec<String> {
     (0..shots)
         .map(|shot| {
             let path = dir.join(format!("id{identity}_{shot}.png"));

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod eval;
+mod fleet;
 mod gallery;
 mod metrics;
 mod mqtt;
@@ -52,6 +53,19 @@ fn spawn(dir: &Path, model: &Path, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts")
+}
+
+/// Ends a run with SIGTERM, as systemd does; its stderr, once it exited successfully.
+fn terminate(run: Child) -> String {
+    assert!(Command::new("kill")
+        .arg(run.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let out = run.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    stderr
 }
 
 /// Program output as text.

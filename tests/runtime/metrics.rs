@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use super::{spawn_edge_reid, text};
+use super::{spawn_edge_reid, terminate, text};
 
 /// GETs `url`: the status and the body.
 fn get(url: &str) -> (u16, String) {
@@ -48,15 +48,6 @@ fn sample(body: &str, name: &str) -> f64 {
         .unwrap()
 }
 
-fn stop(mut run: Child) {
-    assert!(Command::new("kill")
-        .arg(run.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    assert!(run.wait().unwrap().success());
-}
-
 #[test]
 fn metrics_grow_during_a_run_and_health_follows_the_frames() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,7 +85,7 @@ fn metrics_grow_during_a_run_and_health_follows_the_frames() {
         (200, "ok: the source delivers frames")
     );
     assert_eq!(get(&format!("{base}/nothing")).0, 404);
-    stop(run);
+    terminate(run);
 }
 
 #[test]

@@ -13,18 +13,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{edge_reid, skip, spawn_edge_reid, text};
+use super::{edge_reid, skip, spawn_edge_reid, terminate, text};
 
 /// A mosquitto broker on a loopback port, stopped on drop.
-struct Broker {
+pub(super) struct Broker {
     child: Child,
-    port: u16,
+    pub(super) port: u16,
     config: PathBuf,
 }
 
 impl Broker {
     /// Starts one on a free port, or says why not (`None`: no mosquitto here).
-    fn start(dir: &Path) -> Option<Broker> {
+    pub(super) fn start(dir: &Path) -> Option<Broker> {
         if Command::new("mosquitto").arg("-h").output().is_err()
             || Command::new("mosquitto_sub")
                 .arg("--help")
@@ -73,7 +73,7 @@ impl Broker {
         child
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
@@ -181,13 +181,29 @@ impl Drop for Subscriber {
 }
 
 /// The retained payload on `topic` now.
-fn retained(broker: &Broker, topic: &str) -> String {
+pub(super) fn retained(broker: &Broker, topic: &str) -> String {
     let out = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
         .args(["-t", topic, "-C", "1", "-W", "5"])
         .output()
         .unwrap();
     text(&out.stdout).trim().to_string()
+}
+
+/// Every retained message on `filter` now, as (topic, payload).
+pub(super) fn retained_all(broker: &Broker, filter: &str) -> Vec<(String, String)> {
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+        .args(["-t", filter, "-v", "--retained-only", "-W", "2"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (topic, payload) = l.split_once(' ').unwrap_or((l, ""));
+            (topic.to_string(), payload.to_string())
+        })
+        .collect()
 }
 
 fn json(payload: &str) -> Value {
@@ -342,14 +358,7 @@ fn a_run_outlives_its_broker_and_delivers_the_later_events() {
     let later = frame(&sub.wait_for("edge-reid/yard/events", |p| frame(p) > before + 20));
     assert!(later > before);
     // SIGTERM: a clean end, which says how the connection went.
-    assert!(Command::new("kill")
-        .arg(run.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    let out = run.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
+    let stderr = terminate(run);
     assert!(stderr.contains("connected to mqtt://127.0.0.1"), "{stderr}");
     assert!(stderr.contains("2 connection(s)"), "{stderr}");
     assert_eq!(retained(&broker, "edge-reid/yard/available"), "offline");

@@ -17,6 +17,7 @@ use edge_reid::detect::yolo::{YoloConfig, YoloDetector};
 use edge_reid::detect::Proposer;
 use edge_reid::eval::market::evaluate_market;
 use edge_reid::events::{Event, Summary};
+use edge_reid::fleet::{Fleet, FleetConfig};
 use edge_reid::gallery::{EmbeddingSpace, Gallery};
 use edge_reid::model::{set_threads, Model};
 use edge_reid::mot::MotWriter;
@@ -373,7 +374,16 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let gallery_file = gallery_path(&a.model);
     // Kept until the run ends: the temporary gallery of a first run on the synthetic camera.
     let mut demo_dir = None;
-    let gallery =
+    let sync_space = a
+        .gallery_sync
+        .then(|| EmbeddingSpace::of_model(recognizer.model()))
+        .transpose()?;
+    let gallery = if let Some(space) = sync_space {
+        // A box that joins a fleet starts from the fleet's gallery (an empty one at first).
+        let gallery = Gallery::open_or_create(&gallery_file, space)
+            .with_context(|| format!("opening gallery {}", gallery_file.display()))?;
+        Some(gallery)
+    } else {
         match (open_gallery(&gallery_file, &recognizer)?, demo_people) {
             (None, Some(people)) => {
                 let dir = tempfile::tempdir().context("creating a temporary folder")?;
@@ -392,14 +402,13 @@ pub fn run(a: &RunArgs) -> Result<()> {
                 None
             }
             (gallery, _) => gallery,
-        };
+        }
+    };
     if let Some(p) = &pre_detector {
         eprintln!("edge-reid: pre-detector {}", p.display());
     }
-    let enrolled: Vec<String> = gallery
-        .iter()
-        .flat_map(|g| g.list().map(|(name, _)| name.to_string()))
-        .collect();
+    let enrolled = gallery.as_ref().map(people).unwrap_or_default();
+    let held = gallery.as_ref().map(Gallery::stamp);
     let files_source = kind == Kind::Files;
     let mut pipeline = Pipeline::new(recognizer, gallery, proposer(a, kind)?, a.max_distance);
     // Fixed regions are not people to follow: one observation per region and frame.
@@ -418,16 +427,28 @@ pub fn run(a: &RunArgs) -> Result<()> {
         };
         pipeline = pipeline.with_tracking(cfg, a.auto_enroll)?;
     }
+    let box_name = a.box_name.clone().unwrap_or_else(host_box_name);
     let mut events = Outputs::open(a.format, a.quiet, a.events.as_deref(), a.status_every)?;
     if let Some(broker) = &a.mqtt {
         let site = MqttSite {
             broker: broker.clone(),
             ca_file: a.mqtt_ca.clone(),
             queue: a.mqtt_queue as usize,
-            box_name: a.box_name.clone().unwrap_or_else(host_box_name),
+            box_name: box_name.clone(),
         };
-        events.start_mqtt(site, enrolled)?;
+        events.start_mqtt(site, enrolled, a.gallery_sync)?;
     }
+    let fleet = match (sync_space, held) {
+        (Some(space), Some(held)) => {
+            let config = FleetConfig {
+                gallery: gallery_file.clone(),
+                space,
+                box_name,
+            };
+            Some(events.start_fleet(config, held)?)
+        }
+        _ => None,
+    };
     if let Some(addr) = a.metrics {
         events.start_metrics(addr)?;
     }
@@ -458,6 +479,10 @@ pub fn run(a: &RunArgs) -> Result<()> {
             Err(e) => break Err(anyhow::Error::new(e).context(format!("reading {camera}"))),
         }
         read += 1;
+        if let Some(gallery) = fleet.as_ref().and_then(Fleet::updated) {
+            events.set_people(people(&gallery));
+            pipeline.set_gallery(gallery);
+        }
         let outputs = pipeline.process(&frame, &camera)?;
         let started = Instant::now();
         events.write_all(&outputs)?;
@@ -487,6 +512,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
         w.flush()
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(fleet) = fleet {
+        fleet.stop();
+    }
     events.close();
     drop(demo_dir);
     ended?;
@@ -497,6 +525,11 @@ pub fn run(a: &RunArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The names of a gallery's people.
+fn people(gallery: &Gallery) -> Vec<String> {
+    gallery.list().map(|(name, _)| name.to_string()).collect()
 }
 
 /// A MOTChallenge file for `--mot` or `--truth`, created or emptied, with its path for messages.

@@ -197,6 +197,12 @@ struct RunArgs {
     /// name].
     #[arg(long, value_parser = commands::parse_box_name)]
     box_name: Option<String>,
+    /// Share the gallery with the other boxes on the MQTT broker that run the same model:
+    /// enrollments and removals here are published (embeddings, never images) as retained
+    /// messages under edge-reid/gallery/MODEL/, theirs are merged into the gallery file (the
+    /// last change of a person wins; the gallery file is created if there is none).
+    #[arg(long, requires = "mqtt")]
+    gallery_sync: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics and a health check (200 while frames
     /// arrive, else 503) at /healthz. 127.0.0.1:9464 keeps them on this box; another address
     /// shows them to the network.

@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use edge_reid::backoff::Backoff;
 use edge_reid::events::{rfc3339, text, Event, EventWriter, Summary};
+use edge_reid::fleet::{gallery_filter, gallery_topic, Fleet, FleetConfig};
+use edge_reid::gallery::Stamp;
 use edge_reid::metrics::{lock, serve, SharedMetrics};
 use edge_reid::mqtt::layout::{box_name_from_host, Layout};
 use edge_reid::mqtt::{BrokerUrl, Mqtt, MqttConfig};
@@ -105,8 +107,14 @@ impl Outputs {
         })
     }
 
-    /// Publishes to `site`'s broker from now on, with discovery for the gallery's `people`.
-    pub fn start_mqtt(&mut self, site: MqttSite, people: Vec<String>) -> Result<()> {
+    /// Publishes to `site`'s broker from now on, with discovery for the gallery's `people`;
+    /// `gallery_sync` subscribes to the shared galleries too (see [`Outputs::start_fleet`]).
+    pub fn start_mqtt(
+        &mut self,
+        site: MqttSite,
+        people: Vec<String>,
+        gallery_sync: bool,
+    ) -> Result<()> {
         let layout = Layout::new(&site.box_name, people)?;
         let config = MqttConfig {
             client_id: format!("edge-reid-{}", site.box_name),
@@ -114,7 +122,11 @@ impl Outputs {
             ca_file: site.ca_file,
             queue: site.queue,
             will: Some(layout.availability(false)),
-            subscriptions: Vec::new(),
+            subscriptions: if gallery_sync {
+                vec![gallery_filter()]
+            } else {
+                Vec::new()
+            },
             backoff: Backoff::default(),
         };
         let broker = config.broker.to_string();
@@ -126,6 +138,40 @@ impl Outputs {
         );
         self.mqtt = Some((mqtt, layout));
         Ok(())
+    }
+
+    /// Shares the gallery through the broker of [`Outputs::start_mqtt`] (started with
+    /// `gallery_sync`); `held` is the stamp of the gallery the run uses.
+    pub fn start_fleet(&mut self, config: FleetConfig, held: Stamp) -> Result<Fleet> {
+        let mqtt = self
+            .mqtt
+            .as_mut()
+            .map(|(mqtt, _)| mqtt)
+            .context("gallery sync needs --mqtt")?;
+        let incoming = mqtt
+            .take_incoming()
+            .context("the broker's messages are already read")?;
+        let (path, model) = (
+            config.gallery.display().to_string(),
+            config.space.fingerprint(),
+        );
+        let fleet = Fleet::start(config, mqtt.publisher(), incoming, held)
+            .with_context(|| format!("sharing gallery {path}"))?;
+        eprintln!(
+            "edge-reid: gallery sync: sharing {path} under {}",
+            gallery_topic(&model, "")
+        );
+        Ok(fleet)
+    }
+
+    /// The gallery's people changed: Home Assistant's sensors follow.
+    pub fn set_people(&mut self, people: Vec<String>) {
+        if let Some((mqtt, layout)) = &mut self.mqtt {
+            for m in layout.set_people(people) {
+                mqtt.publish(m);
+            }
+            mqtt.announce(layout.discovery());
+        }
     }
 
     /// Serves `/metrics` and `/healthz` on `addr` from now on.
