@@ -3,7 +3,7 @@
 //! The runtime, in the order data flows through it: [`source`] (camera, files, stdin, synthetic
 //! camera) -> [`detect`] (person boxes) -> [`track`] -> [`preprocess`] and [`model`] (tract on CPU,
 //! run per crop by [`pipeline`]) -> [`gallery`] (identities, compared with [`distance`]) ->
-//! [`events`] (and [`mqtt`] to a broker, [`fleet`] to share the gallery through it, [`metrics`]
+//! [`events`] (and [`store`] to keep them searchable, [`mqtt`] to a broker, [`fleet`] to share the gallery through it, [`metrics`]
 //! for Prometheus, [`annotate`] for drawn frames, [`mot`] for tracks in the MOTChallenge format).
 //! [`card`] and [`attributes`] are the model's
 //! contract; [`atomic_file`] the crash-safe writes.
@@ -34,4 +34,5 @@ mod onnx_test_graph;
 pub mod pipeline;
 pub mod preprocess;
 pub mod source;
+pub mod store;
 pub mod track;

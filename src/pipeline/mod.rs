@@ -22,6 +22,7 @@ use std::time::{Instant, SystemTime};
 use heapless::Vec as BoundedVec;
 
 pub use recognizer::{confidence_score, top_class, Recognition, Recognizer, Stats};
+pub use tracking::{KeptCrop, KEPT_CROPS, KEPT_ENDED};
 
 use crate::annotate::Label;
 use crate::attributes::NUM_ATTRIBUTES;
@@ -240,6 +241,12 @@ impl Pipeline {
         self.tracking
             .as_ref()
             .map_or_else(Vec::new, |t| t.in_view(self.last_frame))
+    }
+
+    /// The best crops kept of a live or recently ended track (see [`KEPT_CROPS`] and
+    /// [`KEPT_ENDED`]), best first; `None` for a track not kept (or without tracking).
+    pub fn kept_crops(&self, track: u64) -> Option<&[KeptCrop]> {
+        self.tracking.as_ref()?.kept_crops(track)
     }
 
     /// Labels for an annotated picture of the frame last processed: its tracks, or the

@@ -6,8 +6,9 @@
 //! decided on the track's averaged embedding. With auto-enrollment, a confirmed track that matches
 //! nobody becomes an anonymous identity, and that identity follows the track's embedding.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
+use image::imageops::{self, FilterType};
 use image::RgbImage;
 
 use super::identities::Identities;
@@ -26,6 +27,29 @@ pub(super) struct Tracking {
     memory: Memory,
 }
 
+/// Crops kept per track: the best by person score.
+pub const KEPT_CROPS: usize = 4;
+
+/// Ended tracks whose crops are kept (the most recent).
+pub const KEPT_ENDED: usize = 32;
+
+/// Largest kept crop, width and height: larger crops are scaled down to fit.
+const KEPT_SIZE: (u32, u32) = (128, 256);
+
+/// A crop of a track that the model described, kept in memory (never written unless asked):
+/// for enrolling the track's person and for its snapshot.
+#[derive(Debug, Clone)]
+pub struct KeptCrop {
+    /// The frame it is from.
+    pub frame: u64,
+    /// Its person score.
+    pub person_score: f32,
+    /// The crop, at most 128x256.
+    pub image: RgbImage,
+    /// Its embedding.
+    pub embedding: Vec<f32>,
+}
+
 /// What the pipeline remembers of the tracks.
 #[derive(Default)]
 struct Memory {
@@ -33,6 +57,10 @@ struct Memory {
     tracks: HashMap<u64, Shown>,
     /// Tracks confirmed so far.
     confirmed: u64,
+    /// Per live confirmed track, its best crops, best first.
+    kept: HashMap<u64, Vec<KeptCrop>>,
+    /// The crops of the last [`KEPT_ENDED`] ended tracks, oldest first.
+    ended: VecDeque<(u64, Vec<KeptCrop>)>,
 }
 
 #[derive(Default)]
@@ -66,22 +94,73 @@ impl Tracking {
         recognizer: &mut Recognizer,
         identities: &mut Identities,
     ) -> Result<Vec<TrackEvent>, PipelineError> {
+        // The boxes described this frame, with their appearances' embedding and person score.
+        let mut described: Vec<(Region, Vec<f32>, f32)> = Vec::new();
         let changes = self.tracker.step(frame, boxes, |wanted: &[usize]| {
             let regions: Vec<Region> = wanted.iter().map(|&i| boxes[i]).collect();
-            Ok::<_, PipelineError>(
-                recognizer
-                    .describe(image, &regions)?
-                    .into_iter()
-                    .zip(wanted)
-                    .map(|(r, &i)| Appearance {
-                        embedding: r.embedding,
-                        probabilities: r.probabilities,
-                        person_score: scores.map_or(r.person_score, |s| s[i]),
-                    })
-                    .collect(),
-            )
+            let appearances: Vec<Appearance> = recognizer
+                .describe(image, &regions)?
+                .into_iter()
+                .zip(wanted)
+                .map(|(r, &i)| Appearance {
+                    embedding: r.embedding,
+                    probabilities: r.probabilities,
+                    person_score: scores.map_or(r.person_score, |s| s[i]),
+                })
+                .collect();
+            described.extend(
+                regions
+                    .iter()
+                    .zip(&appearances)
+                    .map(|(&r, a)| (r, a.embedding.clone(), a.person_score)),
+            );
+            Ok::<_, PipelineError>(appearances)
         })?;
-        self.events(frame, changes, &recognizer.card().attributes, identities)
+        let events = self.events(frame, changes, &recognizer.card().attributes, identities)?;
+        self.keep_crops(frame, image, &described);
+        Ok(events)
+    }
+
+    /// Keeps the crops of the confirmed tracks that received an appearance in `frame`, if they
+    /// are among their best.
+    fn keep_crops(&mut self, frame: u64, image: &RgbImage, described: &[(Region, Vec<f32>, f32)]) {
+        let fresh = self
+            .tracker
+            .tracks()
+            .filter(|t| t.confirmed() && t.last_frame() == frame && t.last_appearance() == frame);
+        for track in fresh {
+            let Some((region, embedding, score)) =
+                described.iter().find(|(r, _, _)| *r == track.region())
+            else {
+                continue;
+            };
+            let kept = self.memory.kept.entry(track.id()).or_default();
+            let at = kept.partition_point(|k| k.person_score >= *score);
+            if at >= KEPT_CROPS {
+                continue;
+            }
+            kept.insert(
+                at,
+                KeptCrop {
+                    frame,
+                    person_score: *score,
+                    image: kept_image(image, *region),
+                    embedding: embedding.clone(),
+                },
+            );
+            kept.truncate(KEPT_CROPS);
+        }
+    }
+
+    /// The kept crops of a live or recently ended track, best first.
+    pub(super) fn kept_crops(&self, track: u64) -> Option<&[KeptCrop]> {
+        self.memory.kept.get(&track).map(Vec::as_slice).or_else(|| {
+            self.memory
+                .ended
+                .iter()
+                .find(|(id, _)| *id == track)
+                .map(|(_, crops)| crops.as_slice())
+        })
     }
 
     /// Ends every live track (the stream ended after `frame`).
@@ -180,6 +259,12 @@ impl Memory {
         ];
         if change == Change::End {
             self.tracks.remove(&track.id());
+            if let Some(crops) = self.kept.remove(&track.id()) {
+                self.ended.push_back((track.id(), crops));
+                if self.ended.len() > KEPT_ENDED {
+                    self.ended.pop_front();
+                }
+            }
         }
         Ok(TrackEvent {
             time: String::new(),
@@ -196,4 +281,24 @@ impl Memory {
             candidates: identified.candidates,
         })
     }
+}
+
+/// The crop of `region` in `image`, scaled down to fit [`KEPT_SIZE`].
+fn kept_image(image: &RgbImage, region: Region) -> RgbImage {
+    let x = region.x.min(image.width().saturating_sub(1));
+    let y = region.y.min(image.height().saturating_sub(1));
+    let width = region.width.clamp(1, image.width() - x);
+    let height = region.height.clamp(1, image.height() - y);
+    let crop = imageops::crop_imm(image, x, y, width, height).to_image();
+    let scale = (KEPT_SIZE.0 as f32 / width as f32)
+        .min(KEPT_SIZE.1 as f32 / height as f32)
+        .min(1.0);
+    if scale >= 1.0 {
+        return crop;
+    }
+    let (w, h) = (
+        ((width as f32 * scale).round() as u32).max(1),
+        ((height as f32 * scale).round() as u32).max(1),
+    );
+    imageops::resize(&crop, w, h, FilterType::Triangle)
 }

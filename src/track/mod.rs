@@ -325,6 +325,12 @@ impl Track {
     pub fn appearances(&self) -> u32 {
         self.appearances
     }
+
+    /// The frame of the last appearance the track received (with the box [`Track::region`] if
+    /// it is [`Track::last_frame`]).
+    pub fn last_appearance(&self) -> u64 {
+        self.last_appearance
+    }
 }
 
 /// A track's box in the frame being associated.

@@ -8,6 +8,7 @@ mod gallery;
 mod metrics;
 mod mqtt;
 mod output;
+mod store;
 mod truth;
 mod video;
 

@@ -71,6 +71,17 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a retention: a positive duration such as `30d` or `12h`.
+pub fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("a retention of 0 would keep nothing".into()),
+        Err(e) => Err(format!(
+            "{text:?} is not a duration such as 30d or 12h: {e}"
+        )),
+    }
+}
+
 /// Parses a probability threshold in [0, 1].
 pub fn parse_probability(text: &str) -> Result<f32, String> {
     match text.trim().parse::<f32>() {
@@ -452,6 +463,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if let Some(addr) = a.metrics {
         events.start_metrics(addr)?;
     }
+    if let Some(path) = &a.store {
+        events.start_store(path, a.retain, a.snapshots)?;
+    }
     let mut mot = a.mot.as_deref().map(mot_file).transpose()?;
     let mut truth = a.truth.as_deref().map(mot_file).transpose()?;
     let camera = source.describe();
@@ -485,7 +499,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
         }
         let outputs = pipeline.process(&frame, &camera)?;
         let started = Instant::now();
-        events.write_all(&outputs)?;
+        events.write_all(&outputs, &pipeline)?;
         if let Some((path, w)) = &mut mot {
             w.tracks(frame.index, &pipeline.tracks_in_view())
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -502,7 +516,8 @@ pub fn run(a: &RunArgs) -> Result<()> {
         pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
         events.frame_done(&pipeline, source.skipped())?;
     };
-    events.write_all(&pipeline.finish(&camera)?)?;
+    let last = pipeline.finish(&camera)?;
+    events.write_all(&last, &pipeline)?;
     let summary = Summary {
         unreadable: source.skipped(),
         ..pipeline.summary()
@@ -636,7 +651,8 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
             index: index as u64,
             ..Frame::default()
         };
-        events.write_all(&pipeline.process(&frame, &path.display().to_string())?)?;
+        let outputs = pipeline.process(&frame, &path.display().to_string())?;
+        events.write_all(&outputs, &pipeline)?;
     }
     Ok(())
 }

@@ -208,6 +208,16 @@ struct RunArgs {
     /// shows them to the network.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Keep a summary of every track (times, camera, identity, attributes; no image) in this
+    /// SQLite file, searchable by attribute, identity, camera and time.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Delete stored tracks older than this (e.g. 30d, 12h) [default: keep them].
+    #[arg(long, value_name = "DURATION", requires = "store", value_parser = commands::parse_retention)]
+    retain: Option<std::time::Duration>,
+    /// Store one JPEG crop of each track with it (off by default: people's pictures).
+    #[arg(long, requires = "store")]
+    snapshots: bool,
 }
 
 #[derive(Args)]

@@ -11,13 +11,16 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use edge_reid::backoff::Backoff;
-use edge_reid::events::{rfc3339, text, Event, EventWriter, Summary};
+use edge_reid::events::{rfc3339, text, Event, EventWriter, Summary, TrackEvent, TrackStatus};
 use edge_reid::fleet::{gallery_filter, gallery_topic, Fleet, FleetConfig};
 use edge_reid::gallery::Stamp;
 use edge_reid::metrics::{lock, serve, SharedMetrics};
 use edge_reid::mqtt::layout::{box_name_from_host, Layout};
 use edge_reid::mqtt::{BrokerUrl, Mqtt, MqttConfig};
 use edge_reid::pipeline::{Output, Pipeline};
+use edge_reid::store::Store;
+use image::codecs::jpeg::JpegEncoder;
+use image::RgbImage;
 
 /// What stdout shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,6 +67,43 @@ pub struct Outputs {
     text: Option<TextOut>,
     mqtt: Option<(Mqtt, Layout)>,
     metrics: Option<SharedMetrics>,
+    store: Option<Stored>,
+}
+
+/// The event store of a run (`--store`).
+struct Stored {
+    store: Store,
+    snapshots: bool,
+    /// Tracks that could not be stored.
+    failed: u64,
+}
+
+impl Stored {
+    /// Stores a track's news, with the snapshot of its best kept crop if asked for. A failure
+    /// (a full disk) is said and counted; the run goes on.
+    fn record(&mut self, track: &TrackEvent, pipeline: &Pipeline) {
+        let snapshot = (self.snapshots && track.status == TrackStatus::End)
+            .then(|| {
+                pipeline
+                    .kept_crops(track.track)?
+                    .first()
+                    .map(|c| jpeg(&c.image))
+            })
+            .flatten();
+        if let Err(e) = self.store.record(track, snapshot.as_deref()) {
+            self.failed += 1;
+            eprintln!("edge-reid: track {} not stored: {e}", track.track);
+        }
+    }
+}
+
+/// A snapshot as JPEG.
+fn jpeg(image: &RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(image)
+        .expect("encoding to memory does not fail");
+    out
 }
 
 impl Outputs {
@@ -104,6 +144,7 @@ impl Outputs {
             text,
             mqtt: None,
             metrics: None,
+            store: None,
         })
     }
 
@@ -194,9 +235,38 @@ impl Outputs {
         Ok(())
     }
 
-    /// Writes the events of `outputs`, and publishes them.
-    pub fn write_all(&mut self, outputs: &[Output]) -> Result<()> {
+    /// Keeps track summaries in the SQLite store at `path` from now on (with a snapshot of each
+    /// if `snapshots`), deleting what is older than `retain`.
+    pub fn start_store(
+        &mut self,
+        path: &Path,
+        retain: Option<Duration>,
+        snapshots: bool,
+    ) -> Result<()> {
+        let store = Store::open(path, retain)?;
+        eprintln!(
+            "edge-reid: keeping track summaries in {}{}",
+            path.display(),
+            if snapshots { " with snapshots" } else { "" }
+        );
+        self.store = Some(Stored {
+            store,
+            snapshots,
+            failed: 0,
+        });
+        Ok(())
+    }
+
+    /// Writes the events of `outputs` (of `pipeline`), publishes and stores them.
+    pub fn write_all(&mut self, outputs: &[Output], pipeline: &Pipeline) -> Result<()> {
         outputs.iter().try_for_each(|o| self.write(&o.event()))?;
+        if let Some(s) = &mut self.store {
+            for o in outputs {
+                if let Output::Track(t) = o {
+                    s.record(t, pipeline);
+                }
+            }
+        }
         if let Some((mqtt, layout)) = &mut self.mqtt {
             for message in outputs.iter().flat_map(|o| layout.messages(o)) {
                 mqtt.publish(message);
@@ -251,6 +321,12 @@ impl Outputs {
     /// Ends the outputs: the broker gets what is queued (waiting a few seconds at most) and the
     /// box's `offline`.
     pub fn close(self) {
+        if let Some(s) = self.store.as_ref().filter(|s| s.failed > 0) {
+            eprintln!(
+                "edge-reid: {} track(s) could not be stored (see above)",
+                s.failed
+            );
+        }
         if let Some((mqtt, _)) = self.mqtt {
             let s = mqtt.close(MQTT_CLOSE_TIMEOUT);
             eprintln!(
