@@ -4,7 +4,7 @@
 //! camera) -> [`detect`] (person boxes) -> [`track`] -> [`preprocess`] and [`model`] (tract on CPU,
 //! run per crop by [`pipeline`]) -> [`gallery`] (identities, compared with [`distance`]) ->
 //! [`events`] (and [`store`] to keep them searchable, [`mqtt`] to a broker, [`fleet`] to share the gallery through it, [`metrics`]
-//! for Prometheus, [`annotate`] for drawn frames, [`mot`] for tracks in the MOTChallenge format).
+//! for Prometheus, [`web`] for a browser, [`annotate`] for drawn frames, [`mot`] for tracks in the MOTChallenge format).
 //! [`card`] and [`attributes`] are the model's
 //! contract; [`atomic_file`] the crash-safe writes.
 //!
@@ -24,6 +24,7 @@ pub mod eval;
 pub mod events;
 pub mod fleet;
 pub mod gallery;
+pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod mot;
@@ -36,3 +37,4 @@ pub mod preprocess;
 pub mod source;
 pub mod store;
 pub mod track;
+pub mod web;

@@ -4,10 +4,9 @@
 //!
 //! [`Metrics`] holds the counters; the caller feeds it each frame ([`Metrics::frame`],
 //! [`Metrics::outputs`]) and
-//! [`serve`] answers on its own thread (axum on a one-thread tokio runtime), so a slow scraper
+//! [`router`] answers, served by [`crate::http::serve`] on its own thread, so a slow scraper
 //! never slows the pipeline.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,19 +28,6 @@ use crate::pipeline::Output;
 
 /// `/healthz` says unhealthy when no frame came for this long.
 pub const HEALTHY_WITHIN: Duration = Duration::from_secs(10);
-
-/// Why the metrics server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// The address cannot be bound.
-    #[error("serving metrics on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabel {
@@ -221,36 +207,13 @@ pub fn lock(m: &SharedMetrics) -> MutexGuard<'_, Metrics> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` from a thread of its own, for the rest of the
-/// process; returns the address bound (port 0 picks a free one).
-pub fn serve(addr: SocketAddr, metrics: SharedMetrics) -> Result<SocketAddr, MetricsError> {
-    let bind = |source| MetricsError::Bind { addr, source };
-    let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
-    listener.set_nonblocking(true).map_err(bind)?;
-    let bound = listener.local_addr().map_err(bind)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(bind)?;
-    let app = Router::new()
+/// `/metrics` and `/healthz`, to serve with [`crate::http::serve`] (alone, or merged into the
+/// web server's routes).
+pub fn router(metrics: SharedMetrics) -> Router {
+    Router::new()
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(health))
-        .with_state(metrics);
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => return eprintln!("edge-reid: metrics: {e}"),
-                };
-                if let Err(e) = axum::serve(listener, app).await {
-                    eprintln!("edge-reid: metrics: {e}");
-                }
-            })
-        })
-        .map_err(bind)?;
-    Ok(bound)
+        .with_state(metrics)
 }
 
 async fn metrics_page(State(m): State<SharedMetrics>) -> impl IntoResponse {

@@ -284,7 +284,7 @@ impl Store {
             TrackStatus::End => {}
         }
         let started = self.started.remove(&event.track).unwrap_or(time);
-        let json = serde_json::to_string(&Event::Track(event)).expect("events serialise");
+        let json = Event::Track(event).to_json();
         let tx = self.conn.transaction().map_err(|e| StoreError::Sql {
             path: self.path.clone(),
             source: e,

@@ -236,6 +236,13 @@ pub enum Event<'a> {
     Summary(&'a Summary),
 }
 
+impl Event<'_> {
+    /// The event as one line of JSON (as [`EventWriter`] writes it).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("events serialise")
+    }
+}
+
 /// Formats a time as RFC 3339 UTC with milliseconds.
 pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()

@@ -5,12 +5,14 @@ mod config;
 mod eval;
 mod fleet;
 mod gallery;
+mod http;
 mod metrics;
 mod mqtt;
 mod output;
 mod store;
 mod truth;
 mod video;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

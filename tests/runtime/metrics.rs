@@ -1,42 +1,15 @@
 //! `--metrics ADDR`: `/metrics` scraped during a run by a real HTTP client (Python's urllib) grows,
 //! and `/healthz` says whether the source delivers frames.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::Duration;
 
-use super::{spawn_edge_reid, terminate, text};
+use super::http::{address_in_stderr, get};
+use super::{spawn_edge_reid, terminate};
 
-/// GETs `url`: the status and the body.
-fn get(url: &str) -> (u16, String) {
-    let script = "import sys, urllib.request, urllib.error\n\
-        try:\n    r = urllib.request.urlopen(sys.argv[1], timeout=10); code, body = r.status, r.read()\n\
-        except urllib.error.HTTPError as e:\n    code, body = e.code, e.read()\n\
-        sys.stdout.write(f'{code}\\n'); sys.stdout.flush(); sys.stdout.buffer.write(body)\n";
-    let out = Command::new("python3")
-        .args(["-c", script, url])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = text(&out.stdout);
-    let (code, body) = out.split_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_string())
-}
-
-/// Reads the run's stderr up to the line naming the metrics address; the rest is drained.
+/// Where the run serves its metrics.
 fn metrics_base(run: &mut Child) -> String {
-    let mut lines = BufReader::new(run.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the run says where its metrics are")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("edge-reid: metrics on ") {
-            break rest.split("/metrics").next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    base
+    address_in_stderr(run, "edge-reid: metrics on ").0
 }
 
 /// The value of the sample `name` (with its labels, as written) in a text exposition.

@@ -466,6 +466,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if let Some(path) = &a.store {
         events.start_store(path, a.retain, a.snapshots)?;
     }
+    if let Some(addr) = a.http {
+        events.start_http(addr, a.http_token.as_deref(), a.store.clone())?;
+    }
     let mut mot = a.mot.as_deref().map(mot_file).transpose()?;
     let mut truth = a.truth.as_deref().map(mot_file).transpose()?;
     let camera = source.describe();
@@ -508,10 +511,16 @@ pub fn run(a: &RunArgs) -> Result<()> {
             w.truth(frame.index, &frame.truth)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        if let Some(dir) = &a.save_frames {
+        let show = events.wants_frame();
+        if a.save_frames.is_some() || show {
             let mut picture = frame.image.clone();
             draw(&mut picture, &pipeline.labels(&outputs));
-            save_frame(dir, frame.index, &picture)?;
+            if let Some(dir) = &a.save_frames {
+                save_frame(dir, frame.index, &picture)?;
+            }
+            if show {
+                events.show_frame(&picture);
+            }
         }
         pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
         events.frame_done(&pipeline, source.skipped())?;

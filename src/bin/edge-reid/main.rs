@@ -208,6 +208,14 @@ struct RunArgs {
     /// shows them to the network.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Serve the live page, the gallery and the search, and their JSON API, at http://ADDR/
+    /// (e.g. 127.0.0.1:8080). An address other than loopback needs --http-token.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// The token every --http request must carry (Authorization: Bearer TOKEN, or ?token=TOKEN
+    /// once in a browser). Better in the config file than on the command line.
+    #[arg(long, value_name = "TOKEN", requires = "http")]
+    http_token: Option<String>,
     /// Keep a summary of every track (times, camera, identity, attributes; no image) in this
     /// SQLite file, searchable by attribute, identity, camera and time.
     #[arg(long, value_name = "FILE")]

@@ -1,11 +1,13 @@
 //! Where `run` tells what it sees (and `identify`, always as JSON Lines): JSON Lines to `--events`
 //! and to stdout when it is a pipe or a file, readable lines (and a status line every few seconds)
-//! when stdout is a terminal (see `--format` and `--quiet`), and an MQTT broker (`--mqtt`).
+//! when stdout is a terminal (see `--format` and `--quiet`), an MQTT broker (`--mqtt`), the event
+//! store (`--store`), the metrics (`--metrics`) and the live page (`--http`).
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
@@ -14,11 +16,13 @@ use edge_reid::backoff::Backoff;
 use edge_reid::events::{rfc3339, text, Event, EventWriter, Summary, TrackEvent, TrackStatus};
 use edge_reid::fleet::{gallery_filter, gallery_topic, Fleet, FleetConfig};
 use edge_reid::gallery::Stamp;
-use edge_reid::metrics::{lock, serve, SharedMetrics};
+use edge_reid::http::serve;
+use edge_reid::metrics::{self, lock, SharedMetrics};
 use edge_reid::mqtt::layout::{box_name_from_host, Layout};
 use edge_reid::mqtt::{BrokerUrl, Mqtt, MqttConfig};
 use edge_reid::pipeline::{Output, Pipeline};
 use edge_reid::store::Store;
+use edge_reid::web::{self, Access, Live, WebConfig};
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 
@@ -68,6 +72,7 @@ pub struct Outputs {
     mqtt: Option<(Mqtt, Layout)>,
     metrics: Option<SharedMetrics>,
     store: Option<Stored>,
+    live: Option<Arc<Live>>,
 }
 
 /// The event store of a run (`--store`).
@@ -145,6 +150,7 @@ impl Outputs {
             mqtt: None,
             metrics: None,
             store: None,
+            live: None,
         })
     }
 
@@ -217,11 +223,46 @@ impl Outputs {
 
     /// Serves `/metrics` and `/healthz` on `addr` from now on.
     pub fn start_metrics(&mut self, addr: SocketAddr) -> Result<()> {
-        let metrics = SharedMetrics::default();
-        let bound = serve(addr, metrics.clone())?;
+        let bound = serve(addr, metrics::router(self.metrics().clone()), "metrics")?;
         eprintln!("edge-reid: metrics on http://{bound}/metrics, health on http://{bound}/healthz");
-        self.metrics = Some(metrics);
         Ok(())
+    }
+
+    /// The run's metrics, counted from now on.
+    fn metrics(&mut self) -> &SharedMetrics {
+        self.metrics.get_or_insert_with(SharedMetrics::default)
+    }
+
+    /// Serves the live page and the API on `addr` from now on (with `/metrics` and `/healthz`),
+    /// searching the event store at `store`.
+    pub fn start_http(
+        &mut self,
+        addr: SocketAddr,
+        token: Option<&str>,
+        store: Option<PathBuf>,
+    ) -> Result<()> {
+        let config = WebConfig {
+            access: Access::new(addr, token)?,
+            store,
+            extra: Some(metrics::router(self.metrics().clone())),
+        };
+        let live = Live::new();
+        let bound = serve(addr, web::router(config, Arc::clone(&live)), "http")?;
+        eprintln!("edge-reid: live page on http://{bound}/");
+        self.live = Some(live);
+        Ok(())
+    }
+
+    /// Whether the live page wants an annotated frame now ([`Outputs::show_frame`]).
+    pub fn wants_frame(&self) -> bool {
+        self.live.as_ref().is_some_and(|l| l.wants_frame())
+    }
+
+    /// The annotated frame, for the live page.
+    pub fn show_frame(&self, picture: &RgbImage) {
+        if let Some(live) = &self.live {
+            live.frame(jpeg(picture));
+        }
     }
 
     /// Writes one event everywhere.
@@ -274,6 +315,9 @@ impl Outputs {
         }
         if let Some(m) = &self.metrics {
             lock(m).outputs(outputs);
+        }
+        if let Some(live) = &self.live {
+            live.outputs(outputs);
         }
         Ok(())
     }

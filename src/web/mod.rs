@@ -1,0 +1,453 @@
+//! The browser's view of a box (`--http ADDR`): a live page and a JSON API, served with
+//! [`crate::http::serve`]. The page and its script are compiled into the binary (no CDN, no
+//! build step).
+//!
+//! | path | what |
+//! |---|---|
+//! | `/` | the live page: the annotated view, the people in view, the latest events |
+//! | `/stream.mjpeg` | the annotated view as MJPEG (at most [`MAX_STREAM_FPS`] frames a second, encoded only while someone watches) |
+//! | `/api/events/stream` | the events as they happen (Server-Sent Events, each `data:` one event line) |
+//! | `/api/tracks` | `{"in_view": [...], "recent": [...]}`: the latest event of each track in view, and the last events |
+//! | `/api/search?...` | stored tracks ([`crate::store`]): `ATTRIBUTE=LABEL` (any of the 12), `min_score`, `name` or `unknown=1`, `camera`, `from`/`to` (RFC 3339), `limit` |
+//! | `/api/tracks/{id}/snapshot` | a stored track's JPEG |
+//!
+//! The run feeds [`Live`] after each frame. Access: [`Access`] lets every request in on a
+//! loopback address; any other address needs a token, checked on every request in constant time
+//! (`Authorization: Bearer TOKEN`, the `edge-reid-token` cookie, or `?token=TOKEN` once, which
+//! sets the cookie).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query as UrlQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream};
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, watch};
+
+use crate::attributes::attribute_index;
+use crate::events::TrackStatus;
+use crate::pipeline::Output;
+use crate::store::{Query, Store, Who};
+
+/// Most frames a second the MJPEG stream sends.
+pub const MAX_STREAM_FPS: f64 = 5.0;
+
+/// Events `/api/tracks` keeps as `recent`.
+const RECENT: usize = 50;
+
+/// Events held for a slow `/api/events/stream` reader before it misses some.
+const EVENT_BACKLOG: usize = 256;
+
+/// The live page.
+const LIVE_PAGE: &str = include_str!("live.html");
+
+/// Who may ask: anyone on loopback, else the holders of a token.
+#[derive(Clone)]
+pub struct Access {
+    /// SHA-256 of the token (`None`: no token needed).
+    token: Option<[u8; 32]>,
+}
+
+/// A token is missing for an address other than loopback.
+#[derive(Debug, thiserror::Error)]
+#[error("--http {0} is not a loopback address: it needs --http-token (the page and API would be open to the network)")]
+pub struct NeedsToken(pub SocketAddr);
+
+impl Access {
+    /// Access to a server on `addr`, with `token` if given (required unless `addr` is loopback).
+    pub fn new(addr: SocketAddr, token: Option<&str>) -> Result<Access, NeedsToken> {
+        match token {
+            Some(t) => Ok(Access {
+                token: Some(Sha256::digest(t.as_bytes()).into()),
+            }),
+            None if addr.ip().is_loopback() => Ok(Access { token: None }),
+            None => Err(NeedsToken(addr)),
+        }
+    }
+
+    /// Whether `given` is the token, in time independent of where they differ (the digests are
+    /// compared whole).
+    fn admits(&self, given: Option<&str>) -> bool {
+        let Some(want) = self.token else {
+            return true;
+        };
+        let Some(given) = given else {
+            return false;
+        };
+        let got: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        want.iter().zip(&got).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+/// The token a request carries, and whether it came in the URL.
+fn token_of(request: &Request) -> (Option<String>, bool) {
+    let headers = request.headers();
+    if let Some(t) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return (Some(t.to_string()), false);
+    }
+    let from_url = request.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
+    if from_url.is_some() {
+        return (from_url, true);
+    }
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("edge-reid-token=").map(String::from));
+    (cookie, false)
+}
+
+async fn check_access(State(access): State<Access>, request: Request, next: Next) -> Response {
+    let (token, in_url) = token_of(&request);
+    if !access.admits(token.as_deref()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "this box needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN\n",
+        )
+            .into_response();
+    }
+    let mut response = next.run(request).await;
+    if let (true, Some(t)) = (in_url && access.token.is_some(), token) {
+        let cookie = format!("edge-reid-token={t}; Path=/; HttpOnly; SameSite=Strict");
+        if let Ok(v) = cookie.parse() {
+            response.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// What the run shows the browser, fed after each frame.
+pub struct Live {
+    state: Mutex<LiveState>,
+    events: broadcast::Sender<String>,
+    frames: watch::Sender<Option<Bytes>>,
+}
+
+#[derive(Default)]
+struct LiveState {
+    /// The latest event of each track in view, as JSON text.
+    in_view: BTreeMap<u64, String>,
+    /// The last events, oldest first.
+    recent: VecDeque<String>,
+    /// When the last frame went to the stream.
+    last_frame: Option<Instant>,
+}
+
+impl Live {
+    /// Nothing seen yet.
+    pub fn new() -> Arc<Live> {
+        Arc::new(Live {
+            state: Mutex::new(LiveState::default()),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            frames: watch::channel(None).0,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LiveState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A frame's outputs: the people in view, the recent events, the event stream.
+    pub fn outputs(&self, outputs: &[Output]) {
+        let mut s = self.lock();
+        for o in outputs {
+            let line = o.event().to_json();
+            if let Output::Track(t) = o {
+                if t.status == TrackStatus::End {
+                    s.in_view.remove(&t.track);
+                } else {
+                    s.in_view.insert(t.track, line.clone());
+                }
+            }
+            s.recent.push_back(line.clone());
+            if s.recent.len() > RECENT {
+                s.recent.pop_front();
+            }
+            // No reader is no error.
+            let _ = self.events.send(line);
+        }
+    }
+
+    /// Whether an annotated frame is wanted now: someone watches the stream and the last frame
+    /// sent is older than 1 / [`MAX_STREAM_FPS`] s.
+    pub fn wants_frame(&self) -> bool {
+        self.frames.receiver_count() > 0
+            && self
+                .lock()
+                .last_frame
+                .is_none_or(|t| t.elapsed().as_secs_f64() >= 1.0 / MAX_STREAM_FPS)
+    }
+
+    /// The annotated frame, as JPEG, for the stream's watchers.
+    pub fn frame(&self, jpeg: Vec<u8>) {
+        self.lock().last_frame = Some(Instant::now());
+        self.frames.send_replace(Some(Bytes::from(jpeg)));
+    }
+}
+
+/// What the web server serves.
+pub struct WebConfig {
+    /// Who may ask.
+    pub access: Access,
+    /// The event store to search (`None`: `/api/search` says there is none).
+    pub store: Option<PathBuf>,
+    /// More routes served as they are (`/metrics`, `/healthz`).
+    pub extra: Option<Router>,
+}
+
+#[derive(Clone)]
+struct App {
+    live: Arc<Live>,
+    store: Option<Arc<PathBuf>>,
+}
+
+/// The web server's routes for the run's `live` state.
+pub fn router(config: WebConfig, live: Arc<Live>) -> Router {
+    let app = App {
+        live,
+        store: config.store.map(Arc::new),
+    };
+    let mut router = Router::new()
+        .route("/", get(|| async { Html(LIVE_PAGE) }))
+        .route("/stream.mjpeg", get(mjpeg))
+        .route("/api/events/stream", get(event_stream))
+        .route("/api/tracks", get(tracks))
+        .route("/api/search", get(search))
+        .route("/api/tracks/{id}/snapshot", get(snapshot))
+        .with_state(app);
+    if let Some(extra) = config.extra {
+        router = router.merge(extra);
+    }
+    router.layer(middleware::from_fn_with_state(config.access, check_access))
+}
+
+/// A JSON error.
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn tracks(State(app): State<App>) -> Response {
+    // The event lines as they are (the events' field order).
+    let body = {
+        let s = app.live.lock();
+        let join = |lines: Vec<&String>| {
+            lines
+                .into_iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            "{{\"in_view\":[{}],\"recent\":[{}]}}",
+            join(s.in_view.values().collect()),
+            join(s.recent.iter().collect())
+        )
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn event_stream(
+    State(app): State<App>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let events = app.live.events.subscribe();
+    let stream = stream::unfold(events, |mut events| async move {
+        loop {
+            match events.recv().await {
+                Ok(line) => return Some((Ok(SseEvent::default().data(line)), events)),
+                // A reader too slow for the backlog misses what it could not take.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+const BOUNDARY: &str = "edge-reid-frame";
+
+async fn mjpeg(State(app): State<App>) -> Response {
+    let frames = app.live.frames.subscribe();
+    let stream = stream::unfold(frames, |mut frames| async move {
+        frames.changed().await.ok()?;
+        let jpeg = frames.borrow_and_update().clone()?;
+        let mut part = format!(
+            "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            jpeg.len()
+        )
+        .into_bytes();
+        part.extend_from_slice(&jpeg);
+        part.extend_from_slice(b"\r\n");
+        Some((Ok::<_, Infallible>(Bytes::from(part)), frames))
+    });
+    let mut headers = HeaderMap::new();
+    let kind = format!("multipart/x-mixed-replace; boundary={BOUNDARY}");
+    headers.insert(header::CONTENT_TYPE, kind.parse().expect("a header value"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        "no-store".parse().expect("a header value"),
+    );
+    (headers, Body::from_stream(stream)).into_response()
+}
+
+/// A search from its URL parameters.
+fn query_of(params: &HashMap<String, String>) -> Result<Query, String> {
+    let mut q = Query::default();
+    let time = |k: &str, v: &str| {
+        humantime::parse_rfc3339_weak(v)
+            .map(|t| {
+                let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+            })
+            .map_err(|e| format!("{k}={v:?} is not an RFC 3339 time: {e}"))
+    };
+    let mut attributes: Vec<(String, String)> = Vec::new();
+    for (k, v) in params {
+        match k.as_str() {
+            "token" => {}
+            "min_score" => {
+                q.min_score = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f32| (0.0..=1.0).contains(s))
+                    .ok_or_else(|| format!("min_score={v:?} is not a number from 0 to 1"))?
+            }
+            "name" => q.who = Who::Named(v.clone()),
+            "unknown" if matches!(v.as_str(), "1" | "true") => q.who = Who::Unknown,
+            "camera" => q.camera = Some(v.clone()),
+            "from" => q.from = Some(time(k, v)?),
+            "to" => q.to = Some(time(k, v)?),
+            "limit" => {
+                q.limit = v
+                    .parse()
+                    .map_err(|_| format!("limit={v:?} is not a count"))?
+            }
+            name if attribute_index(name).is_some() => attributes.push((k.clone(), v.clone())),
+            _ => return Err(format!("unknown search parameter {k:?}")),
+        }
+    }
+    attributes.sort();
+    q.attributes = attributes;
+    Ok(q)
+}
+
+/// Opens the store for one request (in a blocking thread: SQLite is synchronous).
+async fn with_store<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let Some(path) = app.store.clone() else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "this box keeps no tracks: run it with --store FILE".into(),
+        ));
+    };
+    let done = tokio::task::spawn_blocking(move || f(&Store::open_read(&path)?)).await;
+    match done {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+async fn search(
+    State(app): State<App>,
+    UrlQuery(params): UrlQuery<HashMap<String, String>>,
+) -> Response {
+    let query = match query_of(&params) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match with_store(&app, move |s| s.search(&query)).await {
+        Ok(found) => Json(serde_json::json!({ "tracks": found })).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn snapshot(State(app): State<App>, Path(id): Path<i64>) -> Response {
+    match with_store(&app, move |s| s.snapshot(id)).await {
+        Ok(Some(jpeg)) => ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("track {id} has no snapshot")),
+        Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_needed_off_loopback_and_compared_whole() {
+        let lan: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert!(Access::new(lan, None).is_err());
+        assert!(Access::new(local, None).unwrap().admits(None));
+        let a = Access::new(lan, Some("s3cret")).unwrap();
+        assert!(a.admits(Some("s3cret")));
+        for wrong in [
+            None,
+            Some(""),
+            Some("s3cre"),
+            Some("s3cret "),
+            Some("S3cret"),
+        ] {
+            assert!(!a.admits(wrong), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn search_parameters_become_a_query() {
+        let params = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let q = query_of(&params(&[
+            ("upcolor", "red"),
+            ("backpack", "yes"),
+            ("min_score", "0.6"),
+            ("unknown", "1"),
+            ("from", "2026-12-01T10:00:00Z"),
+            ("limit", "7"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            q.attributes,
+            [
+                ("backpack".into(), "yes".into()),
+                ("upcolor".into(), "red".into())
+            ]
+        );
+        assert_eq!(
+            (q.min_score, q.who.clone(), q.limit),
+            (0.6, Who::Unknown, 7)
+        );
+        // 2026-12-01T10:00:00Z, by Python's datetime.
+        assert_eq!(q.from, Some(1_796_119_200_000));
+        for bad in [("colour", "red"), ("min_score", "2"), ("from", "yesterday")] {
+            let err = query_of(&params(&[bad])).unwrap_err();
+            assert!(err.contains(bad.0), "{err}");
+        }
+    }
+}

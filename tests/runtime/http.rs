@@ -1,0 +1,85 @@
+//! A real HTTP client for the tests of the servers (`--metrics`, `--http`): Python's urllib.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command};
+
+use super::text;
+
+/// A response: status, headers (names lowercase) and body.
+pub(super) struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        text(&self.body)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+}
+
+/// GETs `url` with `headers` (`Name: value`), reading at most `limit` bytes of the body (0: all;
+/// a stream's first bytes otherwise).
+pub(super) fn request(url: &str, headers: &[&str], limit: usize) -> Reply {
+    let script = "import sys, json, urllib.request, urllib.error\n\
+        headers = dict(h.split(': ', 1) for h in sys.argv[3:])\n\
+        try:\n    r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], headers=headers), timeout=20)\n\
+        except urllib.error.HTTPError as e:\n    r = e\n\
+        limit = int(sys.argv[2])\n\
+        body = r.read(limit) if limit else r.read()\n\
+        head = {'status': r.status, 'headers': {k.lower(): v for k, v in r.headers.items()}}\n\
+        sys.stdout.write(json.dumps(head) + '\\n'); sys.stdout.flush(); sys.stdout.buffer.write(body)\n";
+    let out = Command::new("python3")
+        .args(["-c", script, url, &limit.to_string()])
+        .args(headers)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{url}: {}", text(&out.stderr));
+    let at = out.stdout.iter().position(|&b| b == b'\n').unwrap();
+    let head: serde_json::Value = serde_json::from_slice(&out.stdout[..at]).unwrap();
+    Reply {
+        status: head["status"].as_u64().unwrap() as u16,
+        headers: serde_json::from_value(head["headers"].clone()).unwrap(),
+        body: out.stdout[at + 1..].to_vec(),
+    }
+}
+
+/// GETs `url`: the status and the body.
+pub(super) fn get(url: &str) -> (u16, String) {
+    let r = request(url, &[], 0);
+    (r.status, r.text())
+}
+
+/// Reads the run's stderr up to the line that starts with `prefix` and returns the address
+/// after it, as `http://HOST:PORT`; the rest of stderr is drained (and returned when the run
+/// ends, through the handle).
+pub(super) fn address_in_stderr(
+    run: &mut Child,
+    prefix: &str,
+) -> (String, std::thread::JoinHandle<String>) {
+    let mut lines = BufReader::new(run.stderr.take().unwrap()).lines();
+    let mut before = String::new();
+    let base = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the run never said {prefix:?}:\n{before}"))
+            .unwrap();
+        if let Some(rest) = line.strip_prefix(prefix) {
+            let end = rest[7..].find('/').map_or(rest.len(), |i| i + 7);
+            break rest[..end].to_string();
+        }
+        before += &line;
+        before.push('\n');
+    };
+    let rest = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .fold(before, |all, l| all + &l + "\n")
+    });
+    (base, rest)
+}
