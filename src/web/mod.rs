@@ -10,8 +10,14 @@
 //! | `/api/tracks` | `{"in_view": [...], "recent": [...]}`: the latest event of each track in view, and the last events |
 //! | `/api/search?...` | stored tracks ([`crate::store`]): `ATTRIBUTE=LABEL` (any of the 12), `min_score`, `name` or `unknown=1`, `camera`, `from`/`to` (RFC 3339), `limit` |
 //! | `/api/tracks/{id}/snapshot` | a stored track's JPEG |
+//! | `/gallery` | the gallery page: enrolled people, remove, enroll a live or recent track |
+//! | `/api/gallery` | `{"people": [{"name", "embeddings"}]}` |
+//! | `DELETE /api/gallery/{name}` | removes a person |
+//! | `POST /api/gallery/{name}/track/{track}` | enrolls the best crops kept of a live or recent track as `name` |
+//! | `/api/crops/{track}/{index}` | a crop kept of a track, as JPEG (in memory only) |
 //!
-//! The run feeds [`Live`] after each frame. Access: [`Access`] lets every request in on a
+//! The run feeds [`Live`] after each frame, and answers what needs the pipeline or the gallery
+//! file ([`Ask`]) between two frames. Access: [`Access`] lets every request in on a
 //! loopback address; any other address needs a token, checked on every request in constant time
 //! (`Authorization: Bearer TOKEN`, the `edge-reid-token` cookie, or `?token=TOKEN` once, which
 //! sets the cookie).
@@ -20,8 +26,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query as UrlQuery, Request, State};
@@ -29,11 +35,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
 use sha2::{Digest, Sha256};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::attributes::attribute_index;
 use crate::events::TrackStatus;
@@ -51,6 +57,12 @@ const EVENT_BACKLOG: usize = 256;
 
 /// The live page.
 const LIVE_PAGE: &str = include_str!("live.html");
+
+/// The gallery page.
+const GALLERY_PAGE: &str = include_str!("gallery.html");
+
+/// The pages' common style sheet.
+const STYLE: &str = include_str!("style.css");
 
 /// Who may ask: anyone on loopback, else the holders of a token.
 #[derive(Clone)]
@@ -137,11 +149,67 @@ async fn check_access(State(access): State<Access>, request: Request, next: Next
     response
 }
 
+/// What a page asks of the run, which owns the pipeline and writes the gallery file.
+#[derive(Debug)]
+pub enum Ask {
+    /// The gallery's people.
+    Gallery,
+    /// Remove a person.
+    Remove(String),
+    /// Enroll the crops kept of a track as a person.
+    EnrollTrack {
+        /// The person's name.
+        name: String,
+        /// The track.
+        track: u64,
+    },
+    /// A crop kept of a track, as JPEG.
+    Crop {
+        /// The track.
+        track: u64,
+        /// Which of its crops (0: the best).
+        index: usize,
+    },
+}
+
+/// The run's answer to an [`Ask`].
+#[derive(Debug)]
+pub enum Answer {
+    /// A JSON document.
+    Json(serde_json::Value),
+    /// A JPEG picture.
+    Jpeg(Vec<u8>),
+    /// Refused: an HTTP status (400, 404, 500) and why.
+    Refused(u16, String),
+}
+
+/// An [`Ask`] waiting for its answer.
+pub struct Asked {
+    /// What is asked.
+    pub ask: Ask,
+    reply: oneshot::Sender<Answer>,
+}
+
+impl Asked {
+    /// Answers (the page may have gone: no error).
+    pub fn answer(self, answer: Answer) {
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Asks that wait for the run at most.
+const ASKS_WAITING: usize = 16;
+
+/// How long a page waits for the run's answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// What the run shows the browser, fed after each frame.
 pub struct Live {
     state: Mutex<LiveState>,
     events: broadcast::Sender<String>,
     frames: watch::Sender<Option<Bytes>>,
+    asks: mpsc::SyncSender<Asked>,
+    asked: Mutex<Option<mpsc::Receiver<Asked>>>,
 }
 
 #[derive(Default)]
@@ -157,11 +225,19 @@ struct LiveState {
 impl Live {
     /// Nothing seen yet.
     pub fn new() -> Arc<Live> {
+        let (asks, asked) = mpsc::sync_channel(ASKS_WAITING);
         Arc::new(Live {
             state: Mutex::new(LiveState::default()),
             events: broadcast::channel(EVENT_BACKLOG).0,
             frames: watch::channel(None).0,
+            asks,
+            asked: Mutex::new(Some(asked)),
         })
+    }
+
+    /// What the pages ask, for the run to answer between frames (`None` once taken).
+    pub fn take_asks(&self) -> Option<mpsc::Receiver<Asked>> {
+        self.asked.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     fn lock(&self) -> MutexGuard<'_, LiveState> {
@@ -230,11 +306,40 @@ pub fn router(config: WebConfig, live: Arc<Live>) -> Router {
     };
     let mut router = Router::new()
         .route("/", get(|| async { Html(LIVE_PAGE) }))
+        .route(
+            "/style.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css")], STYLE) }),
+        )
         .route("/stream.mjpeg", get(mjpeg))
         .route("/api/events/stream", get(event_stream))
         .route("/api/tracks", get(tracks))
         .route("/api/search", get(search))
         .route("/api/tracks/{id}/snapshot", get(snapshot))
+        .route("/gallery", get(|| async { Html(GALLERY_PAGE) }))
+        .route(
+            "/api/gallery",
+            get(|State(app): State<App>| ask(app, Ask::Gallery)),
+        )
+        .route(
+            "/api/gallery/{name}",
+            delete(|State(app): State<App>, Path(name): Path<String>| ask(app, Ask::Remove(name))),
+        )
+        .route(
+            "/api/gallery/{name}/track/{track}",
+            post(
+                |State(app): State<App>, Path((name, track)): Path<(String, u64)>| {
+                    ask(app, Ask::EnrollTrack { name, track })
+                },
+            ),
+        )
+        .route(
+            "/api/crops/{track}/{index}",
+            get(
+                |State(app): State<App>, Path((track, index)): Path<(u64, usize)>| {
+                    ask(app, Ask::Crop { track, index })
+                },
+            ),
+        )
         .with_state(app);
     if let Some(extra) = config.extra {
         router = router.merge(extra);
@@ -245,6 +350,31 @@ pub fn router(config: WebConfig, live: Arc<Live>) -> Router {
 /// A JSON error.
 fn error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Asks the run and answers with what it says.
+async fn ask(app: App, ask: Ask) -> Response {
+    let (reply, answer) = oneshot::channel();
+    let busy = || {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the run does not answer now (is its source delivering frames?)".into(),
+        )
+    };
+    if app.live.asks.try_send(Asked { ask, reply }).is_err() {
+        return busy();
+    }
+    match tokio::time::timeout(ANSWER_WITHIN, answer).await {
+        Ok(Ok(Answer::Json(v))) => Json(v).into_response(),
+        Ok(Ok(Answer::Jpeg(jpeg))) => {
+            ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()
+        }
+        Ok(Ok(Answer::Refused(status, message))) => error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message,
+        ),
+        Ok(Err(_)) | Err(_) => busy(),
+    }
 }
 
 async fn tracks(State(app): State<App>) -> Response {

@@ -26,16 +26,24 @@ impl Reply {
 /// GETs `url` with `headers` (`Name: value`), reading at most `limit` bytes of the body (0: all;
 /// a stream's first bytes otherwise).
 pub(super) fn request(url: &str, headers: &[&str], limit: usize) -> Reply {
+    request_with("GET", url, headers, limit)
+}
+
+/// [`request`] with another method (`POST` sends an empty body).
+pub(super) fn request_with(method: &str, url: &str, headers: &[&str], limit: usize) -> Reply {
     let script = "import sys, json, urllib.request, urllib.error\n\
-        headers = dict(h.split(': ', 1) for h in sys.argv[3:])\n\
-        try:\n    r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], headers=headers), timeout=20)\n\
+        method = sys.argv[3]\n\
+        headers = dict(h.split(': ', 1) for h in sys.argv[4:])\n\
+        data = b'' if method == 'POST' else None\n\
+        request = urllib.request.Request(sys.argv[1], headers=headers, method=method, data=data)\n\
+        try:\n    r = urllib.request.urlopen(request, timeout=20)\n\
         except urllib.error.HTTPError as e:\n    r = e\n\
         limit = int(sys.argv[2])\n\
         body = r.read(limit) if limit else r.read()\n\
         head = {'status': r.status, 'headers': {k.lower(): v for k, v in r.headers.items()}}\n\
         sys.stdout.write(json.dumps(head) + '\\n'); sys.stdout.flush(); sys.stdout.buffer.write(body)\n";
     let out = Command::new("python3")
-        .args(["-c", script, url, &limit.to_string()])
+        .args(["-c", script, url, &limit.to_string(), method])
         .args(headers)
         .output()
         .unwrap();

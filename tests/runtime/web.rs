@@ -1,18 +1,19 @@
 //! `--http`: a run's live page and API through a real HTTP client (Python's urllib): the page,
 //! the people in view, the event stream (Server-Sent Events), the MJPEG view, the search of the
-//! event store with its errors, the metrics beside them, and the token an address other than
-//! loopback needs.
+//! event store with its errors, the metrics beside them, the token an address other than
+//! loopback needs, and the gallery: a track enrolled through the API the page uses is named in
+//! its next events, and removed again.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::http::{address_in_stderr, request, Reply};
-use super::{edge_reid, spawn_edge_reid, terminate, text};
+use super::http::{address_in_stderr, request, request_with, Reply};
+use super::{edge_reid, edge_reid_with, shipped_model, spawn, spawn_edge_reid, terminate, text};
 
-/// `url` until `done` says its reply is the one wanted (60 s at most).
-fn poll(url: &str, done: impl Fn(&Reply) -> bool) -> Reply {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// `url` until `done` says its reply is the one wanted (two minutes at most).
+fn poll(url: &str, mut done: impl FnMut(&Reply) -> bool) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let r = request(url, &[], 0);
         if done(&r) {
@@ -38,6 +39,9 @@ fn the_live_page_and_the_api_answer_during_a_run() {
             "--quiet",
             "--store",
             "tracks.db",
+            // Tracks end soon after their person leaves: stored rows come quickly.
+            "--max-lost",
+            "5",
             "--http",
             "127.0.0.1:0",
         ],
@@ -81,19 +85,37 @@ fn the_live_page_and_the_api_answer_during_a_run() {
         .expect("a part header");
     assert_eq!(&view.body[at + 4..at + 7], b"\xff\xd8\xff", "a JPEG");
 
-    // The search: stored tracks whose averaged attribute is the one asked, above the score.
-    let found = poll(&format!("{base}/api/search?up=short&min_score=0.5"), |r| {
+    // The search: once a track is stored, its own `up` label and score find it, and everything
+    // found holds that label at that score or above.
+    let stored = poll(&format!("{base}/api/search"), |r| {
         r.json()["tracks"].as_array().is_some_and(|t| !t.is_empty())
     });
-    for t in found.json()["tracks"].as_array().unwrap() {
-        let up = t["track"]["attributes"]
+    let first = stored.json()["tracks"][0].clone();
+    let up = |t: &Value| -> (String, f64) {
+        let a = t["track"]["attributes"]
             .as_array()
             .unwrap()
             .iter()
             .find(|a| a["name"] == "up")
-            .unwrap();
-        assert_eq!(up["label"], "short", "{t}");
-        assert!(up["score"].as_f64().unwrap() >= 0.5, "{t}");
+            .unwrap()
+            .clone();
+        (
+            a["label"].as_str().unwrap().to_string(),
+            a["score"].as_f64().unwrap(),
+        )
+    };
+    let (label, score) = up(&first);
+    let min = (score - 0.01).max(0.0);
+    let found = request(
+        &format!("{base}/api/search?up={label}&min_score={min}"),
+        &[],
+        0,
+    );
+    let found = found.json()["tracks"].as_array().unwrap().clone();
+    assert!(found.iter().any(|t| t["id"] == first["id"]), "{found:?}");
+    for t in &found {
+        let (l, s) = up(t);
+        assert!(l == label && s >= min, "{t}");
         assert_eq!(t["track"]["status"], "end");
         assert!(t["duration"].as_f64().unwrap() > 0.0);
     }
@@ -173,4 +195,89 @@ fn off_loopback_every_request_needs_the_token() {
     );
     assert_eq!(r.status, 200);
     terminate(run);
+}
+
+#[test]
+fn a_track_enrolled_from_the_page_is_named_in_its_next_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut run = spawn(
+        d,
+        &shipped_model(),
+        &[
+            "--synthetic",
+            "--quiet",
+            "--events",
+            "events.jsonl",
+            "--http",
+            "127.0.0.1:0",
+        ],
+    );
+    let (base, _) = address_in_stderr(&mut run, "edge-reid: live page on ");
+    let page = request(&format!("{base}/gallery"), &[], 0);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("Enroll a person from a track"));
+
+    // A track in view with a kept crop.
+    let mut track = 0;
+    poll(&format!("{base}/api/tracks"), |r| {
+        let Some(t) = r.json()["in_view"][0]["track"].as_u64() else {
+            return false;
+        };
+        let crop = request(&format!("{base}/api/crops/{t}/0"), &[], 0);
+        track = t;
+        crop.status == 200 && crop.body.starts_with(b"\xff\xd8\xff")
+    });
+    let enroll = |name: &str, track: u64| {
+        request_with(
+            "POST",
+            &format!("{base}/api/gallery/{name}/track/{track}"),
+            &[],
+            0,
+        )
+    };
+    let r = enroll("zoe", track);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        (r.json()["name"].as_str(), r.json()["new"].as_bool()),
+        (Some("zoe"), Some(true))
+    );
+    assert!(r.json()["added"].as_u64().unwrap() >= 1);
+    let people = request(&format!("{base}/api/gallery"), &[], 0).json();
+    assert_eq!(
+        people["people"],
+        serde_json::json!([{"name": "zoe", "embeddings": r.json()["added"]}])
+    );
+
+    // The track's next events name the person.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let events = std::fs::read_to_string(d.join("events.jsonl")).unwrap();
+        let named = events
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|e| e["track"] == track && e["identity"]["name"] == "zoe");
+        if named {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "track {track} was never named zoe"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Refusals, then the removal.
+    assert_eq!(enroll("%20zoe", track).status, 400);
+    assert_eq!(enroll("nobody", 999_999).status, 404);
+    let url = format!("{base}/api/gallery/zoe");
+    assert_eq!(request_with("DELETE", &url, &[], 0).status, 200);
+    assert_eq!(request_with("DELETE", &url, &[], 0).status, 404);
+    let people = request(&format!("{base}/api/gallery"), &[], 0).json();
+    assert_eq!(people["people"], serde_json::json!([]));
+    terminate(run);
+    // Written as enroll writes it: the gallery file lists nobody now.
+    let list = edge_reid_with(d, &shipped_model(), &["gallery", "list"]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    assert_eq!(text(&list.stdout), "");
 }

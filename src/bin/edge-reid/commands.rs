@@ -31,6 +31,7 @@ use edge_reid::source::{
 use edge_reid::track::TrackerConfig;
 use serde_json::json;
 
+use crate::asks::{answer, GalleryFile};
 use crate::output::{host_box_name, Format, MqttSite, Outputs};
 use crate::{
     EmbedArgs, EnrollArgs, EvalArgs, GalleryAction, GalleryArgs, IdentifyArgs, ModelArgs, RunArgs,
@@ -418,6 +419,13 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if let Some(p) = &pre_detector {
         eprintln!("edge-reid: pre-detector {}", p.display());
     }
+    // Where the browser's enrollments go (the gallery file, also on a first synthetic run).
+    let gallery_for_asks = EmbeddingSpace::of_model(recognizer.model())
+        .ok()
+        .map(|space| GalleryFile {
+            path: gallery_file.clone(),
+            space,
+        });
     let enrolled = gallery.as_ref().map(people).unwrap_or_default();
     let held = gallery.as_ref().map(Gallery::stamp);
     let files_source = kind == Kind::Files;
@@ -469,6 +477,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if let Some(addr) = a.http {
         events.start_http(addr, a.http_token.as_deref(), a.store.clone())?;
     }
+    let asks = events.take_asks().zip(gallery_for_asks);
     let mut mot = a.mot.as_deref().map(mot_file).transpose()?;
     let mut truth = a.truth.as_deref().map(mot_file).transpose()?;
     let camera = source.describe();
@@ -524,6 +533,11 @@ pub fn run(a: &RunArgs) -> Result<()> {
         }
         pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
         events.frame_done(&pipeline, source.skipped())?;
+        if let Some((asks, gallery)) = &asks {
+            for asked in asks.try_iter() {
+                answer(asked, &mut pipeline, gallery, &mut events);
+            }
+        }
     };
     let last = pipeline.finish(&camera)?;
     events.write_all(&last, &pipeline)?;

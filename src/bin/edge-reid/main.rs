@@ -1,6 +1,7 @@
 //! `edge-reid`: person attributes and re-identification on a camera box. A thin command line over
 //! the `edge_reid` library: it parses arguments, opens the model, gallery and source, and runs.
 
+mod asks;
 mod commands;
 mod config;
 mod output;

@@ -22,7 +22,7 @@ use edge_reid::mqtt::layout::{box_name_from_host, Layout};
 use edge_reid::mqtt::{BrokerUrl, Mqtt, MqttConfig};
 use edge_reid::pipeline::{Output, Pipeline};
 use edge_reid::store::Store;
-use edge_reid::web::{self, Access, Live, WebConfig};
+use edge_reid::web::{self, Access, Asked, Live, WebConfig};
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 
@@ -102,8 +102,8 @@ impl Stored {
     }
 }
 
-/// A snapshot as JPEG.
-fn jpeg(image: &RgbImage) -> Vec<u8> {
+/// A picture as JPEG.
+pub fn jpeg(image: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, 85)
         .encode_image(image)
@@ -251,6 +251,11 @@ impl Outputs {
         eprintln!("edge-reid: live page on http://{bound}/");
         self.live = Some(live);
         Ok(())
+    }
+
+    /// What the pages ask of the run (with `--http`; once).
+    pub fn take_asks(&self) -> Option<std::sync::mpsc::Receiver<Asked>> {
+        self.live.as_ref()?.take_asks()
     }
 
     /// Whether the live page wants an annotated frame now ([`Outputs::show_frame`]).
