@@ -112,9 +112,17 @@ fn stored_tracks_survive_a_kill_9() {
     let mut run = spawn(
         d,
         &super::model(),
-        &["--synthetic", "--quiet", "--store", "tracks.db"],
+        // Tracks end soon after their person leaves: stored rows come quickly.
+        &[
+            "--synthetic",
+            "--quiet",
+            "--store",
+            "tracks.db",
+            "--max-lost",
+            "5",
+        ],
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(240);
     let before = loop {
         assert!(Instant::now() < deadline, "no track stored");
         std::thread::sleep(Duration::from_millis(200));
