@@ -6,7 +6,7 @@
 //! [`events`] (and [`store`] to keep them searchable, [`mqtt`] to a broker, [`fleet`] to share the gallery through it, [`metrics`]
 //! for Prometheus, [`web`] for a browser, [`annotate`] for drawn frames, [`mot`] for tracks in the MOTChallenge format).
 //! [`card`] and [`attributes`] are the model's
-//! contract; [`atomic_file`] the crash-safe writes.
+//! contract; [`atomic_file`] the crash-safe writes; [`picture`] the bounded decoding of pictures.
 //!
 //! Shared with the training crate but never run on a camera: [`dataset`] (the Market-1501 layout
 //! and annotations, the synthetic renderer) and [`eval`] (metrics, open-set rates, evaluation).
@@ -32,6 +32,7 @@ pub mod mqtt;
 mod onnx_file;
 #[cfg(test)]
 mod onnx_test_graph;
+pub mod picture;
 pub mod pipeline;
 pub mod preprocess;
 pub mod source;

@@ -27,6 +27,7 @@ use crate::eval::metrics::{
 };
 use crate::eval::open_set::{open_set_rates, OpenSetRates};
 use crate::eval::report::Report;
+use crate::picture::{self, PictureError};
 use crate::pipeline::{PipelineError, Recognition, Recognizer};
 
 /// Ranks of the CMC curve computed (the tables print rank-1, 5 and 10).
@@ -41,13 +42,8 @@ pub enum EvalError {
     #[error(transparent)]
     Market(#[from] MarketError),
     /// An image could not be decoded.
-    #[error("decoding image {path}: {source}")]
-    Image {
-        /// The file.
-        path: PathBuf,
-        /// The decoder's error.
-        source: image::ImageError,
-    },
+    #[error(transparent)]
+    Image(#[from] PictureError),
     /// The model failed on a chunk of images.
     #[error("running the model on {path} and the {more} images after it: {source}")]
     Model {
@@ -219,7 +215,7 @@ fn predict(
     for (index, chunk) in records.chunks(CHUNK).enumerate() {
         let images = chunk
             .iter()
-            .map(|r| decode(&r.path))
+            .map(|r| picture::open(&r.path))
             .collect::<Result<Vec<RgbImage>, _>>()?;
         let recognitions =
             recognizer
@@ -237,15 +233,6 @@ fn predict(
         progress(index * CHUNK + chunk.len());
     }
     Ok(p)
-}
-
-fn decode(path: &Path) -> Result<RgbImage, EvalError> {
-    Ok(image::open(path)
-        .map_err(|source| EvalError::Image {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .into_rgb8())
 }
 
 /// The predicted class per attribute, in card order (the schema order when the card follows it).

@@ -1,6 +1,8 @@
-//! The gallery file format, version 2. All integers and floats are little-endian.
+//! The gallery file format, version 3. All integers and floats are little-endian.
 //!
-//! Version 2 has version 1's layout; its model fingerprint is the [`ModelFingerprint`] of the
+//! Version 3 adds to each identity when it was enrolled; version 2 files are read (their
+//! identities' enrollment times unknown) and written again as version 3. Version 2 has version
+//! 1's layout; its model fingerprint is the [`ModelFingerprint`] of the
 //! graph and weights, where version 1 hashed the model card's JSON (so re-exporting the same
 //! weights broke every gallery and retrained weights with an identical card passed). Version 1
 //! files are refused with a message saying so.
@@ -17,7 +19,7 @@
 //! | 24 | .. | body |
 //! | len - 4 | 4 | CRC32 (IEEE) of every byte before it |
 //!
-//! Body of version 2:
+//! Body of versions 2 and 3:
 //!
 //! | offset | size | field |
 //! |---|---|---|
@@ -29,8 +31,9 @@
 //! | 72 | 8 | embedding count (all identities), `u64` |
 //! | 80 | .. | identities, one after the other |
 //!
-//! Each identity: name length in bytes `u16`, the name (UTF-8), its embedding count `n` (`u64`,
-//! at least 1), then `n * D` `f32` values, row-major. No images are stored.
+//! Each identity: name length in bytes `u16`, the name (UTF-8), in version 3 when it was first
+//! enrolled (`i64` milliseconds since the Unix epoch, 0: unknown), its embedding count `n`
+//! (`u64`, at least 1), then `n * D` `f32` values, row-major. No images are stored.
 //!
 //! Checks on load, in order: magic, header CRC (so a flipped length or version byte reads as
 //! damage, not as truncation or a future version), length (a shorter file is truncated), file
@@ -45,10 +48,12 @@ use crate::distance::DistanceMetric;
 /// The first eight bytes of every gallery file.
 pub(super) const MAGIC: [u8; 8] = *b"EREIDGAL";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+/// The oldest format version this build reads.
+pub const OLDEST: u32 = 2;
 /// Length of the frame's header (magic, version, length, header CRC).
 const HEADER_LEN: usize = 24;
-/// Length of the version 2 body's fixed part, from the start of the file.
+/// Length of the body's fixed part, from the start of the file.
 const FIXED_LEN: usize = 80;
 /// Length of the trailing file CRC.
 const CRC_LEN: usize = 4;
@@ -74,7 +79,7 @@ pub(super) fn encode(
     identities: &[Identity],
     embeddings: &[f32],
 ) -> (Vec<u8>, Stamp) {
-    let names: usize = identities.iter().map(|i| 2 + i.name.len() + 8).sum();
+    let names: usize = identities.iter().map(|i| 2 + i.name.len() + 8 + 8).sum();
     let len = FIXED_LEN + names + 4 * embeddings.len() + CRC_LEN;
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&MAGIC);
@@ -96,6 +101,7 @@ pub(super) fn encode(
         // Names are at most `MAX_NAME_BYTES` long, checked on enrollment and on load.
         out.extend_from_slice(&(identity.name.len() as u16).to_le_bytes());
         out.extend_from_slice(identity.name.as_bytes());
+        out.extend_from_slice(&identity.enrolled.to_le_bytes());
         out.extend_from_slice(&(identity.rows as u64).to_le_bytes());
         for row in rows.by_ref().take(identity.rows) {
             for v in row {
@@ -170,7 +176,7 @@ pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError>
     if crc32fast::hash(content) != crc {
         return Err(GalleryError::Checksum { path: path_buf() });
     }
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(GalleryError::Version {
             path: path_buf(),
             found: version,
@@ -220,6 +226,11 @@ pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError>
         if !seen.insert(name) {
             return Err(corrupt(format!("identity {name:?} appears twice")));
         }
+        let enrolled = if version >= 3 {
+            u64_at(body.take(8).ok_or_else(short)?, 0) as i64
+        } else {
+            0
+        };
         let rows = u64_at(body.take(8).ok_or_else(short)?, 0);
         let values = usize::try_from(rows)
             .ok()
@@ -234,6 +245,7 @@ pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError>
         );
         identities.push(Identity {
             name: name.to_string(),
+            enrolled,
             rows: rows as usize,
         });
     }

@@ -1,9 +1,9 @@
 //! The gallery: a local file of re-ID embeddings with identity names (no images), searched for the
 //! closest identities of a query embedding.
 //!
-//! - One file, [`file_format`] version 2: a header with the embedding dimension, the metric and the
+//! - One file, [`file_format`] version 3: a header with the embedding dimension, the metric and the
 //!   fingerprint of the model that made the embeddings ([`ModelFingerprint`]: its graph and
-//!   weights), the identities with their embeddings, and
+//!   weights), the identities with when they were enrolled and their embeddings, and
 //!   CRC32 checksums. A truncated, damaged, foreign or future-version file is refused with its own
 //!   [`GalleryError`] and left as it is; a gallery made with another model is refused by
 //!   [`Gallery::check_model`] (and [`Gallery::open_or_create`]).
@@ -31,6 +31,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use crate::atomic_file::write_atomic_with_mode;
 use crate::distance::DistanceMetric;
@@ -99,7 +100,7 @@ pub enum GalleryError {
         path: PathBuf,
     },
     /// A gallery of another format version.
-    #[error("gallery {path} has format version {found}; this build reads version {supported}{}", version_hint(*found))]
+    #[error("gallery {path} has format version {found}; this build reads versions {} to {supported}{}", file_format::OLDEST, version_hint(*found))]
     Version {
         /// The gallery file.
         path: PathBuf,
@@ -269,6 +270,8 @@ impl fmt::Display for EmbeddingSpace {
 #[derive(Debug, Clone, PartialEq)]
 struct Identity {
     name: String,
+    /// When it was first enrolled, in milliseconds since the Unix epoch (0: unknown).
+    enrolled: i64,
     rows: usize,
 }
 
@@ -282,6 +285,14 @@ struct Insert {
 }
 
 /// The position of each name.
+/// Now, in milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn name_index(identities: &[Identity]) -> HashMap<String, usize> {
     identities
         .iter()
@@ -497,6 +508,14 @@ impl Gallery {
         self.identities.iter().map(|i| (i.name.as_str(), i.rows))
     }
 
+    /// When `name` was first enrolled (`None`: not enrolled, or in a gallery written before
+    /// enrollment times were kept).
+    pub fn enrolled(&self, name: &str) -> Option<SystemTime> {
+        let ms = self.identities[*self.index.get(name)?].enrolled;
+        let ms = u64::try_from(ms).ok().filter(|&ms| ms > 0)?;
+        Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+    }
+
     /// Adds embeddings (row-major, a positive multiple of the dimension) to the identity `name`,
     /// creating it if new, and writes the gallery to disk. When this returns `Ok`, the enrollment
     /// is on disk; on an error, neither the file nor this gallery changed (except after
@@ -555,6 +574,7 @@ impl Gallery {
             None => {
                 self.identities.push(Identity {
                     name: name.to_string(),
+                    enrolled: now_ms(),
                     rows: 0,
                 });
                 let i = self.identities.len() - 1;
@@ -580,7 +600,6 @@ impl Gallery {
         Ok((insert, receipt))
     }
 
-    /// Takes back an [`Insert`] (the last one not yet taken back).
     /// Checks that `embeddings` can be enrolled as `name` and returns their search terms.
     fn checked_terms(&self, name: &str, embeddings: &[f32]) -> Result<Vec<f32>, GalleryError> {
         check_name(name).map_err(|reason| GalleryError::Name {
@@ -608,6 +627,7 @@ impl Gallery {
         Ok(terms)
     }
 
+    /// Takes back an [`Insert`] (the last one not yet taken back).
     fn undo(&mut self, insert: Insert) {
         let Insert {
             index,
@@ -655,8 +675,6 @@ impl Gallery {
         result.map(|()| rows)
     }
 
-    /// Writes the gallery to its file under the writer lock, unless another process changed the
-    /// file since this gallery last read or wrote it.
     /// Sets and removes identities in one write of the file (a set identity holds exactly the
     /// given embeddings afterwards; removing a name the gallery lacks does nothing; of several
     /// changes to one name the last counts). Nothing changes, in memory or on disk, unless all
@@ -696,6 +714,7 @@ impl Gallery {
             };
             identities.push(Identity {
                 name: identity.name.clone(),
+                enrolled: identity.enrolled,
                 rows: set_terms.len(),
             });
             embeddings.extend_from_slice(set_rows);
@@ -705,6 +724,7 @@ impl Gallery {
             if let Some(Some((e, t))) = last.get(name) {
                 identities.push(Identity {
                     name: name.to_string(),
+                    enrolled: now_ms(),
                     rows: t.len(),
                 });
                 embeddings.extend_from_slice(e);
@@ -736,6 +756,7 @@ impl Gallery {
         self.stamp
     }
 
+    /// Writes the gallery as it is in memory (see `write`).
     fn persist(&mut self) -> Result<(), GalleryError> {
         self.stamp = self.write(&self.identities, &self.embeddings)?;
         Ok(())
@@ -830,6 +851,49 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_file_is_read_with_unknown_enrollment_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = SystemTime::now() - Duration::from_secs(1);
+        let (path, v3) = sample(dir.path());
+        let g = Gallery::open(&path).unwrap();
+        let when = g.enrolled("alice").unwrap();
+        assert!(when >= before && when <= SystemTime::now(), "{when:?}");
+        assert_eq!(g.enrolled("carol"), None);
+        // The same gallery as version 2 wrote it: no time after each name.
+        let mut v2 = v3[..80].to_vec();
+        let mut at = 80;
+        while at < v3.len() - 4 {
+            let name_len = usize::from(u16::from_le_bytes([v3[at], v3[at + 1]]));
+            let time_at = at + 2 + name_len;
+            let rows = u64::from_le_bytes(v3[time_at + 8..time_at + 16].try_into().unwrap());
+            let end = time_at + 16 + rows as usize * DIM * 4;
+            v2.extend_from_slice(&v3[at..time_at]);
+            v2.extend_from_slice(&v3[time_at + 8..end]);
+            at = end;
+        }
+        v2.extend_from_slice(&[0; 4]);
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let len = v2.len() as u64;
+        v2[12..20].copy_from_slice(&len.to_le_bytes());
+        reseal(&mut v2);
+        fs::write(&path, &v2).unwrap();
+        let mut old = Gallery::open(&path).unwrap();
+        assert_eq!(old.list().collect::<Vec<_>>(), g.list().collect::<Vec<_>>());
+        assert_eq!(old.embeddings, g.embeddings);
+        assert_eq!(old.enrolled("alice"), None);
+        // Written again as version 3, keeping what it knows.
+        old.enroll("carol", &rows(5, 1)).unwrap();
+        let again = Gallery::open(&path).unwrap();
+        assert_eq!(u32_of(&fs::read(&path).unwrap(), 8), file_format::VERSION);
+        assert_eq!(again.enrolled("alice"), None);
+        assert!(again.enrolled("carol").is_some());
+    }
+
+    fn u32_of(bytes: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+    }
+
+    #[test]
     fn round_trips_through_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = sample(dir.path());
@@ -919,15 +983,15 @@ mod tests {
         assert!(matches!(err, GalleryError::Magic { .. }), "{err}");
 
         let mut future = bytes.clone();
-        future[8..12].copy_from_slice(&3u32.to_le_bytes());
+        future[8..12].copy_from_slice(&4u32.to_le_bytes());
         reseal(&mut future);
         let err = open_err(&path, &future);
         assert!(
             matches!(
                 err,
                 GalleryError::Version {
-                    found: 3,
-                    supported: 2,
+                    found: 4,
+                    supported: 3,
                     ..
                 }
             ),
@@ -939,7 +1003,7 @@ mod tests {
         reseal(&mut old);
         let err = open_err(&path, &old).to_string();
         assert!(
-            err.contains("format version 1; this build reads version 2 (version 1 tied"),
+            err.contains("format version 1; this build reads versions 2 to 3 (version 1 tied"),
             "{err}"
         );
         assert!(err.contains("enroll the people again"), "{err}");
@@ -967,7 +1031,7 @@ mod tests {
             }
         }
         // "bob" renamed "alice": a repeated name.
-        let bob_at = name_at + 5 + 8 + 3 * DIM * 4;
+        let bob_at = name_at + 5 + 8 + 8 + 3 * DIM * 4;
         assert_eq!(&bytes[bob_at..bob_at + 5], b"\x03\x00bob");
         let mut bad = bytes[..bob_at].to_vec();
         bad.extend_from_slice(b"\x05\x00alice");

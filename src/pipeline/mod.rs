@@ -20,6 +20,7 @@ mod tracking;
 use std::time::{Instant, SystemTime};
 
 use heapless::Vec as BoundedVec;
+use image::RgbImage;
 
 pub use recognizer::{confidence_score, top_class, Recognition, Recognizer, Stats};
 pub use tracking::{KeptCrop, KEPT_CROPS, KEPT_ENDED};
@@ -188,6 +189,15 @@ impl Pipeline {
     /// are identified again.
     pub fn set_gallery(&mut self, gallery: Gallery) {
         self.identities.set_gallery(gallery);
+    }
+
+    /// Recognises each of `images` as a picture of one person, with the run's models (see
+    /// [`Recognizer::recognize_images`]; a picture the pre-detector drops has no embedding).
+    pub fn recognize_images(
+        &mut self,
+        images: &[RgbImage],
+    ) -> Result<Vec<Recognition>, PipelineError> {
+        self.recognizer.recognize_images(images)
     }
 
     /// Adds time spent reading frames and writing events (measured by the caller).

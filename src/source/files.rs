@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use image::ImageReader;
-
 use super::{Frame, FrameSource, SourceError};
+use crate::picture;
 
 /// File extensions taken from folders (any case).
 const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "bmp"];
@@ -89,16 +88,10 @@ impl FrameSource for ImageFiles {
         };
         let index = self.next as u64;
         self.next += 1;
-        let image_error = |source| SourceError::Image {
+        frame.image = picture::open(path).map_err(|source| SourceError::Image {
             path: path.clone(),
             source,
-        };
-        let image = ImageReader::open(path)
-            .and_then(ImageReader::with_guessed_format)
-            .map_err(|e| image_error(image::ImageError::IoError(e)))?
-            .decode()
-            .map_err(image_error)?;
-        frame.image = image.into_rgb8();
+        })?;
         frame.index = index;
         frame.timestamp = self.start.elapsed();
         frame.truth.clear();

@@ -260,12 +260,12 @@ pub enum SourceError {
         inputs: String,
     },
     /// An image file that cannot be read or decoded; the source can go on with the next file.
-    #[error("cannot decode image {}: {source}", path.display())]
+    #[error("{source}")]
     Image {
         /// The file.
         path: PathBuf,
-        /// The decoder's error.
-        source: image::ImageError,
+        /// Why.
+        source: crate::picture::PictureError,
     },
     /// A raw stream ended in the middle of a frame.
     #[error("{name}: frame {index} is incomplete: got {got} of {expected} bytes (is the frame size right? raw input must be rgb24 frames of exactly WIDTH*HEIGHT*3 bytes)")]

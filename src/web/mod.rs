@@ -8,12 +8,16 @@
 //! | `/stream.mjpeg` | the annotated view as MJPEG (at most [`MAX_STREAM_FPS`] frames a second, encoded only while someone watches) |
 //! | `/api/events/stream` | the events as they happen (Server-Sent Events, each `data:` one event line) |
 //! | `/api/tracks` | `{"in_view": [...], "recent": [...]}`: the latest event of each track in view, and the last events |
+//! | `/api/status` | `{"frames", "fps", "ms_per_frame", "stages": {STAGE: ms per frame}}` over the last seconds |
 //! | `/api/search?...` | stored tracks ([`crate::store`]): `ATTRIBUTE=LABEL` (any of the 12), `min_score`, `name` or `unknown=1`, `camera`, `from`/`to` (RFC 3339), `limit` |
 //! | `/api/tracks/{id}/snapshot` | a stored track's JPEG |
+//! | `/search` | the search page over `/api/search` (a search can be linked to: `/search?upcolor=red`) |
+//! | `/api/attributes` | `{"attributes": [{"name", "labels"}]}`: the 12 attributes and their labels |
 //! | `/gallery` | the gallery page: enrolled people, remove, enroll a live or recent track |
-//! | `/api/gallery` | `{"people": [{"name", "embeddings"}]}` |
+//! | `/api/gallery` | `{"file", "people": [{"name", "embeddings", "enrolled"}]}`: the gallery file the page enrolls into |
 //! | `DELETE /api/gallery/{name}` | removes a person |
 //! | `POST /api/gallery/{name}/track/{track}` | enrolls the best crops kept of a live or recent track as `name` |
+//! | `POST /api/gallery/{name}/photos` | enrolls uploaded photos as `name` (`multipart/form-data`, one file per photo, other fields ignored, at most [`MAX_PHOTOS`] of at most [`MAX_PHOTO_BYTES`] each) |
 //! | `/api/crops/{track}/{index}` | a crop kept of a track, as JPEG (in memory only) |
 //!
 //! The run feeds [`Live`] after each frame, and answers what needs the pipeline or the gallery
@@ -30,7 +34,8 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query as UrlQuery, Request, State};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query as UrlQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -41,8 +46,8 @@ use futures_util::stream::{self, Stream};
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::attributes::attribute_index;
-use crate::events::TrackStatus;
+use crate::attributes::{attribute_index, ATTRIBUTES};
+use crate::events::{Summary, TrackStatus};
 use crate::pipeline::Output;
 use crate::store::{Query, Store, Who};
 
@@ -52,11 +57,17 @@ pub const MAX_STREAM_FPS: f64 = 5.0;
 /// Events `/api/tracks` keeps as `recent`.
 const RECENT: usize = 50;
 
+/// How long the frame rate and the time per stage of `/api/status` are averaged over.
+const RATE_WINDOW: Duration = Duration::from_secs(2);
+
 /// Events held for a slow `/api/events/stream` reader before it misses some.
 const EVENT_BACKLOG: usize = 256;
 
 /// The live page.
 const LIVE_PAGE: &str = include_str!("live.html");
+
+/// The search page.
+const SEARCH_PAGE: &str = include_str!("search.html");
 
 /// The gallery page.
 const GALLERY_PAGE: &str = include_str!("gallery.html");
@@ -163,6 +174,14 @@ pub enum Ask {
         /// The track.
         track: u64,
     },
+    /// Enroll uploaded photos as a person (all of them or none).
+    EnrollPhotos {
+        /// The person's name.
+        name: String,
+        /// Each photo's file name and its bytes, not yet decoded (the run decodes one at a time,
+        /// so that memory holds one decoded photo at most).
+        photos: Vec<(String, Bytes)>,
+    },
     /// A crop kept of a track, as JPEG.
     Crop {
         /// The track.
@@ -197,6 +216,15 @@ impl Asked {
     }
 }
 
+/// Most photos one upload may hold.
+pub const MAX_PHOTOS: usize = 16;
+
+/// Most bytes one uploaded photo may have.
+pub const MAX_PHOTO_BYTES: usize = 8 << 20;
+
+/// Most bytes an upload may have (its photos and the form's framing).
+const MAX_UPLOAD_BYTES: usize = MAX_PHOTOS * MAX_PHOTO_BYTES + (64 << 10);
+
 /// Asks that wait for the run at most.
 const ASKS_WAITING: usize = 16;
 
@@ -220,6 +248,10 @@ struct LiveState {
     recent: VecDeque<String>,
     /// When the last frame went to the stream.
     last_frame: Option<Instant>,
+    /// The run's summary at the start of the rate window.
+    mark: Option<(Instant, Summary)>,
+    /// `/api/status`.
+    status: serde_json::Value,
 }
 
 impl Live {
@@ -263,6 +295,36 @@ impl Live {
             // No reader is no error.
             let _ = self.events.send(line);
         }
+    }
+
+    /// The run's summary after a frame: the frame rate and the time per stage over the last
+    /// [`RATE_WINDOW`].
+    pub fn summary(&self, summary: &Summary) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let Some((since, before)) = &s.mark else {
+            s.mark = Some((now, summary.clone()));
+            return;
+        };
+        let elapsed = now.duration_since(*since);
+        if elapsed < RATE_WINDOW {
+            return;
+        }
+        let frames = summary.frames.saturating_sub(before.frames);
+        let per_frame = |ms: f64| if frames == 0 { 0.0 } else { ms / frames as f64 };
+        let spent = summary.ms.minus(&before.ms);
+        let stages: serde_json::Map<String, serde_json::Value> = spent
+            .stages()
+            .into_iter()
+            .map(|(stage, ms)| (stage.to_string(), per_frame(ms).into()))
+            .collect();
+        s.status = serde_json::json!({
+            "frames": summary.frames,
+            "fps": frames as f64 / elapsed.as_secs_f64(),
+            "ms_per_frame": per_frame(spent.total()),
+            "stages": stages,
+        });
+        s.mark = Some((now, summary.clone()));
     }
 
     /// Whether an annotated frame is wanted now: someone watches the stream and the last frame
@@ -313,8 +375,14 @@ pub fn router(config: WebConfig, live: Arc<Live>) -> Router {
         .route("/stream.mjpeg", get(mjpeg))
         .route("/api/events/stream", get(event_stream))
         .route("/api/tracks", get(tracks))
+        .route(
+            "/api/status",
+            get(|State(app): State<App>| async move { Json(app.live.lock().status.clone()) }),
+        )
         .route("/api/search", get(search))
         .route("/api/tracks/{id}/snapshot", get(snapshot))
+        .route("/search", get(|| async { Html(SEARCH_PAGE) }))
+        .route("/api/attributes", get(attributes))
         .route("/gallery", get(|| async { Html(GALLERY_PAGE) }))
         .route(
             "/api/gallery",
@@ -331,6 +399,10 @@ pub fn router(config: WebConfig, live: Arc<Live>) -> Router {
                     ask(app, Ask::EnrollTrack { name, track })
                 },
             ),
+        )
+        .route(
+            "/api/gallery/{name}/photos",
+            post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
         )
         .route(
             "/api/crops/{track}/{index}",
@@ -375,6 +447,64 @@ async fn ask(app: App, ask: Ask) -> Response {
         ),
         Ok(Err(_)) | Err(_) => busy(),
     }
+}
+
+/// `POST /api/gallery/{name}/photos`: reads the upload within the limits and asks the run to
+/// enroll it.
+async fn upload(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let mut form = match form {
+        Ok(f) => f,
+        Err(e) => {
+            return error(
+                e.status(),
+                format!("the photos must come as multipart/form-data: {e}"),
+            )
+        }
+    };
+    let mut photos: Vec<(String, Bytes)> = Vec::new();
+    loop {
+        let mut field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return error(e.status(), format!("reading the upload: {e}")),
+        };
+        // The form's other fields (its name field) are not photos.
+        let Some(file) = field.file_name().map(String::from) else {
+            continue;
+        };
+        if photos.len() == MAX_PHOTOS {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("an upload holds at most {MAX_PHOTOS} photos"),
+            );
+        }
+        let mut bytes = Vec::new();
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) if bytes.len() + chunk.len() > MAX_PHOTO_BYTES => {
+                    return error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("{file} is larger than {} MiB", MAX_PHOTO_BYTES >> 20),
+                    )
+                }
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => return error(e.status(), format!("reading {file}: {e}")),
+            }
+        }
+        photos.push((file, Bytes::from(bytes)));
+    }
+    if photos.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the upload holds no photo (multipart/form-data, one file per photo)".into(),
+        );
+    }
+    ask(app, Ask::EnrollPhotos { name, photos }).await
 }
 
 async fn tracks(State(app): State<App>) -> Response {
@@ -512,6 +642,14 @@ async fn search(
         Ok(found) => Json(serde_json::json!({ "tracks": found })).into_response(),
         Err(r) => r,
     }
+}
+
+async fn attributes() -> Json<serde_json::Value> {
+    let schema: Vec<_> = ATTRIBUTES
+        .iter()
+        .map(|a| serde_json::json!({ "name": a.name, "labels": a.labels }))
+        .collect();
+    Json(serde_json::json!({ "attributes": schema }))
 }
 
 async fn snapshot(State(app): State<App>, Path(id): Path<i64>) -> Response {

@@ -1,5 +1,6 @@
 //! Runtime integration tests: one test binary (`cargo test --test runtime`), one module per area.
 
+mod browser;
 mod cli;
 mod config;
 mod eval;

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::http::{address_in_stderr, request, request_with, Reply};
+use edge_reid::web::{MAX_PHOTOS, MAX_PHOTO_BYTES};
+
+use super::http::{address_in_stderr, post_photos, request, request_with, Reply};
 use super::{edge_reid, edge_reid_with, shipped_model, spawn, spawn_edge_reid, terminate, text};
 
 /// `url` until `done` says its reply is the one wanted (two minutes at most).
@@ -24,6 +26,48 @@ fn poll(url: &str, mut done: impl FnMut(&Reply) -> bool) -> Reply {
             "{url}: {} {}",
             r.status,
             r.text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The gallery's people as `/api/gallery` lists them (name, embeddings), each with the time it was
+/// enrolled, within the last ten minutes.
+pub(super) fn people(base: &str) -> Vec<(String, u64)> {
+    let g = request(&format!("{base}/api/gallery"), &[], 0).json();
+    g["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let enrolled = humantime::parse_rfc3339(p["enrolled"].as_str().unwrap()).unwrap();
+            let age = std::time::SystemTime::now()
+                .duration_since(enrolled)
+                .unwrap();
+            assert!(age < Duration::from_secs(600), "{p}");
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["embeddings"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Waits (90 s at most) until an event of `track` in the `events` file names it `name`.
+pub(super) fn wait_named(events: &std::path::Path, track: u64, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let named = std::fs::read_to_string(events)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|e| e["track"] == track && e["identity"]["name"] == name);
+        if named {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "track {track} was never named {name}"
         );
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -243,38 +287,55 @@ fn a_track_enrolled_from_the_page_is_named_in_its_next_events() {
         (Some("zoe"), Some(true))
     );
     assert!(r.json()["added"].as_u64().unwrap() >= 1);
-    let people = request(&format!("{base}/api/gallery"), &[], 0).json();
-    assert_eq!(
-        people["people"],
-        serde_json::json!([{"name": "zoe", "embeddings": r.json()["added"]}])
-    );
+    let zoe = ("zoe".to_string(), r.json()["added"].as_u64().unwrap());
+    assert_eq!(people(&base), std::slice::from_ref(&zoe));
 
     // The track's next events name the person.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let events = std::fs::read_to_string(d.join("events.jsonl")).unwrap();
-        let named = events
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .any(|e| e["track"] == track && e["identity"]["name"] == "zoe");
-        if named {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "track {track} was never named zoe"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_named(&d.join("events.jsonl"), track, "zoe");
 
-    // Refusals, then the removal.
+    // Uploaded photos: the crop as a person's photo, then uploads past the limits.
+    let photo = request(&format!("{base}/api/crops/{track}/0"), &[], 0).body;
+    let photos_url = format!("{base}/api/gallery/ann/photos");
+    let uploaded = post_photos(&photos_url, &[("ann.jpg", &photo), ("ann-2.jpg", &photo)]);
+    assert_eq!(uploaded.status, 200, "{}", uploaded.text());
+    assert_eq!(
+        (
+            uploaded.json()["added"].as_u64(),
+            uploaded.json()["new"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
+    let refused = |photos: &[(&str, &[u8])], status: u16, says: &str| {
+        let r = post_photos(&photos_url, photos);
+        assert_eq!(r.status, status, "{}", r.text());
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(says),
+            "{}",
+            r.text()
+        );
+    };
+    refused(
+        &[("ann.jpg", &photo), ("notes.txt", b"not a picture")],
+        400,
+        "notes.txt",
+    );
+    refused(&[], 400, "no photo");
+    let many: Vec<(&str, &[u8])> = (0..=MAX_PHOTOS).map(|_| ("ann.jpg", &photo[..])).collect();
+    refused(&many, 413, &format!("at most {MAX_PHOTOS} photos"));
+    let huge = vec![0u8; MAX_PHOTO_BYTES + 1];
+    refused(&[("huge.jpg", &huge)], 413, "huge.jpg is larger");
+    // A refused upload enrolled nothing.
+    assert_eq!(people(&base), [zoe, ("ann".to_string(), 2)]);
+
+    // Refusals, then the removals.
+    let ann = format!("{base}/api/gallery/ann");
+    assert_eq!(request_with("DELETE", &ann, &[], 0).status, 200);
     assert_eq!(enroll("%20zoe", track).status, 400);
     assert_eq!(enroll("nobody", 999_999).status, 404);
     let url = format!("{base}/api/gallery/zoe");
     assert_eq!(request_with("DELETE", &url, &[], 0).status, 200);
     assert_eq!(request_with("DELETE", &url, &[], 0).status, 404);
-    let people = request(&format!("{base}/api/gallery"), &[], 0).json();
-    assert_eq!(people["people"], serde_json::json!([]));
+    assert_eq!(people(&base), []);
     terminate(run);
     // Written as enroll writes it: the gallery file lists nobody now.
     let list = edge_reid_with(d, &shipped_model(), &["gallery", "list"]);

@@ -22,6 +22,7 @@ use edge_reid::gallery::{EmbeddingSpace, Gallery};
 use edge_reid::model::{set_threads, Model};
 use edge_reid::mot::MotWriter;
 use edge_reid::mqtt::layout::check_box_name;
+use edge_reid::picture;
 use edge_reid::pipeline::{Pipeline, Recognition, Recognizer};
 use edge_reid::preprocess::{aspect_factor, Region, ASPECT_WARNING};
 use edge_reid::source::{
@@ -230,12 +231,6 @@ fn warn_no_gallery(path: &Path) {
          (`edge-reid enroll --gallery {0} --name NAME IMAGES...`)",
         path.display()
     );
-}
-
-fn decode(path: &Path) -> Result<image::RgbImage> {
-    Ok(image::open(path)
-        .with_context(|| format!("cannot read image {}", path.display()))?
-        .to_rgb8())
 }
 
 /// Image files given directly or found in folders, in order.
@@ -615,7 +610,7 @@ fn recognize_files(recognizer: &mut Recognizer, paths: &[PathBuf]) -> Result<Vec
     paths
         .iter()
         .map(|path| {
-            let image = decode(path)?;
+            let image = picture::open(path)?;
             check_aspect(path, &image, recognizer.card());
             let mut r = recognizer.recognize_images(std::slice::from_ref(&image))?;
             Ok(r.remove(0))
@@ -667,7 +662,7 @@ pub fn identify(a: &IdentifyArgs) -> Result<()> {
     let mut pipeline = Pipeline::new(recognizer, gallery, Proposer::WholeFrame, a.max_distance);
     let mut events = Outputs::open(Format::Json, false, None, 0.0)?;
     for (index, path) in paths.iter().enumerate() {
-        let image = decode(path)?;
+        let image = picture::open(path)?;
         check_aspect(path, &image, &card);
         let frame = Frame {
             image,

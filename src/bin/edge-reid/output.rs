@@ -336,13 +336,16 @@ impl Outputs {
                 mqtt.publish(m);
             }
         }
+        let summary = Summary {
+            unreadable,
+            ..pipeline.summary()
+        };
         if let Some(m) = &self.metrics {
-            let summary = Summary {
-                unreadable,
-                ..pipeline.summary()
-            };
             let mqtt = self.mqtt.as_ref().map(|(c, _)| c.stats());
             lock(m).frame(&summary, in_view, mqtt.map(|s| (s.queued, s.dropped)));
+        }
+        if let Some(live) = &self.live {
+            live.summary(&summary);
         }
         let Some(t) = &mut self.text else {
             return Ok(());
