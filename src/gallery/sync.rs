@@ -14,7 +14,7 @@
 //! millisecond after the version it replaces), so last-writer-wins needs the boxes' clocks set
 //! (NTP). Records carry embeddings, never images.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -232,15 +232,14 @@ impl Ledger {
         })
     }
 
-    /// The record of `name` as the ledger and `gallery` hold it.
-    fn record(&self, name: &str, entry: &Entry, gallery: &Gallery) -> Record {
+    /// The record of `name` as the ledger and the gallery (its [`rows_by_name`]) hold it.
+    fn record(&self, name: &str, entry: &Entry, gallery: &Rows<'_>) -> Record {
         let embeddings = if entry.removed {
             Vec::new()
         } else {
             gallery
-                .identity_embeddings()
-                .find(|(n, _)| *n == name)
-                .map(|(_, rows)| {
+                .get(name)
+                .map(|rows| {
                     rows.chunks_exact(self.space.dim())
                         .map(<[f32]>::to_vec)
                         .collect()
@@ -283,6 +282,7 @@ impl Ledger {
             }
         }
         let mut records = Vec::with_capacity(changed.len());
+        let rows = rows_by_name(gallery);
         for (name, removed, digest) in changed {
             let after = self.people.get(&name).map_or(0, |e| e.version.time + 1);
             let entry = Entry {
@@ -294,7 +294,7 @@ impl Ledger {
                 digest,
                 published: false,
             };
-            records.push(self.record(&name, &entry, gallery));
+            records.push(self.record(&name, &entry, &rows));
             self.people.insert(name, entry);
         }
         if !records.is_empty() {
@@ -306,10 +306,11 @@ impl Ledger {
     /// This box's records the broker has not sent back yet, to publish again (after a
     /// reconnection, or at a start when the last run ended before the broker had them).
     pub fn unpublished(&self, gallery: &Gallery) -> Vec<Record> {
+        let rows = rows_by_name(gallery);
         self.people
             .iter()
             .filter(|(_, e)| !e.published && e.version.origin == self.origin)
-            .map(|(name, e)| self.record(name, e, gallery))
+            .map(|(name, e)| self.record(name, e, &rows))
             .collect()
     }
 
@@ -327,6 +328,7 @@ impl Ledger {
         let mut merged = Merged::default();
         let mut changes: Vec<(String, Option<Vec<f32>>)> = Vec::new();
         let mut saved = false;
+        let here = rows_by_name(gallery);
         for record in records {
             let rows = match record.rows(&self.space) {
                 Ok(rows) => rows,
@@ -346,7 +348,7 @@ impl Ledger {
                     let entry = known.expect("known").clone();
                     merged
                         .newer_here
-                        .push(self.record(&record.name, &entry, gallery));
+                        .push(self.record(&record.name, &entry, &here));
                 }
                 None | Some(std::cmp::Ordering::Greater) => {
                     let entry = Entry {
@@ -377,6 +379,14 @@ impl Ledger {
         }
         Ok(merged)
     }
+}
+
+/// Each person's embeddings in a gallery, by name.
+type Rows<'a> = HashMap<&'a str, &'a [f32]>;
+
+/// The gallery's people by name, looked up once per round of records rather than once per record.
+fn rows_by_name(gallery: &Gallery) -> Rows<'_> {
+    gallery.identity_embeddings().collect()
 }
 
 #[cfg(test)]
