@@ -1,8 +1,7 @@
 //! What the browser asks of a run (`--http`), answered between two frames: the gallery's people,
 //! removing one, enrolling a track from the crops the pipeline kept of it or uploaded photos,
-//! and those crops. The
-//! gallery file is written as `enroll` writes it, and the pipeline matches against the new
-//! gallery from the next frame on.
+//! and those crops. The gallery file is written as `enroll` writes it, and the pipeline matches
+//! against the new gallery from the next frame on.
 
 use std::path::PathBuf;
 
