@@ -72,12 +72,14 @@ pub struct Proposal {
 
 /// Intersection over union of two boxes (0 when either is empty).
 pub fn iou(a: &Region, b: &Region) -> f32 {
-    let x0 = a.x.max(b.x);
-    let y0 = a.y.max(b.y);
-    let x1 = (a.x + a.width).min(b.x + b.width);
-    let y1 = (a.y + a.height).min(b.y + b.height);
-    let inter = u64::from(x1.saturating_sub(x0)) * u64::from(y1.saturating_sub(y0));
-    let area = |r: &Region| u64::from(r.width) * u64::from(r.height);
+    // In u64, as a box may end past u32::MAX; the union in u128, as two areas may pass u64::MAX.
+    let span = |start: u32, len: u32| (u64::from(start), u64::from(start) + u64::from(len));
+    let ((ax0, ax1), (bx0, bx1)) = (span(a.x, a.width), span(b.x, b.width));
+    let ((ay0, ay1), (by0, by1)) = (span(a.y, a.height), span(b.y, b.height));
+    let w = ax1.min(bx1).saturating_sub(ax0.max(bx0));
+    let h = ay1.min(by1).saturating_sub(ay0.max(by0));
+    let inter = u128::from(w * h);
+    let area = |r: &Region| u128::from(u64::from(r.width) * u64::from(r.height));
     let union = area(a) + area(b) - inter;
     if union == 0 {
         0.0
@@ -268,6 +270,10 @@ mod tests {
         assert_eq!(iou(&r(3, 3, 0, 0), &r(3, 3, 0, 0)), 0.0);
         // A box inside another: the small area over the large one.
         assert!((iou(&r(0, 0, 10, 10), &r(2, 2, 5, 5)) - 0.25).abs() < 1e-6);
+        // Boxes that end past u32::MAX (the library takes any box): no overflow.
+        let far = u32::MAX - 5;
+        assert!((iou(&r(far, far, 10, 10), &r(far + 5, far, 10, 10)) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(iou(&r(u32::MAX, 0, u32::MAX, 1), &r(0, 0, 1, 1)), 0.0);
     }
 
     #[test]

@@ -93,8 +93,9 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
     }
 }
 
-/// The longest frame side any source accepts (8K video is 7680 wide).
-pub const MAX_SIDE: u32 = 1 << 15;
+/// The longest frame side any source accepts (8K video is 7680 wide): one RGB frame is at most
+/// 192 MiB.
+pub const MAX_SIDE: u32 = 1 << 13;
 
 /// A frame size in pixels, written `WIDTHxHEIGHT` (e.g. `640x480`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,7 +139,7 @@ impl FromStr for FrameSize {
             text: text.to_string(),
         };
         let (w, h) = text.trim().split_once(['x', 'X']).ok_or_else(invalid)?;
-        let side = |s: &str| s.parse::<u32>().ok().filter(|&v| v > 0);
+        let side = |s: &str| s.parse::<u32>().ok().filter(|v| (1..=MAX_SIDE).contains(v));
         match (side(w), side(h)) {
             (Some(width), Some(height)) => Ok(Self { width, height }),
             _ => Err(invalid()),
@@ -149,8 +150,8 @@ impl FromStr for FrameSize {
 /// Why a source could not open or deliver a frame. Each variant names the device, file or stream.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// A frame size that is not `WIDTHxHEIGHT` with positive sides.
-    #[error("invalid frame size {text:?}: expected WIDTHxHEIGHT with both sides at least 1, e.g. 640x480")]
+    /// A frame size that is not `WIDTHxHEIGHT` with sides from 1 to [`MAX_SIDE`].
+    #[error("invalid frame size {text:?}: expected WIDTHxHEIGHT with both sides from 1 to {MAX_SIDE}, e.g. 640x480")]
     Size {
         /// The text given.
         text: String,
@@ -327,6 +328,10 @@ mod tests {
             FrameSize::new(64, 48)
         );
         assert_eq!(size.rgb_bytes(), Some(640 * 480 * 3));
+        assert_eq!(
+            "8192x8192".parse::<FrameSize>().unwrap().rgb_bytes(),
+            Some(192 << 20)
+        );
         assert_eq!(FrameSize::new(MAX_SIDE + 1, 1).rgb_bytes(), None);
         for bad in [
             "640",
@@ -337,6 +342,9 @@ mod tests {
             "-1x2",
             "axb",
             "640x480x3",
+            // 3 GiB a frame.
+            "32768x32768",
+            "8193x1",
         ] {
             let err = bad.parse::<FrameSize>().unwrap_err();
             assert!(
