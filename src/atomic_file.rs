@@ -26,20 +26,19 @@ pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> i
     }
     #[cfg(not(unix))]
     let _ = mode;
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    commit(&tmp, path)
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    commit(written, &tmp, path, sync_dir)
 }
 
 /// Replaces `path` with the file `write` writes at the temporary path it is given, with the same
 /// guarantees as [`write_atomic`]; for writers that take a path (safetensors checkpoints).
 pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
     let tmp = temporary(path)?;
-    write(&tmp)?;
-    File::open(&tmp)?.sync_all()?;
-    commit(&tmp, path)
+    let written = write(&tmp).and_then(|()| File::open(&tmp)?.sync_all());
+    commit(written, &tmp, path, sync_dir)
 }
 
 /// `<path>.tmp`, with any leftover of an interrupted write removed.
@@ -56,18 +55,44 @@ fn temporary(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
-/// Renames the synced `tmp` over `path` and persists the rename.
-fn commit(tmp: &Path, path: &Path) -> io::Result<()> {
-    fs::rename(tmp, path)?;
+/// After `written` (writing and syncing `tmp`): renames `tmp` over `path` and syncs the
+/// directory with `sync_dir` so that the rename survives a power cut; where writing failed (a
+/// full disk), removes the partial `tmp` and returns why.
+///
+/// A failed directory sync is not an error: the new file is already in place, and a caller told
+/// otherwise would redo what is done (a second enrollment); it only leaves the rename to the file
+/// system's own schedule, and is said on stderr.
+fn commit(
+    written: io::Result<()>,
+    tmp: &Path,
+    path: &Path,
+    sync_dir: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
+    if let Err(e) = written.and_then(|()| fs::rename(tmp, path)) {
+        // Best effort: the error that matters is the write's.
+        let _ = fs::remove_file(tmp);
+        return Err(e);
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    // Persist the rename itself; directories cannot be opened for fsync on every platform.
-    if let Ok(d) = File::open(dir) {
-        d.sync_all()?;
+    if let Err(e) = sync_dir(dir) {
+        eprintln!(
+            "edge-reid: {} is written, but syncing its directory failed ({e}): the change may \
+             not survive a power cut",
+            path.display()
+        );
     }
     Ok(())
+}
+
+/// Fsyncs a directory; directories cannot be opened for fsync on every platform (not an error).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    match File::open(dir) {
+        Ok(d) => d.sync_all(),
+        Err(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +138,29 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.to_string(), "disk full");
         assert_eq!(fs::read(&path).unwrap(), b"epoch 1");
+        // The partial temporary file (with what it held) is gone.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["last.safetensors"]);
+    }
+
+    #[test]
+    fn a_failed_directory_sync_after_the_rename_is_not_a_failed_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gallery.bin");
+        let tmp = dir.path().join("gallery.bin.tmp");
+        fs::write(&path, b"old").unwrap();
+        fs::write(&tmp, b"new").unwrap();
+        let mut synced = None;
+        commit(Ok(()), &tmp, &path, |d| {
+            synced = Some(d.to_path_buf());
+            Err(io::Error::from_raw_os_error(5))
+        })
+        .unwrap();
+        assert_eq!(synced.as_deref(), Some(dir.path()));
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert!(!tmp.exists());
     }
 }

@@ -37,9 +37,71 @@ impl Backoff {
     }
 }
 
+/// A running count of attempts on a [`Backoff`] schedule, kept until the work it guards goes
+/// through: a camera that reopens but never delivers a frame spends its attempts as surely as one
+/// that does not reopen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retries {
+    backoff: Backoff,
+    attempt: u32,
+}
+
+impl Retries {
+    /// No attempts made yet.
+    pub fn new(backoff: Backoff) -> Self {
+        Self {
+            backoff,
+            attempt: 0,
+        }
+    }
+
+    /// The wait before the next attempt, counting it; `None` once all are spent (the count then
+    /// starts over, so a caller that goes on gets a new round).
+    pub fn next_delay(&mut self) -> Option<Duration> {
+        let delay = self.backoff.delay(self.attempt);
+        self.attempt = if delay.is_some() { self.attempt + 1 } else { 0 };
+        delay
+    }
+
+    /// Attempts counted since the last success.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The work went through: the next failure starts from the first delay.
+    pub fn succeeded(&mut self) {
+        self.attempt = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reopen_that_never_delivers_spends_the_attempts() {
+        let backoff = Backoff {
+            attempts: 5,
+            ..Backoff::default()
+        };
+        let mut retries = Retries::new(backoff);
+        // Each round: the reopen succeeds, the read after it fails. Only a delivered frame
+        // resets the count, so the rounds end.
+        let mut rounds = 0;
+        while let Some(delay) = retries.next_delay() {
+            assert_eq!(Some(delay), backoff.delay(rounds));
+            rounds += 1;
+            assert_eq!(retries.attempts(), rounds);
+            assert!(rounds <= 5, "never gives up");
+        }
+        assert_eq!(rounds, 5);
+        // A new round after giving up; a success starts the schedule over.
+        assert_eq!(retries.next_delay(), backoff.delay(0));
+        assert_eq!(retries.next_delay(), backoff.delay(1));
+        retries.succeeded();
+        assert_eq!(retries.attempts(), 0);
+        assert_eq!(retries.next_delay(), backoff.delay(0));
+    }
 
     #[test]
     fn delays_double_up_to_the_cap_then_stop() {

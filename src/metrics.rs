@@ -46,6 +46,7 @@ pub struct Metrics {
     unreadable: Counter,
     crops: Counter,
     junk: Counter,
+    non_finite: Counter,
     tracks_started: Counter,
     tracks_ended: Counter,
     identities: Family<IdentityLabel, Counter>,
@@ -72,6 +73,7 @@ impl Default for Metrics {
             unreadable: Counter::default(),
             crops: Counter::default(),
             junk: Counter::default(),
+            non_finite: Counter::default(),
             tracks_started: Counter::default(),
             tracks_ended: Counter::default(),
             identities: Family::default(),
@@ -96,6 +98,11 @@ impl Default for Metrics {
                 "crops_junk",
                 "Crops the pre-detector dropped as junk",
                 &m.junk,
+            ),
+            (
+                "crops_non_finite",
+                "Crops skipped: the model's outputs held NaN or infinite values",
+                &m.non_finite,
             ),
             ("tracks_started", "Tracks confirmed", &m.tracks_started),
             ("tracks_ended", "Tracks ended", &m.tracks_ended),
@@ -145,6 +152,7 @@ impl Metrics {
         grow(&self.unreadable, summary.unreadable, self.last.unreadable);
         grow(&self.crops, summary.crops, self.last.crops);
         grow(&self.junk, summary.dropped, self.last.dropped);
+        grow(&self.non_finite, summary.non_finite, self.last.non_finite);
         grow(&self.tracks_started, summary.tracks, self.last.tracks);
         self.in_view.set(in_view as i64);
         if let Some((queued, dropped)) = mqtt {

@@ -214,6 +214,8 @@ pub struct Summary {
     pub crops: u64,
     /// Crops the pre-detector dropped as junk.
     pub dropped: u64,
+    /// Crops skipped because the model's outputs for them held NaN or infinite values.
+    pub non_finite: u64,
     /// Observations emitted.
     pub observations: u64,
     /// Tracks confirmed.
@@ -305,6 +307,7 @@ mod tests {
             unreadable: 0,
             crops: 8,
             dropped: 1,
+            non_finite: 0,
             observations: 7,
             tracks: 0,
             ms: StageMillis::default(),

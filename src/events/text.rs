@@ -83,12 +83,13 @@ pub fn line(event: &Event) -> String {
             )
         }
         Event::Summary(s) => format!(
-            "summary: {} frames ({} unreadable), {} crops ({} dropped as junk), {} observations, \
-             {} tracks, {:.1} ms per frame ({})",
+            "summary: {} frames ({} unreadable), {} crops ({} dropped as junk, {} not finite), \
+             {} observations, {} tracks, {:.1} ms per frame ({})",
             s.frames,
             s.unreadable,
             s.crops,
             s.dropped,
+            s.non_finite,
             s.observations,
             s.tracks,
             s.ms_per_frame,
@@ -197,6 +198,7 @@ mod tests {
             unreadable: 0,
             crops: 0,
             dropped: 0,
+            non_finite: 0,
             observations: 0,
             tracks: 0,
             ms: StageMillis {

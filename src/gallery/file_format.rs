@@ -222,7 +222,7 @@ pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError>
         let name_len = usize::from(u16::from_le_bytes([name_len[0], name_len[1]]));
         let name = std::str::from_utf8(body.take(name_len).ok_or_else(short)?)
             .map_err(|_| corrupt(format!("the name of identity {index} is not UTF-8")))?;
-        super::check_name(name).map_err(|e| corrupt(format!("identity {index}: {e}")))?;
+        super::check_stored_name(name).map_err(|e| corrupt(format!("identity {index}: {e}")))?;
         if !seen.insert(name) {
             return Err(corrupt(format!("identity {name:?} appears twice")));
         }

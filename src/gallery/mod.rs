@@ -329,9 +329,47 @@ pub struct Gallery {
     stamp: Stamp,
 }
 
-/// Checks an identity name: non-empty, at most [`MAX_NAME_BYTES`], no control characters, no
-/// leading or trailing whitespace. Returns what is wrong.
+/// Checks a new identity name: what [`check_stored_name`] checks, and no bidirectional
+/// formatting characters ([`is_bidi_control`]). Returns what is wrong.
 pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
+    check_stored_name(name)?;
+    if name.chars().any(is_bidi_control) {
+        Err("contains a bidirectional control character (such as U+202E), which can make it show as another name")
+    } else {
+        Ok(())
+    }
+}
+
+/// Unicode's bidirectional formatting characters (UAX #9: embeddings, overrides, isolates and
+/// marks): in a name they can make a listing show something else than what is stored.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// `name` as a listing should show it: bidirectional control characters written as `\u{...}`
+/// escapes (a gallery written before they were refused may hold some).
+pub fn shown_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.chars().any(is_bidi_control) {
+        return name.into();
+    }
+    name.chars()
+        .map(|c| {
+            if is_bidi_control(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// Checks a name read from a gallery file: non-empty, at most [`MAX_NAME_BYTES`], no control
+/// characters, no leading or trailing whitespace. Returns what is wrong.
+pub(crate) fn check_stored_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         Err("is empty")
     } else if name.len() > MAX_NAME_BYTES {
@@ -360,7 +398,8 @@ fn io_error(path: &Path, source: io::Error) -> GalleryError {
 }
 
 /// Takes the exclusive writer lock of the gallery at `path` (`<path>.lock`, created `0600`);
-/// released when the returned file is dropped.
+/// released when the returned file is dropped. A symbolic link in its place is refused rather
+/// than followed (it could make the run create or lock a file elsewhere).
 fn lock(path: &Path) -> Result<File, GalleryError> {
     let mut name = path.as_os_str().to_os_string();
     name.push(".lock");
@@ -370,7 +409,7 @@ fn lock(path: &Path) -> Result<File, GalleryError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
     let io = |source| GalleryError::Io {
         path: lock_path.clone(),
@@ -848,6 +887,52 @@ mod tests {
             "a failed open changed the file"
         );
         err
+    }
+
+    #[test]
+    fn bidi_controls_are_refused_in_new_names_and_escaped_in_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = sample(dir.path());
+        let mut g = Gallery::open(&path).unwrap();
+        // "alice\u{202E}exe.gpj" shows as "alicejpg.exe": a name that lists as another.
+        for spoof in ["alice\u{202E}exe.gpj", "\u{2067}bob", "eve\u{200F}"] {
+            let err = g.enroll(spoof, &rows(9, 1)).unwrap_err();
+            assert!(matches!(err, GalleryError::Name { .. }), "{spoof:?}: {err}");
+            assert!(err.to_string().contains("bidirectional"), "{err}");
+        }
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+        // Joiners that scripts and emoji need are not bidi controls.
+        g.enroll("\u{0645}\u{200C}\u{0646}", &rows(9, 1)).unwrap();
+        // A file that already holds one (U+202E is three bytes, like "bob") still opens, and
+        // the name is listed escaped.
+        let name_at = bytes.windows(3).position(|w| w == b"bob").unwrap();
+        let mut old = bytes.clone();
+        old[name_at..name_at + 3].copy_from_slice("\u{202E}".as_bytes());
+        reseal(&mut old);
+        fs::write(&path, &old).unwrap();
+        let g = Gallery::open(&path).unwrap();
+        let names: Vec<String> = g.list().map(|(n, _)| shown_name(n).into_owned()).collect();
+        assert!(names.contains(&"\\u{202e}".to_string()), "{names:?}");
+        assert_eq!(shown_name("Zoë Ünal"), "Zoë Ünal");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_in_place_of_the_lock_file_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = sample(dir.path());
+        let lock_path = dir.path().join("gallery.bin.lock");
+        fs::remove_file(&lock_path).unwrap();
+        let victim = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&victim, &lock_path).unwrap();
+        let mut g = Gallery::open(&path).unwrap();
+        let err = g.enroll("mallory", &rows(9, 1)).unwrap_err();
+        assert!(
+            matches!(&err, GalleryError::Io { path, .. } if *path == lock_path),
+            "{err}"
+        );
+        assert!(!victim.exists(), "the link was followed");
+        assert_eq!(fs::read(&path).unwrap(), bytes, "the gallery is unchanged");
     }
 
     #[test]

@@ -335,6 +335,7 @@ impl Pipeline {
             unreadable: 0,
             crops: stats.crops,
             dropped: stats.dropped,
+            non_finite: stats.non_finite,
             observations: self.observations,
             tracks: self.tracking.as_ref().map_or(0, Tracking::confirmed),
             ms,
@@ -357,4 +358,127 @@ fn stamp(events: Vec<TrackEvent>, time: &str, camera: &str) -> Vec<Output> {
             Output::Track(e)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use tract_onnx::pb;
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::events::{BoxPx, TrackStatus};
+    use crate::model::Model;
+    use crate::onnx_test_graph::node;
+    use crate::source::TruthBox;
+
+    /// The small test model with its embedding scaled by `log(mean of the input)`: NaN for a
+    /// crop darker than the normalisation mean, finite for a bright one.
+    fn nan_when_dark(dir: &std::path::Path) -> Model {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/models/small-64x32.onnx"
+        );
+        let mut proto = pb::ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap();
+        let graph = proto.graph.as_mut().unwrap();
+        for n in &mut graph.node {
+            for o in &mut n.output {
+                if o == "embedding" {
+                    *o = "raw_embedding".into();
+                }
+            }
+        }
+        let axes = pb::AttributeProto {
+            name: "axes".into(),
+            r#type: pb::attribute_proto::AttributeType::Ints as i32,
+            ints: vec![1, 2, 3],
+            ..Default::default()
+        };
+        graph.node.extend([
+            node("ReduceMean", &["image"], "brightness", vec![axes]),
+            node("Log", &["brightness"], "log_brightness", vec![]),
+            node("Flatten", &["log_brightness"], "scale", vec![]),
+            pb::NodeProto {
+                name: "scaled_embedding".into(),
+                ..node("Mul", &["raw_embedding", "scale"], "embedding", vec![])
+            },
+        ]);
+        let file = dir.join("nan-when-dark.onnx");
+        std::fs::write(&file, proto.encode_to_vec()).unwrap();
+        Model::load(&file, 2).unwrap()
+    }
+
+    /// A frame with a black person box on the left and a white one on the right.
+    fn frame(index: u64) -> Frame {
+        let mut image = RgbImage::from_pixel(200, 160, image::Rgb([255, 255, 255]));
+        for y in 20..140 {
+            for x in 10..70 {
+                image.put_pixel(x, y, image::Rgb([0, 0, 0]));
+            }
+        }
+        let person = |identity, x| TruthBox {
+            identity,
+            x,
+            y: 20,
+            width: 60,
+            height: 120,
+        };
+        Frame {
+            image,
+            index,
+            timestamp: Duration::from_millis(index * 100),
+            truth: vec![person(1, 10), person(2, 120)],
+        }
+    }
+
+    #[test]
+    fn a_crop_with_non_finite_outputs_is_skipped_and_counted_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        for track in [false, true] {
+            let recognizer = Recognizer::new(nan_when_dark(dir.path()), None, 0.0).unwrap();
+            let mut pipeline = Pipeline::new(recognizer, None, Proposer::Truth, None);
+            if track {
+                pipeline = pipeline
+                    .with_tracking(TrackerConfig::default(), false)
+                    .unwrap();
+            }
+            let mut outputs = Vec::new();
+            for i in 0..6 {
+                outputs.extend(pipeline.process(&frame(i), "test").unwrap());
+            }
+            outputs.extend(pipeline.finish("test").unwrap());
+            let summary = pipeline.summary();
+            assert_eq!(
+                summary.non_finite, 6,
+                "track {track}: the dark box, every frame"
+            );
+            let regions: Vec<BoxPx> = outputs
+                .iter()
+                .map(|o| match o {
+                    Output::Observation(o) => o.bbox,
+                    Output::Track(t) => t.bbox,
+                })
+                .collect();
+            assert!(!regions.is_empty(), "track {track}: the bright box goes on");
+            assert!(
+                regions.iter().all(|b| b.x == 120),
+                "track {track}: only the bright box: {regions:?}"
+            );
+            if track {
+                let statuses: Vec<TrackStatus> = outputs
+                    .iter()
+                    .filter_map(|o| match o {
+                        Output::Track(t) => Some(t.status),
+                        Output::Observation(_) => None,
+                    })
+                    .collect();
+                assert_eq!(statuses.first(), Some(&TrackStatus::New));
+                assert_eq!(statuses.last(), Some(&TrackStatus::End));
+                assert_eq!(summary.tracks, 1);
+            } else {
+                assert_eq!(summary.observations, 6);
+            }
+        }
+    }
 }

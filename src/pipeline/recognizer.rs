@@ -29,8 +29,8 @@ pub struct Recognition {
     pub region: Region,
     /// Probability that the crop shows a person (see the module doc).
     pub person_score: f32,
-    /// Whether the pre-detector dropped the crop as junk (then there are no attributes and no
-    /// embedding).
+    /// Whether the crop was dropped: as junk by the pre-detector, or because the main model's
+    /// outputs for it held NaN or infinite values (then there are no attributes and no embedding).
     pub dropped: bool,
     /// Per attribute (card order): the predicted class and its probability.
     pub attributes: heapless::Vec<(usize, f32), NUM_ATTRIBUTES>,
@@ -72,6 +72,8 @@ pub struct Stats {
     pub crops: u64,
     /// Crops dropped by the pre-detector.
     pub dropped: u64,
+    /// Crops dropped because the main model's outputs for them were not finite.
+    pub non_finite: u64,
 }
 
 pub(super) fn millis(since: Instant) -> f64 {
@@ -332,7 +334,7 @@ impl Recognizer {
             .iter()
             .map(|a| a.labels.len())
             .collect();
-        let ms = &mut self.stats.ms;
+        let Stats { ms, non_finite, .. } = &mut self.stats;
         self.main
             .run(crops, &mut ms.preprocess, &mut ms.model, |k, out, j| {
                 let r = &mut results[into[k]];
@@ -344,8 +346,23 @@ impl Recognizer {
                     r.probabilities.extend_from_slice(&probs);
                 }
                 r.embedding = out.embedding(j).unwrap_or_default().to_vec();
+                let logit = out.person_logit(j);
+                // A crop the model cannot describe in numbers fails alone, not the run.
+                if r.embedding
+                    .iter()
+                    .chain(&r.probabilities)
+                    .chain(&logit)
+                    .any(|v| !v.is_finite())
+                {
+                    *non_finite += 1;
+                    *r = Recognition {
+                        dropped: true,
+                        ..Recognition::new(r.region)
+                    };
+                    return;
+                }
                 if person_score {
-                    r.person_score = match out.person_logit(j) {
+                    r.person_score = match logit {
                         Some(logit) => sigmoid(logit),
                         None => confidence_score(&r.attributes, &classes),
                     };

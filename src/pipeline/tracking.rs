@@ -19,7 +19,36 @@ use crate::card::AttributeSpec;
 use crate::events::text::short_attributes;
 use crate::events::{TrackEvent, TrackStatus};
 use crate::preprocess::Region;
-use crate::track::{Appearance, Change, Track, TrackChange, Tracker, TrackerConfig};
+use crate::track::{Appearance, Change, Track, TrackChange, TrackError, Tracker, TrackerConfig};
+
+/// Why a tracker step was not taken.
+enum Attempt {
+    Failed(PipelineError),
+    /// Boxes (indices) whose model outputs were not finite.
+    Unusable(Vec<usize>),
+}
+
+impl From<PipelineError> for Attempt {
+    fn from(e: PipelineError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<TrackError> for Attempt {
+    fn from(e: TrackError) -> Self {
+        Attempt::Failed(e.into())
+    }
+}
+
+/// The items of `items` whose index `keep` accepts.
+fn retain_indices<T: Copy>(items: &[T], keep: impl Fn(&usize) -> bool) -> Vec<T> {
+    items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| keep(i))
+        .map(|(_, &t)| t)
+        .collect()
+}
 
 /// A tracker and what the pipeline remembers of its tracks.
 pub(super) struct Tracking {
@@ -94,28 +123,53 @@ impl Tracking {
         recognizer: &mut Recognizer,
         identities: &mut Identities,
     ) -> Result<Vec<TrackEvent>, PipelineError> {
+        let (mut boxes, mut scores) = (boxes.to_vec(), scores.map(<[f32]>::to_vec));
         // The boxes described this frame, with their appearances' embedding and person score.
         let mut described: Vec<(Region, Vec<f32>, f32)> = Vec::new();
-        let changes = self.tracker.step(frame, boxes, |wanted: &[usize]| {
-            let regions: Vec<Region> = wanted.iter().map(|&i| boxes[i]).collect();
-            let appearances: Vec<Appearance> = recognizer
-                .describe(image, &regions)?
-                .into_iter()
-                .zip(wanted)
-                .map(|(r, &i)| Appearance {
-                    embedding: r.embedding,
-                    probabilities: r.probabilities,
-                    person_score: scores.map_or(r.person_score, |s| s[i]),
-                })
-                .collect();
-            described.extend(
-                regions
+        // A box the model cannot describe (non-finite outputs) leaves the frame and the step is
+        // taken again without it: the tracker is unchanged by a failed step. Each retry has fewer
+        // boxes, so this ends.
+        let changes = loop {
+            described.clear();
+            let step = self.tracker.step(frame, &boxes, |wanted: &[usize]| {
+                let regions: Vec<Region> = wanted.iter().map(|&i| boxes[i]).collect();
+                let recognitions = recognizer.describe(image, &regions)?;
+                let unusable: Vec<usize> = wanted
                     .iter()
-                    .zip(&appearances)
-                    .map(|(&r, a)| (r, a.embedding.clone(), a.person_score)),
-            );
-            Ok::<_, PipelineError>(appearances)
-        })?;
+                    .zip(&recognitions)
+                    .filter(|(_, r)| r.dropped)
+                    .map(|(&i, _)| i)
+                    .collect();
+                if !unusable.is_empty() {
+                    return Err(Attempt::Unusable(unusable));
+                }
+                let appearances: Vec<Appearance> = recognitions
+                    .into_iter()
+                    .zip(wanted)
+                    .map(|(r, &i)| Appearance {
+                        embedding: r.embedding,
+                        probabilities: r.probabilities,
+                        person_score: scores.as_ref().map_or(r.person_score, |s| s[i]),
+                    })
+                    .collect();
+                described.extend(
+                    regions
+                        .iter()
+                        .zip(&appearances)
+                        .map(|(&r, a)| (r, a.embedding.clone(), a.person_score)),
+                );
+                Ok(appearances)
+            });
+            match step {
+                Ok(changes) => break changes,
+                Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Unusable(unusable)) => {
+                    let keep = |i: &usize| !unusable.contains(i);
+                    boxes = retain_indices(&boxes, keep);
+                    scores = scores.map(|s| retain_indices(&s, keep));
+                }
+            }
+        };
         let events = self.events(frame, changes, &recognizer.card().attributes, identities)?;
         self.keep_crops(frame, image, &described);
         Ok(events)

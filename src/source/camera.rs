@@ -17,7 +17,7 @@ use v4l::video::capture::Parameters;
 use v4l::video::Capture;
 use v4l::{Format, FourCC};
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Retries};
 
 use super::negotiate::{choose_format, describe_offered, OfferedFormat, OfferedSizes};
 use super::{
@@ -101,6 +101,8 @@ pub struct V4lCamera {
     config: CameraConfig,
     session: Option<Session>,
     mjpeg: MjpegDecoder,
+    /// Reconnection attempts since the last frame was delivered.
+    retries: Retries,
     start: Instant,
     index: u64,
 }
@@ -112,6 +114,7 @@ impl V4lCamera {
     pub fn open(config: CameraConfig) -> Result<Self, SourceError> {
         let session = open_session(&config)?;
         Ok(Self {
+            retries: Retries::new(config.backoff),
             config,
             session: Some(session),
             mjpeg: MjpegDecoder::new(),
@@ -120,19 +123,19 @@ impl V4lCamera {
         })
     }
 
-    /// Drops the stream and reopens the camera with back-off.
+    /// Drops the stream and reopens the camera with back-off. The attempts count on until a frame
+    /// arrives, so a camera that reopens but stalls (a read timeout after each reopen) is lost
+    /// after as many attempts as one that does not reopen.
     fn reconnect(&mut self, cause: String) -> Result<(), SourceError> {
         self.session = None;
         let device = self.config.device.display();
         eprintln!("edge-reid: camera {device} lost: {cause}");
-        let backoff = self.config.backoff;
         let mut last = cause;
-        let mut attempt = 0;
-        while let Some(delay) = backoff.delay(attempt) {
-            attempt += 1;
+        while let Some(delay) = self.retries.next_delay() {
+            let attempt = self.retries.attempts();
             eprintln!(
                 "edge-reid: camera {device}: reconnection attempt {attempt} of {} in {:.2} s",
-                backoff.attempts,
+                self.config.backoff.attempts,
                 delay.as_secs_f64()
             );
             std::thread::sleep(delay);
@@ -150,7 +153,7 @@ impl V4lCamera {
         }
         Err(SourceError::Disconnected {
             device: self.config.device.clone(),
-            attempts: attempt,
+            attempts: self.config.backoff.attempts,
             last,
         })
     }
@@ -179,13 +182,17 @@ impl FrameSource for V4lCamera {
                             n.stride,
                             &mut frame.image,
                         ),
-                        PixelFormat::Mjpeg => self.mjpeg.decode(data, &mut frame.image),
+                        PixelFormat::Mjpeg => {
+                            self.mjpeg
+                                .decode(data, n.size.width, n.size.height, &mut frame.image)
+                        }
                     })
                 }
                 Err(e) => Err(e),
             };
             match converted {
                 Ok(result) => {
+                    self.retries.succeeded();
                     let index = self.index;
                     self.index += 1;
                     result.map_err(|from| SourceError::Frame {

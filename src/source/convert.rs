@@ -45,6 +45,19 @@ pub enum ConvertError {
         /// Bytes in the frame.
         bytes: usize,
     },
+    /// A JPEG frame whose header gives another size than the one the camera negotiated: refused
+    /// before decoding, so a hostile header (65535x65535) allocates nothing.
+    #[error("JPEG frame is {got_width}x{got_height}, the camera negotiated {width}x{height}")]
+    Size {
+        /// Width in the frame's header.
+        got_width: u32,
+        /// Height in the frame's header.
+        got_height: u32,
+        /// Negotiated width.
+        width: u32,
+        /// Negotiated height.
+        height: u32,
+    },
     /// The JPEG decoder failed.
     #[error("invalid JPEG: {0}")]
     Jpeg(#[from] image::ImageError),
@@ -264,6 +277,8 @@ fn has_end(scan: &[u8]) -> bool {
 pub struct MjpegDecoder {
     /// The frame with Huffman tables inserted, when it came without them.
     patched: Vec<u8>,
+    /// The decoded pixels, before they replace the output's.
+    rgb: Vec<u8>,
 }
 
 impl MjpegDecoder {
@@ -272,10 +287,17 @@ impl MjpegDecoder {
         Self::default()
     }
 
-    /// Decodes one MJPEG frame (a JPEG image, possibly without its DHT segment) into `out`, which
-    /// is resized only if the frame's size differs. A frame cut short (no end-of-image marker) is
-    /// an error rather than a partly grey image.
-    pub fn decode(&mut self, jpeg: &[u8], out: &mut RgbImage) -> Result<(), ConvertError> {
+    /// Decodes one MJPEG frame (a JPEG image, possibly without its DHT segment) of the negotiated
+    /// `width` x `height` into `out`, which is resized only if its size differs. A frame cut short
+    /// (no end-of-image marker) is an error rather than a partly grey image, and a frame of
+    /// another size is an error before anything is allocated; `out` is untouched on error.
+    pub fn decode(
+        &mut self,
+        jpeg: &[u8],
+        width: u32,
+        height: u32,
+        out: &mut RgbImage,
+    ) -> Result<(), ConvertError> {
         let header = header(jpeg);
         if let Some(Header { sos, .. }) = header {
             if !has_end(&jpeg[sos..]) {
@@ -296,12 +318,23 @@ impl MjpegDecoder {
             _ => jpeg,
         };
         let decoder = JpegDecoder::new(Cursor::new(data))?;
-        let (width, height) = decoder.dimensions();
+        let (got_width, got_height) = decoder.dimensions();
+        if (got_width, got_height) != (width, height) {
+            return Err(ConvertError::Size {
+                got_width,
+                got_height,
+                width,
+                height,
+            });
+        }
         if decoder.color_type() == ColorType::Rgb8 {
+            // Decoded into a buffer of its own: a frame that fails halfway leaves `out` as it was.
+            self.rgb.resize(decoder.total_bytes() as usize, 0);
+            decoder.read_image(&mut self.rgb)?;
             if out.dimensions() != (width, height) {
                 *out = RgbImage::new(width, height);
             }
-            decoder.read_image(out)?;
+            out.copy_from_slice(&self.rgb);
         } else {
             // Greyscale (or CMYK) JPEG: rare from cameras, converted through a new image.
             *out = DynamicImage::from_decoder(decoder)?.into_rgb8();
@@ -412,7 +445,7 @@ mod tests {
         let mut decoder = MjpegDecoder::new();
         let mut out = RgbImage::new(64, 48);
         decoder
-            .decode(&fixture("testsrc2_64x48.jpg"), &mut out)
+            .decode(&fixture("testsrc2_64x48.jpg"), 64, 48, &mut out)
             .unwrap();
         assert_eq!(out.dimensions(), (64, 48));
         // The reference interpolates chroma bilinearly as zune-jpeg does; the decoders still
@@ -443,8 +476,8 @@ mod tests {
         assert_eq!(&full[at..at + STANDARD_DHT.len()], &STANDARD_DHT[..]);
         let mut decoder = MjpegDecoder::new();
         let (mut a, mut b) = (RgbImage::new(1, 1), RgbImage::new(1, 1));
-        decoder.decode(&full, &mut a).unwrap();
-        decoder.decode(&stripped, &mut b).unwrap();
+        decoder.decode(&full, 64, 48, &mut a).unwrap();
+        decoder.decode(&stripped, 64, 48, &mut b).unwrap();
         assert_eq!(a, b);
     }
 
@@ -453,7 +486,7 @@ mod tests {
         let mut decoder = MjpegDecoder::new();
         let mut out = RgbImage::new(4, 4);
         for bad in [&b"not a jpeg"[..], &[], &[0xFF, 0xD8, 0xFF]] {
-            let err = decoder.decode(bad, &mut out).unwrap_err();
+            let err = decoder.decode(bad, 64, 48, &mut out).unwrap_err();
             assert!(matches!(err, ConvertError::Jpeg(_)), "{err}");
         }
         // Frames cut short, with and without their tables (the decoder alone would fill the rest
@@ -461,17 +494,55 @@ mod tests {
         for name in ["testsrc2_64x48.jpg", "testsrc2_64x48_nodht.jpg"] {
             let full = fixture(name);
             let cut = &full[..full.len() * 2 / 3];
-            let err = decoder.decode(cut, &mut out).unwrap_err();
+            let err = decoder.decode(cut, 64, 48, &mut out).unwrap_err();
             assert!(
                 matches!(err, ConvertError::Truncated { .. }),
                 "{name}: {err}"
             );
             let padded = [cut, &[0; 64]].concat();
-            assert!(decoder.decode(&padded, &mut out).is_err());
+            assert!(decoder.decode(&padded, 64, 48, &mut out).is_err());
             // Padding after a whole frame is fine (camera buffers often have some).
             let whole = [&full[..], &[0; 64]].concat();
-            decoder.decode(&whole, &mut out).unwrap();
+            decoder.decode(&whole, 64, 48, &mut out).unwrap();
         }
         assert_eq!(out.dimensions(), (64, 48));
+    }
+
+    /// `jpeg` with the size in its start-of-frame header replaced.
+    fn with_size(jpeg: &[u8], width: u16, height: u16) -> Vec<u8> {
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let mut out = jpeg.to_vec();
+        // FF C0, length (2), precision (1), height (2), width (2).
+        out[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+        out[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn a_frame_of_another_size_than_negotiated_is_refused_before_decoding() {
+        let full = fixture("testsrc2_64x48.jpg");
+        let mut decoder = MjpegDecoder::new();
+        let mut out = RgbImage::from_pixel(64, 48, image::Rgb([1, 2, 3]));
+        let before = out.clone();
+        // A header claiming 65535x65535 would need 12.9 GB decoded.
+        for (w, h) in [(65535, 65535), (128, 96), (64, 47)] {
+            let err = decoder
+                .decode(&with_size(&full, w, h), 64, 48, &mut out)
+                .unwrap_err();
+            assert!(
+                matches!(err, ConvertError::Size { got_width, got_height, width: 64, height: 48 }
+                    if (got_width, got_height) == (u32::from(w), u32::from(h))),
+                "{err}"
+            );
+            assert!(err.to_string().contains("negotiated 64x48"), "{err}");
+        }
+        // The right frame at another negotiated size.
+        let err = decoder.decode(&full, 640, 480, &mut out).unwrap_err();
+        assert!(err.to_string().contains("JPEG frame is 64x48"), "{err}");
+        assert_eq!(out, before, "untouched on error");
+        assert!(
+            decoder.rgb.capacity() < 64 * 48 * 3 + 1,
+            "nothing allocated"
+        );
     }
 }

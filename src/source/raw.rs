@@ -21,10 +21,11 @@ pub struct RawFrames<R> {
     start: Instant,
 }
 
-impl RawFrames<io::StdinLock<'static>> {
-    /// Frames of `size` from standard input.
+impl RawFrames<io::Stdin> {
+    /// Frames of `size` from standard input (buffered by the standard library; not locked, so
+    /// the source can be read on another thread).
     pub fn stdin(size: FrameSize) -> Result<Self, SourceError> {
-        Self::new(io::stdin().lock(), size, "stdin")
+        Self::new(io::stdin(), size, "stdin")
     }
 }
 

@@ -1,6 +1,9 @@
 //! Skipping what cannot be read: a corrupt image file or camera frame fails only itself, and the
 //! stream goes on with the next one, until too many fail in a row.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use super::{Frame, FrameSource, SourceError};
 
 /// A source whose frames that fail alone ([`SourceError::fails_only_itself`]) are handed to
@@ -12,7 +15,7 @@ pub struct SkipUnreadable<S, F> {
     limit: Option<u32>,
     report: F,
     in_row: u32,
-    skipped: u64,
+    skipped: Arc<AtomicU64>,
 }
 
 impl<S: FrameSource, F: FnMut(&SourceError)> SkipUnreadable<S, F> {
@@ -23,13 +26,19 @@ impl<S: FrameSource, F: FnMut(&SourceError)> SkipUnreadable<S, F> {
             limit,
             report,
             in_row: 0,
-            skipped: 0,
+            skipped: Arc::default(),
         }
     }
 
     /// Frames or files skipped so far.
     pub fn skipped(&self) -> u64 {
-        self.skipped
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// The count of [`SkipUnreadable::skipped`], readable from another thread while this source
+    /// is read on its own.
+    pub fn skipped_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.skipped)
     }
 }
 
@@ -38,7 +47,7 @@ impl<S: FrameSource, F: FnMut(&SourceError)> FrameSource for SkipUnreadable<S, F
         loop {
             match self.source.next_frame_into(frame) {
                 Err(e) if e.fails_only_itself() => {
-                    self.skipped += 1;
+                    self.skipped.fetch_add(1, Ordering::Relaxed);
                     self.in_row += 1;
                     (self.report)(&e);
                     if self.limit.is_some_and(|limit| self.in_row >= limit) {

@@ -88,6 +88,11 @@ fn enroll_then_identify_finds_the_enrolled_people() {
     let out = run(&["embed", "--out", "e.jsonl", &alice[0]]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let line = std::fs::read_to_string(dir.path().join("e.jsonl")).unwrap();
+    assert_eq!(
+        mode(&dir.path().join("e.jsonl")),
+        0o600,
+        "embeddings for the owner only"
+    );
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(v["embedding"].as_array().unwrap().len(), 128);
     assert!(v["attributes"]["gender"]["label"].is_string());
@@ -96,6 +101,12 @@ fn enroll_then_identify_finds_the_enrolled_people() {
     assert!(out.status.success());
     let list = run(&["gallery", "list"]);
     assert_eq!(text(&list.stdout), "alice\t3\n");
+}
+
+/// The permission bits of the file at `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 /// The lines of a run's stdout as JSON.
@@ -373,6 +384,109 @@ fn sigterm_ends_open_tracks_and_writes_the_summary() {
     assert_eq!(summary["tracks"], new.len());
 }
 
+/// SIGTERM while the source blocks (stdin open, no frame coming) ends the run within a second,
+/// with the end of its tracks and its summary.
+#[test]
+fn sigterm_during_a_blocked_read_stops_within_a_second() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_edge_reid(
+        dir.path(),
+        &[
+            "--input",
+            "-",
+            "--size",
+            "64x48",
+            "--no-pre-detector",
+            "--format",
+            "json",
+        ],
+    );
+    // Two frames, then nothing: stdin stays open, so the next read blocks.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&[90; 64 * 48 * 3 * 2]).unwrap();
+    stdin.flush().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (said, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = said.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    while !log.iter().any(|l: &String| l.contains("frames from stdin")) {
+        log.push(
+            heard
+                .recv_timeout(Duration::from_secs(120))
+                .expect("the run starts"),
+        );
+    }
+    // Time to read both frames and block on the third.
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("still running 30 s after SIGTERM: {log:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = signalled.elapsed();
+    log.extend(heard.try_iter());
+    assert!(status.success(), "{status}: {log:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "stopped {took:?} after SIGTERM"
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let events = events(stdout.as_bytes());
+    let summary = events.last().expect("a summary");
+    assert_eq!(summary["event"], "summary", "{stdout}");
+    assert_eq!(summary["frames"], 2, "{summary}");
+    drop(stdin);
+}
+
+/// A failing output (a full disk under `--events`) fails the run, but the other outputs still
+/// get the summary, and the error names what failed.
+#[test]
+fn a_full_disk_under_events_still_ends_the_run_with_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edge_reid(
+        dir.path(),
+        &[
+            "--synthetic",
+            "--frames",
+            "40",
+            "--no-pre-detector",
+            "--format",
+            "json",
+            "--events",
+            "/dev/full",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("writing events"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let events = events(&out.stdout);
+    let (summary, tracks) = events.split_last().expect("events on stdout");
+    assert_eq!(summary["event"], "summary", "{events:?}");
+    // The run stopped at the first failed write, and still ended the tracks it had.
+    assert!(summary["frames"].as_u64().unwrap() < 40, "{summary}");
+    assert_eq!(track_ids(tracks, "new"), track_ids(tracks, "end"));
+}
+
 #[test]
 fn a_missing_camera_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -441,6 +555,11 @@ fn an_events_file_is_appended_to_across_runs() {
         std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap()
     };
     let first = run();
+    assert_eq!(
+        mode(&dir.path().join("events.jsonl")),
+        0o600,
+        "events for the owner only"
+    );
     let second = run();
     assert!(
         second.starts_with(&first),

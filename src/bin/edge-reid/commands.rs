@@ -6,11 +6,11 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use edge_reid::annotate::{draw, save_frame};
-use edge_reid::atomic_file::write_atomic;
+use edge_reid::atomic_file::write_atomic_with_mode;
 use edge_reid::card::ModelCard;
 use edge_reid::detect::motion::{MotionConfig, MotionDetector};
 use edge_reid::detect::yolo::{YoloConfig, YoloDetector};
@@ -18,7 +18,7 @@ use edge_reid::detect::Proposer;
 use edge_reid::eval::market::evaluate_market;
 use edge_reid::events::{Event, Summary};
 use edge_reid::fleet::{Fleet, FleetConfig};
-use edge_reid::gallery::{EmbeddingSpace, Gallery};
+use edge_reid::gallery::{shown_name, EmbeddingSpace, Gallery};
 use edge_reid::model::{set_threads, Model};
 use edge_reid::mot::MotWriter;
 use edge_reid::mqtt::layout::check_box_name;
@@ -26,8 +26,8 @@ use edge_reid::picture;
 use edge_reid::pipeline::{Pipeline, Recognition, Recognizer};
 use edge_reid::preprocess::{aspect_factor, Region, ASPECT_WARNING};
 use edge_reid::source::{
-    CameraConfig, Frame, FrameSize, FrameSource, ImageFiles, RawFrames, SkipUnreadable,
-    SourceError, SyntheticCamera, SyntheticConfig, V4lCamera,
+    CameraConfig, Frame, FrameSize, FrameSource, ImageFiles, Next, Prefetch, RawFrames,
+    SkipUnreadable, SourceError, SyntheticCamera, SyntheticConfig, V4lCamera,
 };
 use edge_reid::track::TrackerConfig;
 use serde_json::json;
@@ -52,6 +52,8 @@ const GALLERY_FILE: &str = "edge-reid.gallery";
 /// Corrupt frames in a row after which a stream counts as lost (about two seconds of a 25 fps
 /// camera).
 const MAX_UNREADABLE_IN_ROW: u32 = 50;
+/// How often a run waiting for a frame looks for a stop signal.
+const STOP_POLL: Duration = Duration::from_millis(50);
 /// The camera used when no source is given, if it exists.
 const DEFAULT_DEVICE: &str = "/dev/video0";
 
@@ -302,14 +304,14 @@ enum Kind {
 
 /// An opened source.
 struct Opened {
-    frames: Box<dyn FrameSource>,
+    frames: Box<dyn FrameSource + Send>,
     kind: Kind,
     /// The synthetic camera's people to enrol into a first run's temporary gallery.
     demo: Option<Vec<DemoPerson>>,
 }
 
 impl Opened {
-    fn new(source: impl FrameSource + 'static, kind: Kind) -> Self {
+    fn new(source: impl FrameSource + Send + 'static, kind: Kind) -> Self {
         Self {
             frames: Box::new(source),
             kind,
@@ -479,83 +481,107 @@ pub fn run(a: &RunArgs) -> Result<()> {
     eprintln!("edge-reid: reading {camera}");
     // A bad image file fails only itself; a camera that sends nothing but corrupt frames is lost.
     let limit = (!files_source).then_some(MAX_UNREADABLE_IN_ROW);
-    let mut source = SkipUnreadable::new(source, limit, |e: &SourceError| {
+    let source = SkipUnreadable::new(source, limit, |e: &SourceError| {
         eprintln!("edge-reid: skipped: {e}");
     });
+    let skipped = source.skipped_counter();
+    let skipped = move || skipped.load(Ordering::Relaxed);
     let stop = stop_on_signal()?;
-    let mut frame = Frame::default();
+    // Read on a thread of its own: a signal ends the run within STOP_POLL whatever the source is
+    // doing (a blocked read, a camera's back-off or stall).
+    let reader =
+        Prefetch::spawn(source, "edge-reid source").context("starting the source thread")?;
     let mut read = 0u64;
     // Open tracks end and the summary is written however the stream ends: at its end, after
-    // --frames, on SIGINT or SIGTERM, or when the source is lost (then the run still fails).
-    let ended = loop {
-        if a.frames.is_some_and(|n| read >= n) || stop.load(Ordering::SeqCst) {
-            break Ok(());
+    // --frames, on SIGINT or SIGTERM, when the source is lost, or when a frame fails (a full disk
+    // under --events or --save-frames); the run still fails in the last two cases.
+    let ended = (|| -> Result<()> {
+        loop {
+            if a.frames.is_some_and(|n| read >= n) {
+                return Ok(());
+            }
+            let next = loop {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                if let Next::Read(next) = reader.next(STOP_POLL) {
+                    break next;
+                }
+            };
+            let capture = next.took.as_secs_f64() * 1e3;
+            let frame = match next.result {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {camera}"))),
+            };
+            read += 1;
+            if let Some(gallery) = fleet.as_ref().and_then(Fleet::updated) {
+                events.set_people(people(&gallery));
+                pipeline.set_gallery(gallery);
+            }
+            let outputs = pipeline.process(&frame, &camera)?;
+            let started = Instant::now();
+            events.write_all(&outputs, &pipeline)?;
+            if let Some((path, w)) = &mut mot {
+                w.tracks(frame.index, &pipeline.tracks_in_view())
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some((path, w)) = &mut truth {
+                w.truth(frame.index, &frame.truth)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            let show = events.wants_frame();
+            if a.save_frames.is_some() || show {
+                let mut picture = frame.image.clone();
+                draw(&mut picture, &pipeline.labels(&outputs));
+                if let Some(dir) = &a.save_frames {
+                    save_frame(dir, frame.index, &picture)?;
+                }
+                if show {
+                    events.show_frame(&picture);
+                }
+            }
+            pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
+            events.frame_done(&pipeline, skipped())?;
+            if let Some((asks, gallery)) = &asks {
+                for asked in asks.try_iter() {
+                    answer(asked, &mut pipeline, gallery, &mut events);
+                }
+            }
+            reader.recycle(frame);
         }
-        let started = Instant::now();
-        let next = source.next_frame_into(&mut frame);
-        let capture = started.elapsed().as_secs_f64() * 1e3;
-        match next {
-            Ok(true) => {}
-            Ok(false) => break Ok(()),
-            Err(e) => break Err(anyhow::Error::new(e).context(format!("reading {camera}"))),
-        }
-        read += 1;
-        if let Some(gallery) = fleet.as_ref().and_then(Fleet::updated) {
-            events.set_people(people(&gallery));
-            pipeline.set_gallery(gallery);
-        }
-        let outputs = pipeline.process(&frame, &camera)?;
-        let started = Instant::now();
-        events.write_all(&outputs, &pipeline)?;
-        if let Some((path, w)) = &mut mot {
-            w.tracks(frame.index, &pipeline.tracks_in_view())
+    })();
+    let closed = (|| -> Result<u64> {
+        let last = pipeline.finish(&camera)?;
+        let written = events.write_all(&last, &pipeline);
+        let summary = Summary {
+            unreadable: skipped(),
+            ..pipeline.summary()
+        };
+        // The summary is written even where the end events could not be.
+        written.and(events.write(&Event::Summary(&summary)))?;
+        for (path, w) in mot.iter_mut().chain(truth.iter_mut()) {
+            w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        if let Some((path, w)) = &mut truth {
-            w.truth(frame.index, &frame.truth)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        let show = events.wants_frame();
-        if a.save_frames.is_some() || show {
-            let mut picture = frame.image.clone();
-            draw(&mut picture, &pipeline.labels(&outputs));
-            if let Some(dir) = &a.save_frames {
-                save_frame(dir, frame.index, &picture)?;
-            }
-            if show {
-                events.show_frame(&picture);
-            }
-        }
-        pipeline.add_io_ms(capture, started.elapsed().as_secs_f64() * 1e3);
-        events.frame_done(&pipeline, source.skipped())?;
-        if let Some((asks, gallery)) = &asks {
-            for asked in asks.try_iter() {
-                answer(asked, &mut pipeline, gallery, &mut events);
-            }
-        }
-    };
-    let last = pipeline.finish(&camera)?;
-    events.write_all(&last, &pipeline)?;
-    let summary = Summary {
-        unreadable: source.skipped(),
-        ..pipeline.summary()
-    };
-    events.write(&Event::Summary(&summary))?;
-    for (path, w) in mot.iter_mut().chain(truth.iter_mut()) {
-        w.flush()
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+        Ok(summary.unreadable)
+    })();
     if let Some(fleet) = fleet {
         fleet.stop();
     }
     events.close();
     drop(demo_dir);
-    ended?;
-    if files_source && summary.unreadable > 0 {
-        bail!(
-            "{} input image(s) could not be read (see above)",
-            summary.unreadable
-        );
+    // The first failure is the run's; one while closing after it is said on stderr.
+    let unreadable = match (ended, closed) {
+        (Err(e), Err(also)) => {
+            eprintln!("edge-reid: also, while ending the run: {also:#}");
+            return Err(e);
+        }
+        (Err(e), Ok(_)) | (Ok(()), Err(e)) => return Err(e),
+        (Ok(()), Ok(unreadable)) => unreadable,
+    };
+    if files_source && unreadable > 0 {
+        bail!("{unreadable} input image(s) could not be read (see above)");
     }
     Ok(())
 }
@@ -701,8 +727,10 @@ pub fn embed(a: &EmbedArgs) -> Result<()> {
         out.push_str(&line.to_string());
         out.push('\n');
     }
-    // Whole or not at all: an earlier file of the same name survives a failed write.
-    write_atomic(&a.out, out.as_bytes()).with_context(|| format!("writing {}", a.out.display()))?;
+    // Whole or not at all: an earlier file of the same name survives a failed write. Embeddings
+    // describe people: only the owner may read them.
+    write_atomic_with_mode(&a.out, out.as_bytes(), Some(0o600))
+        .with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("wrote {} embeddings to {}", paths.len(), a.out.display());
     Ok(())
 }
@@ -734,7 +762,7 @@ pub fn gallery(a: &GalleryArgs) -> Result<()> {
     match &a.action {
         GalleryAction::List => {
             for (name, count) in gallery.list() {
-                println!("{name}\t{count}");
+                println!("{}\t{count}", shown_name(name));
             }
             eprintln!(
                 "{} identities, {} embeddings",

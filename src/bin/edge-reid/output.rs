@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -122,10 +123,12 @@ impl Outputs {
     ) -> Result<Self> {
         let mut json: Vec<EventWriter<Box<dyn Write>>> = Vec::new();
         if let Some(p) = events {
-            // Appended to: a restarted service never loses the events it already wrote.
+            // Appended to: a restarted service never loses the events it already wrote. Created
+            // for the owner only: the events say who was where.
             let file = File::options()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(p)
                 .with_context(|| format!("opening events file {}", p.display()))?;
             json.push(EventWriter::new(Box::new(BufWriter::new(file))));
@@ -271,14 +274,21 @@ impl Outputs {
     }
 
     /// Writes one event everywhere.
+    /// One output that fails (a full disk under `--events`) does not keep the event from the
+    /// others; the first failure is returned.
     pub fn write(&mut self, event: &Event) -> Result<()> {
+        let mut failed = None;
         for w in &mut self.json {
-            w.write(event).context("writing events")?;
+            if let Err(e) = w.write(event) {
+                failed.get_or_insert(anyhow::Error::new(e).context("writing events"));
+            }
         }
         if self.text.is_some() {
-            say(&text::line(event))?;
+            if let Err(e) = say(&text::line(event)) {
+                failed.get_or_insert(e);
+            }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Keeps track summaries in the SQLite store at `path` from now on (with a snapshot of each

@@ -132,13 +132,28 @@ pub struct MatFile {
 }
 
 impl MatFile {
-    /// Reads and parses the whole file.
+    /// Reads and parses the whole file; a file over [`MAX_BYTES`] is refused unread.
     pub fn open(path: &Path) -> Result<Self, MatError> {
-        let bytes = std::fs::read(path).map_err(|source| MatError::Io {
+        let io = |source| MatError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        Self::parse(&bytes).map_err(|fault| match fault {
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_BYTES as u64 + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        if bytes.len() > MAX_BYTES {
+            return Err(MatError::NotMat5 {
+                path: path.to_path_buf(),
+                reason: format!("larger than the {} MiB limit", MAX_BYTES >> 20),
+            });
+        }
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses a file's bytes; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, MatError> {
+        Self::parse(bytes).map_err(|fault| match fault {
             Fault::Header(reason) => MatError::NotMat5 {
                 path: path.to_path_buf(),
                 reason,
@@ -176,6 +191,11 @@ impl MatFile {
             }
         };
         let order = ByteOrder { big_endian };
+        let mut parser = Parser {
+            order,
+            memory: MAX_BYTES,
+            inflate: MAX_BYTES,
+        };
         let version = order.u16(&bytes[124..126]);
         if version != 0x0100 {
             return Err(Fault::Header(format!(
@@ -194,19 +214,16 @@ impl MatFile {
             let element = cursor.element(&context, false)?;
             let (name, value) = match element.kind {
                 MI_COMPRESSED => {
-                    let mut inflated = Vec::new();
-                    ZlibDecoder::new(element.data)
-                        .read_to_end(&mut inflated)
-                        .map_err(|e| fault(&context, format!("bad zlib stream: {e}")))?;
+                    let inflated = parser.inflate(element.data, &context)?;
                     let mut inner = Cursor {
                         bytes: &inflated,
                         pos: 0,
                         order,
                     };
                     let element = inner.element(&context, true)?;
-                    order.variable(element, &context)?
+                    parser.variable(element, &context)?
                 }
-                _ => order.variable(element, &context)?,
+                _ => parser.variable(element, &context)?,
             };
             variables.push((name, value));
         }
@@ -215,6 +232,15 @@ impl MatFile {
 }
 
 const HEADER_LEN: usize = 128;
+
+/// The most a file may hold, its compressed variables inflate to (all together), and its values
+/// take in memory: each 128 MiB, far above real annotation files (Market-1501's is 50 KB), so a
+/// hostile file stays within half a GiB.
+pub const MAX_BYTES: usize = 128 << 20;
+
+/// The deepest nesting of cells and structs (real files nest three or four deep); deeper input
+/// is refused before it can exhaust the stack.
+pub const MAX_DEPTH: usize = 32;
 
 const MI_INT8: u32 = 1;
 const MI_UINT8: u32 = 2;
@@ -291,161 +317,6 @@ impl ByteOrder {
         }
     }
 
-    /// A top-level `miMATRIX` element as a named variable.
-    fn variable(self, element: Element, context: &str) -> Result<(String, MatValue), Fault> {
-        if element.kind != MI_MATRIX {
-            return Err(fault(
-                context,
-                format!(
-                    "data element of type {} where a matrix was expected",
-                    element.kind
-                ),
-            ));
-        }
-        self.matrix(element.data, context, None)
-    }
-
-    /// Parses an `miMATRIX` payload. `path` is the dotted path of this value when it is a struct
-    /// field or cell; top-level variables are named by their own array name.
-    fn matrix(
-        self,
-        payload: &[u8],
-        context: &str,
-        path: Option<String>,
-    ) -> Result<(String, MatValue), Fault> {
-        let empty = MatValue::Numeric {
-            dims: vec![0, 0],
-            data: Vec::new(),
-        };
-        if payload.is_empty() {
-            return Ok((String::new(), empty));
-        }
-        let mut cursor = Cursor {
-            bytes: payload,
-            pos: 0,
-            order: self,
-        };
-        let at = path.as_deref().unwrap_or(context).to_string();
-        let flags = cursor.element(&at, true)?;
-        if flags.kind != MI_UINT32 || flags.data.len() != 8 {
-            return Err(fault(&at, "array flags are not two uint32 values"));
-        }
-        let flag_word = self.u32(flags.data);
-        let class = flag_word & 0xff;
-        let dims_element = cursor.element(&at, true)?;
-        let dims: Vec<usize> = self
-            .numbers(&dims_element, &at)?
-            .into_iter()
-            .map(|d| {
-                if d >= 0.0 && d.fract() == 0.0 {
-                    Ok(d as usize)
-                } else {
-                    Err(fault(&at, format!("bad dimension {d}")))
-                }
-            })
-            .collect::<Result<_, _>>()?;
-        let count = dims
-            .iter()
-            .try_fold(1usize, |acc, d| acc.checked_mul(*d))
-            .ok_or_else(|| fault(&at, format!("dimensions {dims:?} overflow")))?;
-        let name_element = cursor.element(&at, true)?;
-        let name = String::from_utf8_lossy(name_element.data).into_owned();
-        let at = path.unwrap_or_else(|| name.clone());
-        if flag_word & FLAG_COMPLEX != 0 {
-            return Err(fault(&at, "complex arrays are not supported"));
-        }
-        let value = match class {
-            MX_DOUBLE..=MX_UINT64 => {
-                let data = self.numbers(&cursor.element(&at, true)?, &at)?;
-                check_count(&at, data.len(), count)?;
-                MatValue::Numeric { dims, data }
-            }
-            MX_CHAR => {
-                let chars = chars(self, &cursor.element(&at, true)?, &at)?;
-                check_count(&at, chars.len(), count)?;
-                MatValue::Char { dims, chars }
-            }
-            MX_CELL => {
-                let mut items = Vec::new();
-                for i in 0..count {
-                    let cell = format!("{at}{{{}}}", i + 1);
-                    let element = cursor.element(&cell, true)?;
-                    items.push(self.nested(element, &cell)?);
-                }
-                MatValue::Cell { dims, items }
-            }
-            MX_STRUCT => {
-                let length_element = cursor.element(&at, true)?;
-                let length = match self.numbers(&length_element, &at)?.as_slice() {
-                    [l] if *l >= 1.0 && l.fract() == 0.0 => *l as usize,
-                    other => return Err(fault(&at, format!("bad field name length {other:?}"))),
-                };
-                let names = cursor.element(&at, true)?;
-                if !names.data.len().is_multiple_of(length) {
-                    return Err(fault(&at, "field names do not fill whole name slots"));
-                }
-                let fields: Vec<String> = names
-                    .data
-                    .chunks(length)
-                    .map(|slot| {
-                        let end = slot.iter().position(|b| *b == 0).unwrap_or(slot.len());
-                        String::from_utf8_lossy(&slot[..end]).into_owned()
-                    })
-                    .collect();
-                // Each element reads its fields from the file; without fields nothing would
-                // bound `count`.
-                if fields.is_empty() && count > 0 {
-                    return Err(fault(
-                        &at,
-                        format!("a struct array of {count} without fields"),
-                    ));
-                }
-                let mut elements = Vec::new();
-                for i in 0..count {
-                    let mut values = Vec::with_capacity(fields.len());
-                    for field in &fields {
-                        let field_path = if count == 1 {
-                            format!("{at}.{field}")
-                        } else {
-                            format!("{at}({}).{field}", i + 1)
-                        };
-                        let element = cursor.element(&field_path, true)?;
-                        values.push(self.nested(element, &field_path)?);
-                    }
-                    elements.push(values);
-                }
-                MatValue::Struct {
-                    dims,
-                    fields,
-                    elements,
-                }
-            }
-            other => {
-                return Err(fault(
-                    &at,
-                    format!(
-                        "array class {other} is not supported (only numeric, char, cell, struct)"
-                    ),
-                ))
-            }
-        };
-        Ok((name, value))
-    }
-
-    /// A matrix nested in a cell or struct.
-    fn nested(self, element: Element, path: &str) -> Result<MatValue, Fault> {
-        if element.kind != MI_MATRIX {
-            return Err(fault(
-                path,
-                format!(
-                    "data element of type {} where a matrix was expected",
-                    element.kind
-                ),
-            ));
-        }
-        Ok(self.matrix(element.data, path, Some(path.to_string()))?.1)
-    }
-
     /// The values of a numeric data element as `f64`.
     fn numbers(self, element: &Element, at: &str) -> Result<Vec<f64>, Fault> {
         let width = match element.kind {
@@ -480,6 +351,225 @@ impl ByteOrder {
                 _ => self.u64(b) as f64,
             })
             .collect())
+    }
+}
+
+/// Parses variables within the memory and inflation budgets.
+struct Parser {
+    order: ByteOrder,
+    /// Bytes of memory the values may still take.
+    memory: usize,
+    /// Bytes compressed variables may still inflate to.
+    inflate: usize,
+}
+
+impl Parser {
+    /// A top-level `miMATRIX` element as a named variable.
+    fn variable(&mut self, element: Element, context: &str) -> Result<(String, MatValue), Fault> {
+        if element.kind != MI_MATRIX {
+            return Err(fault(
+                context,
+                format!(
+                    "data element of type {} where a matrix was expected",
+                    element.kind
+                ),
+            ));
+        }
+        self.matrix(element.data, context, None, 0)
+    }
+
+    /// Parses an `miMATRIX` payload. `path` is the dotted path of this value when it is a struct
+    /// field or cell; top-level variables are named by their own array name.
+    fn matrix(
+        &mut self,
+        payload: &[u8],
+        context: &str,
+        path: Option<String>,
+        depth: usize,
+    ) -> Result<(String, MatValue), Fault> {
+        let empty = MatValue::Numeric {
+            dims: vec![0, 0],
+            data: Vec::new(),
+        };
+        let order = self.order;
+        let mut cursor = Cursor {
+            bytes: payload,
+            pos: 0,
+            order,
+        };
+        let at = path.as_deref().unwrap_or(context).to_string();
+        if depth > MAX_DEPTH {
+            return Err(fault(
+                &at,
+                format!("cells and structs nested deeper than {MAX_DEPTH}"),
+            ));
+        }
+        // Every value costs its node even when the file spends only a tag on it.
+        self.charge(&at, std::mem::size_of::<(String, MatValue)>() + 16)?;
+        if payload.is_empty() {
+            return Ok((String::new(), empty));
+        }
+        let flags = cursor.element(&at, true)?;
+        if flags.kind != MI_UINT32 || flags.data.len() != 8 {
+            return Err(fault(&at, "array flags are not two uint32 values"));
+        }
+        let flag_word = order.u32(flags.data);
+        let class = flag_word & 0xff;
+        let dims_element = cursor.element(&at, true)?;
+        let dims: Vec<usize> = self
+            .numbers(&dims_element, &at)?
+            .into_iter()
+            .map(|d| {
+                if d >= 0.0 && d.fract() == 0.0 {
+                    Ok(d as usize)
+                } else {
+                    Err(fault(&at, format!("bad dimension {d}")))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let count = dims
+            .iter()
+            .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+            .ok_or_else(|| fault(&at, format!("dimensions {dims:?} overflow")))?;
+        self.charge(&at, 8 * dims.len())?;
+        let name_element = cursor.element(&at, true)?;
+        let name = String::from_utf8_lossy(name_element.data).into_owned();
+        let at = path.unwrap_or_else(|| name.clone());
+        if flag_word & FLAG_COMPLEX != 0 {
+            return Err(fault(&at, "complex arrays are not supported"));
+        }
+        let value = match class {
+            MX_DOUBLE..=MX_UINT64 => {
+                let data = self.numbers(&cursor.element(&at, true)?, &at)?;
+                check_count(&at, data.len(), count)?;
+                MatValue::Numeric { dims, data }
+            }
+            MX_CHAR => {
+                let element = cursor.element(&at, true)?;
+                self.charge(&at, 4 * element.data.len())?;
+                let chars = chars(order, &element, &at)?;
+                check_count(&at, chars.len(), count)?;
+                MatValue::Char { dims, chars }
+            }
+            MX_CELL => {
+                let mut items = Vec::new();
+                for i in 0..count {
+                    let cell = format!("{at}{{{}}}", i + 1);
+                    let element = cursor.element(&cell, true)?;
+                    items.push(self.nested(element, &cell, depth + 1)?);
+                }
+                MatValue::Cell { dims, items }
+            }
+            MX_STRUCT => {
+                let length_element = cursor.element(&at, true)?;
+                let length = match self.numbers(&length_element, &at)?.as_slice() {
+                    [l] if *l >= 1.0 && l.fract() == 0.0 => *l as usize,
+                    other => return Err(fault(&at, format!("bad field name length {other:?}"))),
+                };
+                let names = cursor.element(&at, true)?;
+                if !names.data.len().is_multiple_of(length) {
+                    return Err(fault(&at, "field names do not fill whole name slots"));
+                }
+                self.charge(&at, 2 * names.data.len())?;
+                let fields: Vec<String> = names
+                    .data
+                    .chunks(length)
+                    .map(|slot| {
+                        let end = slot.iter().position(|b| *b == 0).unwrap_or(slot.len());
+                        String::from_utf8_lossy(&slot[..end]).into_owned()
+                    })
+                    .collect();
+                // Each element reads its fields from the file; without fields nothing would
+                // bound `count`.
+                if fields.is_empty() && count > 0 {
+                    return Err(fault(
+                        &at,
+                        format!("a struct array of {count} without fields"),
+                    ));
+                }
+                let mut elements = Vec::new();
+                for i in 0..count {
+                    self.charge(&at, std::mem::size_of::<Vec<MatValue>>())?;
+                    let mut values = Vec::with_capacity(fields.len());
+                    for field in &fields {
+                        let field_path = if count == 1 {
+                            format!("{at}.{field}")
+                        } else {
+                            format!("{at}({}).{field}", i + 1)
+                        };
+                        let element = cursor.element(&field_path, true)?;
+                        values.push(self.nested(element, &field_path, depth + 1)?);
+                    }
+                    elements.push(values);
+                }
+                MatValue::Struct {
+                    dims,
+                    fields,
+                    elements,
+                }
+            }
+            other => {
+                return Err(fault(
+                    &at,
+                    format!(
+                        "array class {other} is not supported (only numeric, char, cell, struct)"
+                    ),
+                ))
+            }
+        };
+        Ok((name, value))
+    }
+
+    /// A matrix nested in a cell or struct.
+    fn nested(&mut self, element: Element, path: &str, depth: usize) -> Result<MatValue, Fault> {
+        if element.kind != MI_MATRIX {
+            return Err(fault(
+                path,
+                format!(
+                    "data element of type {} where a matrix was expected",
+                    element.kind
+                ),
+            ));
+        }
+        Ok(self
+            .matrix(element.data, path, Some(path.to_string()), depth)?
+            .1)
+    }
+
+    /// The values of a numeric data element, charged to the memory budget.
+    fn numbers(&mut self, element: &Element, at: &str) -> Result<Vec<f64>, Fault> {
+        self.charge(at, 8 * element.data.len())?;
+        self.order.numbers(element, at)
+    }
+
+    /// Takes `bytes` from the memory budget, or fails naming `at` when the budget is spent.
+    fn charge(&mut self, at: &str, bytes: usize) -> Result<(), Fault> {
+        self.memory = self.memory.checked_sub(bytes).ok_or_else(|| {
+            fault(
+                at,
+                format!("the file's values take more than {} MiB", MAX_BYTES >> 20),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Inflates a compressed variable within what is left of the inflation budget.
+    fn inflate(&mut self, data: &[u8], at: &str) -> Result<Vec<u8>, Fault> {
+        let mut inflated = Vec::new();
+        ZlibDecoder::new(data)
+            .take(self.inflate as u64 + 1)
+            .read_to_end(&mut inflated)
+            .map_err(|e| fault(at, format!("bad zlib stream: {e}")))?;
+        self.inflate = self.inflate.checked_sub(inflated.len()).ok_or_else(|| {
+            fault(
+                at,
+                format!(
+                    "compressed variables inflate to more than {} MiB",
+                    MAX_BYTES >> 20
+                ),
+            )
+        })?;
+        Ok(inflated)
     }
 }
 
@@ -646,6 +736,106 @@ mod tests {
         assert_eq!(s.field("missing"), None);
     }
 
+    /// A little-endian data element, padded to 8 bytes.
+    fn element(kind: u32, data: &[u8]) -> Vec<u8> {
+        let mut e = [kind.to_le_bytes(), (data.len() as u32).to_le_bytes()].concat();
+        e.extend_from_slice(data);
+        e.resize(e.len().div_ceil(8) * 8, 0);
+        e
+    }
+
+    /// A MAT file of the header and `variables`.
+    fn file(variables: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![b' '; 124];
+        bytes.extend_from_slice(&0x0100u16.to_le_bytes());
+        bytes.extend_from_slice(b"IM");
+        bytes.extend_from_slice(variables);
+        bytes
+    }
+
+    /// The payload of a 1 x `n` cell array holding `items` (whole data elements).
+    fn cell(n: u32, items: &[u8]) -> Vec<u8> {
+        [
+            element(MI_UINT32, &[MX_CELL as u8, 0, 0, 0, 0, 0, 0, 0]),
+            element(MI_INT32, &[1u32.to_le_bytes(), n.to_le_bytes()].concat()),
+            element(MI_INT8, b"c"),
+            items.to_vec(),
+        ]
+        .concat()
+    }
+
+    fn parse_error(bytes: &[u8]) -> String {
+        match MatFile::from_bytes(bytes, Path::new("hostile.mat")) {
+            Ok(_) => panic!("a hostile file parsed"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_zlib_bomb_stops_at_the_inflation_limit() {
+        use std::io::Write;
+        // 129 MiB of zeros compress to about 130 KB.
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..(MAX_BYTES >> 20) + 1 {
+            z.write_all(&zeros).unwrap();
+        }
+        let compressed = z.finish().unwrap();
+        let err = parse_error(&file(&element(MI_COMPRESSED, &compressed)));
+        assert!(err.contains("inflate to more than 128 MiB"), "{err}");
+        assert!(err.contains("hostile.mat: variable #1"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_stack_runs_out() {
+        // 100,000 1x1 cells, each inside the last: without a limit the recursion overflows.
+        let err = parse_error(&file(&nested_cells(100_000)));
+        assert!(err.contains("nested deeper than 32"), "{err}");
+        // Nesting within the limit parses.
+        MatFile::from_bytes(&file(&nested_cells(MAX_DEPTH)), Path::new("deep.mat")).unwrap();
+    }
+
+    /// `depth` 1x1 cells, each holding the next, around an empty matrix.
+    fn nested_cells(depth: usize) -> Vec<u8> {
+        let innermost = element(MI_MATRIX, &[]);
+        let header = cell(1, &[]);
+        // Payload lengths from the inside out: each level adds its header and its tag.
+        let mut len = innermost.len();
+        let mut lengths = Vec::with_capacity(depth);
+        for _ in 0..depth {
+            len += header.len();
+            lengths.push(len as u32);
+            len += 8;
+        }
+        let mut bytes = Vec::with_capacity(len);
+        for payload in lengths.iter().rev() {
+            bytes.extend(MI_MATRIX.to_le_bytes());
+            bytes.extend(payload.to_le_bytes());
+            bytes.extend(&header);
+        }
+        bytes.extend(innermost);
+        bytes
+    }
+
+    #[test]
+    fn tiny_cells_cannot_take_unbounded_memory() {
+        // Two million empty matrices cost 8 bytes of file each but a node of memory each: 16 MB
+        // of file would take about 200 MB of values.
+        let n = 2_000_000;
+        let items = element(MI_MATRIX, &[]).repeat(n as usize);
+        let err = parse_error(&file(&element(MI_MATRIX, &cell(n, &items))));
+        assert!(err.contains("take more than 128 MiB"), "{err}");
+        assert!(err.contains("c{"), "names the cell: {err}");
+        // A hundred thousand parse.
+        let items = element(MI_MATRIX, &[]).repeat(100_000);
+        let mat = MatFile::from_bytes(
+            &file(&element(MI_MATRIX, &cell(100_000, &items))),
+            Path::new("cells.mat"),
+        )
+        .unwrap();
+        assert_eq!(mat.variable("c").unwrap().dims(), &[1, 100_000]);
+    }
+
     #[test]
     fn bad_files_are_errors_naming_the_problem() {
         let dir = tempfile::tempdir().unwrap();
@@ -663,12 +853,6 @@ mod tests {
         assert!(err.to_string().contains("ends inside"), "{err}");
 
         // A struct array of two billion elements without fields: refused, not looped over.
-        let element = |kind: u32, data: &[u8]| {
-            let mut e = [kind.to_le_bytes(), (data.len() as u32).to_le_bytes()].concat();
-            e.extend_from_slice(data);
-            e.resize(e.len().div_ceil(8) * 8, 0);
-            e
-        };
         let payload = [
             element(MI_UINT32, &[MX_STRUCT as u8, 0, 0, 0, 0, 0, 0, 0]),
             element(
@@ -680,11 +864,7 @@ mod tests {
             element(MI_INT8, b""),
         ]
         .concat();
-        let mut bytes = vec![b' '; 124];
-        bytes.extend_from_slice(&0x0100u16.to_le_bytes());
-        bytes.extend_from_slice(b"IM");
-        bytes.extend_from_slice(&element(MI_MATRIX, &payload));
-        std::fs::write(&path, &bytes).unwrap();
+        std::fs::write(&path, file(&element(MI_MATRIX, &payload))).unwrap();
         let err = MatFile::open(&path).unwrap_err();
         assert!(
             err.to_string()
