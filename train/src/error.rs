@@ -21,6 +21,14 @@ pub enum TrainError {
         /// The cause.
         source: serde_json::Error,
     },
+    /// A run's `state.json` contradicts itself.
+    #[error("{path}: {reason}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A checkpoint cannot be written or read.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {

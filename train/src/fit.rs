@@ -367,6 +367,31 @@ mod tests {
             never.push(record(e, 0.0), 0);
         });
         assert!(!never.stopped_early);
+
+        // A state.json that contradicts itself is refused when read, naming the file.
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir(dir.path().to_path_buf());
+        type Edit = fn(&mut RunState);
+        let edits: [(Edit, &str); 4] = [
+            (|s| s.best_epoch = 9, "best epoch 9 is not one of the 5"),
+            (|s| s.best_epoch = 0, "best epoch 0"),
+            (|s| s.epoch = 6, "6 epochs completed but 5 epoch records"),
+            (|s| s.history[2].epoch = 7, "record 3 is of epoch 7"),
+        ];
+        crate::run::write_json(&state, &run.state()).unwrap();
+        assert_eq!(run.read_state().unwrap(), state);
+        for (edit, reason) in edits {
+            let mut bad = state.clone();
+            edit(&mut bad);
+            crate::run::write_json(&bad, &run.state()).unwrap();
+            let err = run.read_state().unwrap_err().to_string();
+            assert!(err.contains(reason) && err.contains("state.json"), "{err}");
+        }
+        // Pushing onto a state whose best lies ahead (never read so) does not underflow.
+        let mut ahead = state.clone();
+        ahead.best_epoch = 9;
+        ahead.push(record(6, 0.0), 3);
+        assert!(!ahead.stopped_early);
     }
 
     /// Rewrites a dataset's annotation CSVs as the course's real files can be: 30 columns with

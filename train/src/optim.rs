@@ -154,9 +154,20 @@ impl Adam {
             slot.v
                 .set(&get(format!("v.{}", slot.name))?.to_dtype(DType::F32)?)?;
         }
-        self.step = get("step".into())?
+        let step = get("step".into())?
             .to_device(&candle_core::Device::Cpu)?
-            .to_vec1::<u32>()?[0] as usize;
+            .flatten_all()?
+            .to_vec1::<u32>()?;
+        self.step = match step.as_slice() {
+            [step] => *step as usize,
+            other => {
+                return Err(candle_core::Error::Msg(format!(
+                    "{}: the step count holds {} values, not one",
+                    path.display(),
+                    other.len()
+                )))
+            }
+        };
         Ok(())
     }
 }
@@ -219,5 +230,19 @@ mod tests {
         let got = x.as_tensor().to_vec1::<f32>().unwrap();
         assert!((got[0] - 0.800_412_2).abs() < 1e-6, "{got:?}");
         assert!((got[1] + 1.800_166_5).abs() < 1e-6, "{got:?}");
+
+        // A file whose step count is not one value is an error naming it, not a panic.
+        let mut tensors = candle_core::safetensors::load(&state, &Device::Cpu).unwrap();
+        for bad in [vec![], vec![1u32, 2]] {
+            let n = bad.len();
+            tensors.insert(
+                "step".into(),
+                Tensor::from_vec(bad, n, &Device::Cpu).unwrap(),
+            );
+            candle_core::safetensors::save(&tensors, &state).unwrap();
+            let err = resumed.load(&state).unwrap_err().to_string();
+            assert!(err.contains(&format!("holds {n} values")), "{err}");
+            assert!(err.contains("optim.safetensors"), "{err}");
+        }
     }
 }

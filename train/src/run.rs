@@ -168,8 +168,14 @@ impl RunDir {
     }
 
     /// Reads `state.json`.
+    /// The run's progress (`state.json`), checked for consistency (see [`RunState::check`]).
     pub fn read_state(&self) -> Result<RunState, TrainError> {
-        read_json(&self.state())
+        let state: RunState = read_json(&self.state())?;
+        state.check().map_err(|reason| TrainError::State {
+            path: self.state(),
+            reason,
+        })?;
+        Ok(state)
     }
 
     /// What the run trains: the `task` of its `config.json` (a pre-detector run records
@@ -249,6 +255,33 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// Checks what a hand-edited or damaged `state.json` could get wrong: one record per epoch
+    /// completed, numbered from 1, and a best epoch among them. Returns what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        if self.history.len() != self.epoch {
+            return Err(format!(
+                "{} epochs completed but {} epoch records",
+                self.epoch,
+                self.history.len()
+            ));
+        }
+        if let Some((i, r)) = self
+            .history
+            .iter()
+            .enumerate()
+            .find(|(i, r)| r.epoch != i + 1)
+        {
+            return Err(format!("record {} is of epoch {}", i + 1, r.epoch));
+        }
+        if self.epoch > 0 && !(1..=self.epoch).contains(&self.best_epoch) {
+            return Err(format!(
+                "best epoch {} is not one of the {} epochs completed",
+                self.best_epoch, self.epoch
+            ));
+        }
+        Ok(())
+    }
+
     /// Appends the record of the next epoch, keeps the best score and its epoch, and sets
     /// `stopped_early` once `patience` epochs (0: never) have passed without a better score.
     /// Returns whether this epoch is the new best.
@@ -260,7 +293,7 @@ impl RunState {
             self.best_score = score;
             self.best_epoch = record.epoch;
         }
-        self.stopped_early = patience > 0 && self.epoch - self.best_epoch >= patience;
+        self.stopped_early = patience > 0 && self.epoch.saturating_sub(self.best_epoch) >= patience;
         self.history.push(record);
         best
     }

@@ -552,6 +552,12 @@ pub fn run(a: &RunArgs) -> Result<()> {
         }
     })();
     let closed = (|| -> Result<u64> {
+        // A gallery the fleet merged while the last frame was read: its people are the ones the
+        // site's sensors keep.
+        if let Some(gallery) = fleet.as_ref().and_then(Fleet::updated) {
+            events.set_people(people(&gallery));
+            pipeline.set_gallery(gallery);
+        }
         let last = pipeline.finish(&camera)?;
         let written = events.write_all(&last, &pipeline);
         let summary = Summary {
