@@ -4,7 +4,8 @@
 //! reconnection), image files and folders ([`ImageFiles`]), raw RGB frames on stdin or any reader
 //! ([`RawFrames`], for `ffmpeg ... -f rawvideo -pix_fmt rgb24 -`) and a synthetic camera that
 //! renders people walking ([`SyntheticCamera`], no hardware needed, with the true boxes of the
-//! people it drew).
+//! people it drew). [`Prefetch`] reads any of them on a thread of its own, so that a caller can
+//! stop while the source blocks.
 
 mod camera;
 mod convert;
