@@ -21,11 +21,21 @@ pub(super) struct Identities {
     anonymous: Option<Anonymous>,
 }
 
-/// The anonymous identities of a run: names and one embedding each (row-major).
+/// The most anonymous identities a run keeps: past it, the one remembered longest ago is
+/// forgotten, so that memory and each search stay bounded on a box that runs for months.
+pub const MAX_ANONYMOUS: usize = 1024;
+
+/// The anonymous identities of a run: names and one embedding each (row-major), with when each
+/// was last remembered.
 struct Anonymous {
     names: Vec<String>,
     embeddings: Vec<f32>,
     metric: DistanceMetric,
+    /// Per identity, the value of `clock` when it was last remembered.
+    touched: Vec<u64>,
+    clock: u64,
+    /// Identities created so far (names are never reused).
+    created: u64,
 }
 
 /// An identity decision: the closest identity within the unknown distance, and the nearest ones.
@@ -59,6 +69,9 @@ impl Identities {
             names: Vec::new(),
             embeddings: Vec::new(),
             metric,
+            touched: Vec::new(),
+            clock: 0,
+            created: 0,
         });
     }
 
@@ -97,21 +110,62 @@ impl Identities {
 
     /// With auto-enrollment: sets the embedding of anonymous identity `name` (a track's latest
     /// averaged embedding), or, with no name, enrolls a new anonymous identity and returns its
-    /// name. `None` when auto-enrollment is off.
+    /// name (beyond [`MAX_ANONYMOUS`], in the place of the one remembered longest ago). `None`
+    /// when auto-enrollment is off.
     pub(super) fn remember(&mut self, name: Option<&str>, embedding: &[f32]) -> Option<String> {
         let a = self.anonymous.as_mut()?;
         let dim = embedding.len();
-        match name.and_then(|n| a.names.iter().position(|m| m == n)) {
-            Some(i) => {
-                a.embeddings[i * dim..(i + 1) * dim].copy_from_slice(embedding);
-                Some(a.names[i].clone())
-            }
-            None => {
-                let name = format!("anon-{}", a.names.len() + 1);
-                a.names.push(name.clone());
-                a.embeddings.extend_from_slice(embedding);
-                Some(name)
+        a.clock += 1;
+        if let Some(i) = name.and_then(|n| a.names.iter().position(|m| m == n)) {
+            a.embeddings[i * dim..(i + 1) * dim].copy_from_slice(embedding);
+            a.touched[i] = a.clock;
+            return Some(a.names[i].clone());
+        }
+        a.created += 1;
+        let name = format!("anon-{}", a.created);
+        if a.names.len() < MAX_ANONYMOUS {
+            a.names.push(name.clone());
+            a.embeddings.extend_from_slice(embedding);
+            a.touched.push(a.clock);
+        } else {
+            let oldest = (0..a.touched.len()).min_by_key(|&i| a.touched[i])?;
+            a.names[oldest].clone_from(&name);
+            a.embeddings[oldest * dim..(oldest + 1) * dim].copy_from_slice(embedding);
+            a.touched[oldest] = a.clock;
+        }
+        Some(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_identities_are_bounded_forgetting_the_least_recent() {
+        let mut ids = Identities::new(None, Some(0.5));
+        ids.enable_anonymous(DistanceMetric::Euclidean);
+        let at = |k: usize| [k as f32 * 10.0, 0.0, 0.0, 0.0];
+        let first = ids.remember(None, &at(0)).unwrap();
+        for k in 1..MAX_ANONYMOUS + 100 {
+            ids.remember(None, &at(k)).unwrap();
+            // The first one is seen again now and then: it stays.
+            if k % 200 == 0 {
+                assert_eq!(ids.remember(Some(&first), &at(0)).as_ref(), Some(&first));
             }
         }
+        let a = ids.anonymous.as_ref().unwrap();
+        assert_eq!(a.names.len(), MAX_ANONYMOUS);
+        assert_eq!(a.embeddings.len(), MAX_ANONYMOUS * 4);
+        let who = |k: usize| ids.identify(&at(k)).unwrap().identity.map(|m| m.name);
+        assert_eq!(who(0).as_ref(), Some(&first));
+        let last = MAX_ANONYMOUS + 99;
+        assert_eq!(
+            who(last),
+            Some(format!("anon-{}", last + 1)),
+            "names are not reused"
+        );
+        // The oldest never seen again are forgotten: unknown now.
+        assert_eq!(who(1), None);
     }
 }
