@@ -277,7 +277,7 @@ fn has_end(scan: &[u8]) -> bool {
 pub struct MjpegDecoder {
     /// The frame with Huffman tables inserted, when it came without them.
     patched: Vec<u8>,
-    /// The decoded pixels, before they replace the output's.
+    /// The buffer the next frame is decoded into before it becomes the output's.
     rgb: Vec<u8>,
 }
 
@@ -329,12 +329,12 @@ impl MjpegDecoder {
         }
         if decoder.color_type() == ColorType::Rgb8 {
             // Decoded into a buffer of its own: a frame that fails halfway leaves `out` as it was.
+            // The buffers then change places (no copy); `out`'s old one is decoded into next.
             self.rgb.resize(decoder.total_bytes() as usize, 0);
             decoder.read_image(&mut self.rgb)?;
-            if out.dimensions() != (width, height) {
-                *out = RgbImage::new(width, height);
-            }
-            out.copy_from_slice(&self.rgb);
+            let decoded = RgbImage::from_raw(width, height, std::mem::take(&mut self.rgb))
+                .expect("an RGB8 decoder's total bytes are width x height x 3");
+            self.rgb = std::mem::replace(out, decoded).into_raw();
         } else {
             // Greyscale (or CMYK) JPEG: rare from cameras, converted through a new image.
             *out = DynamicImage::from_decoder(decoder)?.into_rgb8();

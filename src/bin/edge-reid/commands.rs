@@ -515,10 +515,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
                 Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {camera}"))),
             };
             read += 1;
-            if let Some(gallery) = fleet.as_ref().and_then(Fleet::updated) {
-                events.set_people(people(&gallery));
-                pipeline.set_gallery(gallery);
-            }
+            take_fleet_gallery(fleet.as_ref(), &mut events, &mut pipeline);
             let outputs = pipeline.process(&frame, &camera)?;
             let started = Instant::now();
             events.write_all(&outputs, &pipeline)?;
@@ -554,10 +551,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let closed = (|| -> Result<u64> {
         // A gallery the fleet merged while the last frame was read: its people are the ones the
         // site's sensors keep.
-        if let Some(gallery) = fleet.as_ref().and_then(Fleet::updated) {
-            events.set_people(people(&gallery));
-            pipeline.set_gallery(gallery);
-        }
+        take_fleet_gallery(fleet.as_ref(), &mut events, &mut pipeline);
         let last = pipeline.finish(&camera)?;
         let written = events.write_all(&last, &pipeline);
         let summary = Summary {
@@ -590,6 +584,15 @@ pub fn run(a: &RunArgs) -> Result<()> {
         bail!("{unreadable} input image(s) could not be read (see above)");
     }
     Ok(())
+}
+
+/// Matches against the gallery the fleet merged last, if there is a newer one, and tells the
+/// outputs its people.
+fn take_fleet_gallery(fleet: Option<&Fleet>, events: &mut Outputs, pipeline: &mut Pipeline) {
+    if let Some(gallery) = fleet.and_then(Fleet::updated) {
+        events.set_people(people(&gallery));
+        pipeline.set_gallery(gallery);
+    }
 }
 
 /// The names of a gallery's people.
