@@ -41,6 +41,20 @@ pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> io::Result<()>) ->
     commit(written, &tmp, path, sync_dir)
 }
 
+/// Makes `path` another name of the file at `src` (a hard link), replacing what `path` named with
+/// the same guarantees as [`write_atomic`]; nothing is copied. Does nothing where `path` already
+/// names that file (a rename between two names of one file would leave the temporary behind).
+#[cfg(unix)]
+pub fn link_atomic(src: &Path, path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let file = fs::metadata(src)?;
+    if fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (file.dev(), file.ino())) {
+        return Ok(());
+    }
+    let tmp = temporary(path)?;
+    commit(fs::hard_link(src, &tmp), &tmp, path, sync_dir)
+}
+
 /// `<path>.tmp`, with any leftover of an interrupted write removed.
 fn temporary(path: &Path) -> io::Result<PathBuf> {
     let file_name = path
@@ -162,5 +176,28 @@ mod tests {
         assert_eq!(synced.as_deref(), Some(dir.path()));
         assert_eq!(fs::read(&path).unwrap(), b"new");
         assert!(!tmp.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_names_the_file_and_replaces_the_old_name_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let [one, two, name] = ["epoch-1", "epoch-2", "best"].map(|n| dir.path().join(n));
+        fs::write(&one, b"1").unwrap();
+        fs::write(&two, b"2").unwrap();
+        link_atomic(&one, &name).unwrap();
+        link_atomic(&one, &name).unwrap();
+        assert_eq!(fs::read(&name).unwrap(), b"1");
+        link_atomic(&two, &name).unwrap();
+        assert_eq!(fs::read(&name).unwrap(), b"2");
+        // Removing the other name leaves the file; no temporary is left behind.
+        fs::remove_file(&two).unwrap();
+        assert_eq!(fs::read(&name).unwrap(), b"2");
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["best", "epoch-1"]);
     }
 }

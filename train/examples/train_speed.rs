@@ -54,7 +54,7 @@ fn median(v: &mut [f64]) -> f64 {
 fn time_net(backbone: Backbone, head: HeadKind, args: &Args) -> Result<[f64; 4]> {
     let dev = Device::Cpu;
     let cfg = NetConfig::paper(backbone, head, 128, false, (128, 64));
-    let t = Trainable::new(&cfg, &dev)?;
+    let t = Trainable::new(&cfg, 0, &dev)?;
     let mut adam = Adam::new(&t.varmap, AdamConfig::default())?;
     let n = args.p * args.k;
     let x = Tensor::randn(0f32, 1., (n, 3, cfg.input_height, cfg.input_width), &dev)?;

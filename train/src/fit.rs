@@ -83,8 +83,8 @@ pub fn fit(
     progress: &mut dyn Progress,
 ) -> Result<FitSummary, TrainError> {
     cfg.check()?;
-    std::fs::create_dir_all(&run.0).map_err(|e| TrainError::io(&run.0, e))?;
-    let mut trainable = Trainable::new(&cfg.net, device)?;
+    run.create_checkpoints()?;
+    let mut trainable = Trainable::new(&cfg.net, cfg.seed, device)?;
     let mut state = RunState::default();
     let prepared = prepare(cfg)?;
     if cfg.junk_per_batch > 0 && !cfg.net.person_head {
@@ -126,19 +126,21 @@ pub fn fit(
                 cfg.net
             )));
         }
+        state = run.read_state()?;
+        let (weights, optim) = (run.epoch_weights(state.epoch), run.epoch_optim(state.epoch));
         trainable
             .varmap
-            .load(run.last())
+            .load(&weights)
             .map_err(|e| TrainError::Checkpoint {
-                path: run.last(),
+                path: weights,
                 message: e.to_string(),
             })?;
-        adam.load(&run.optim())
-            .map_err(|e| TrainError::Checkpoint {
-                path: run.optim(),
-                message: e.to_string(),
-            })?;
-        state = run.read_state()?;
+        adam.load(&optim).map_err(|e| TrainError::Checkpoint {
+            path: optim,
+            message: e.to_string(),
+        })?;
+        // Whatever the epoch a crash cut short had written goes; the links are made right.
+        run.publish(state.epoch, state.best_epoch)?;
     } else if let Some(path) = &cfg.pretrained {
         load_pretrained(&trainable.varmap, cfg.net.backbone, path)?;
     }
@@ -179,13 +181,12 @@ pub fn fit(
             ..record
         };
         progress.epoch_end(&record, state.push(record.clone(), cfg.patience));
-        if state.best_epoch == epoch {
-            save_weights(&trainable.varmap, &run.best())?;
-        }
-        // The state last: until it is written, --resume repeats this epoch.
-        save_weights(&trainable.varmap, &run.last())?;
-        save_checkpoint(&run.optim(), |tmp| adam.save(tmp))?;
+        // The epoch's files, then the state that names them: until it is renamed into place,
+        // --resume repeats this epoch.
+        save_weights(&trainable.varmap, &run.epoch_weights(epoch))?;
+        save_checkpoint(&run.epoch_optim(epoch), |tmp| adam.save(tmp))?;
         write_json(&state, &run.state())?;
+        run.publish(state.epoch, state.best_epoch)?;
         history::write_csv(&state.history, &run.csv())
             .map_err(|e| TrainError::io(&run.csv(), e))?;
         crate::curve::draw(&state.history, &run.curve())?;
@@ -306,7 +307,7 @@ mod tests {
     use crate::export::{export_run, Precision};
     use crate::model::{Backbone, HeadKind, NetConfig};
     use crate::synth::write_test_dataset;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn settings_that_cannot_train_are_refused_before_training() {
@@ -423,6 +424,87 @@ mod tests {
             }
             std::fs::write(&path, out).unwrap();
         }
+    }
+
+    /// A run killed while its third epoch's files were being written (the weights and the
+    /// optimiser written, the state not yet; the links of the second epoch damaged) resumes into
+    /// exactly the run that was never interrupted.
+    #[test]
+    fn a_run_killed_inside_an_epoch_resumes_as_if_it_had_not_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        write_test_dataset(&data, 12, 3, 8);
+        let cfg = RunConfig {
+            data: data.clone(),
+            net: NetConfig::paper(Backbone::Small, HeadKind::Baseline, 16, false, (32, 16)),
+            epochs: 3,
+            p: 3,
+            k: 2,
+            warmup_epochs: 1,
+            lr: 1e-3,
+            val_fraction: 0.4,
+            patience: 0,
+            max_batches: Some(2),
+            seed: 3,
+            ..RunConfig::default()
+        };
+        let whole = RunDir(dir.path().join("whole"));
+        fit(&cfg, &whole, &Device::Cpu, 1, false, &mut Quiet).unwrap();
+
+        // The same run, killed once its second epoch is committed...
+        struct KilledAt(usize);
+        impl Progress for KilledAt {
+            fn epoch_start(&mut self, epoch: usize, _: usize, _: usize) {
+                assert!(epoch < self.0, "killed before epoch {epoch}");
+            }
+            fn batch(&mut self, _: f64, _: f64) {}
+            fn epoch_end(&mut self, _: &EpochRecord, _: bool) {}
+        }
+        let killed = RunDir(dir.path().join("killed"));
+        let kill = std::panic::AssertUnwindSafe(|| {
+            fit(&cfg, &killed, &Device::Cpu, 1, false, &mut KilledAt(3))
+        });
+        assert!(std::panic::catch_unwind(kill).is_err());
+        assert_eq!(killed.read_state().unwrap().epoch, 2);
+        // ...while its third epoch's files were being written.
+        for file in [whole.epoch_weights(3), whole.epoch_optim(3)] {
+            let to = killed.0.join("checkpoints").join(file.file_name().unwrap());
+            std::fs::copy(&file, to).unwrap();
+        }
+        std::fs::write(
+            killed.0.join("checkpoints/epoch-0004.safetensors.tmp"),
+            b"half",
+        )
+        .unwrap();
+        std::fs::remove_file(killed.last()).unwrap();
+        std::fs::write(killed.last(), b"not a checkpoint").unwrap();
+        fit(&cfg, &killed, &Device::Cpu, 1, true, &mut Quiet).unwrap();
+
+        let (a, b) = (whole.read_state().unwrap(), killed.read_state().unwrap());
+        assert_eq!((b.epoch, b.best_epoch), (a.epoch, a.best_epoch));
+        for (a, b) in a.history.iter().zip(&b.history) {
+            assert_eq!((a.loss, &a.val), (b.loss, &b.val), "epoch {}", a.epoch);
+        }
+        let bytes = |p: PathBuf| std::fs::read(p).unwrap();
+        assert_eq!(
+            bytes(killed.epoch_weights(3)),
+            bytes(whole.epoch_weights(3))
+        );
+        assert_eq!(bytes(killed.last()), bytes(whole.epoch_weights(3)));
+        assert_eq!(bytes(killed.best()), bytes(whole.best()));
+        let mut left: Vec<_> = std::fs::read_dir(killed.0.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            "epoch-0003.optim.safetensors".to_string(),
+            "epoch-0003.safetensors".to_string(),
+            format!("epoch-{:04}.safetensors", b.best_epoch),
+        ];
+        expected.sort();
+        expected.dedup();
+        assert_eq!(left, expected);
     }
 
     /// synth -> fit (2 epochs) -> resume (3rd epoch) -> eval -> export -> predict, on a tiny set

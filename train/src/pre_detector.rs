@@ -10,7 +10,8 @@
 //! identity-disjoint split as `fit`; the test scores use query/ and bounding_box_test/, where
 //! Market's distractors (`0000`: real people, badly framed) are reported apart from persons and
 //! junk. A run directory holds `config.json` (a [`PreDetectorRun`], marked `"task":
-//! "pre_detector"`), `best.safetensors`, `last.safetensors`, `state.json` and `metrics.csv`.
+//! "pre_detector"`), `state.json`, `metrics.csv` and the checkpoints as `fit` keeps them
+//! ([`crate::run`]).
 
 use std::fmt;
 use std::io::Write;
@@ -32,6 +33,7 @@ use crate::data::{
 };
 use crate::evaluate::{test_split, Split};
 use crate::loss::{person_loss, person_targets};
+use crate::model::init::seeded_var_builder;
 use crate::model::{images, PreDetectorNet};
 use crate::optim::{Adam, AdamConfig};
 use crate::run::{read_json, save_weights, write_json, RunDir};
@@ -269,14 +271,14 @@ pub fn fit_pre_detector(
             junk.len()
         )));
     }
-    std::fs::create_dir_all(&run.0).map_err(|e| TrainError::io(&run.0, e))?;
+    run.create_checkpoints()?;
     write_json(cfg, &run.config())?;
 
     let varmap = VarMap::new();
     let net = PreDetectorNet::new(
         cfg.input_height,
         cfg.input_width,
-        VarBuilder::from_varmap(&varmap, DType::F32, device),
+        seeded_var_builder(&varmap, cfg.seed, device),
     )?;
     let mut adam = Adam::new(
         &varmap,
@@ -340,12 +342,13 @@ pub fn fit_pre_detector(
             .is_none_or(|b| record.val.balanced_accuracy() > b.val.balanced_accuracy());
         if best {
             state.best_epoch = epoch;
-            save_weights(&varmap, &run.best())?;
         }
-        save_weights(&varmap, &run.last())?;
         report(&record, best);
         state.history.push(record);
+        // As in `fit`: the epoch's weights, the state that names them, then the links.
+        save_weights(&varmap, &run.epoch_weights(epoch))?;
         write_json(&state, &run.state())?;
+        run.publish(epoch, state.best_epoch)?;
         write_csv(&state.history, &run.csv())?;
     }
     Ok(state)

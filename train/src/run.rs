@@ -4,17 +4,25 @@
 //!
 //! A run directory holds:
 //! - `config.json`: the [`RunConfig`] (what `eval`, `export` and `--resume` rebuild the net from);
-//! - `last.safetensors` + `last.optim.safetensors` + `state.json`: the end of the last epoch;
-//! - `best.safetensors`: the weights of the epoch with the best validation score;
+//! - `state.json`: the progress, which names the last epoch and the best one;
+//! - `checkpoints/epoch-0007.safetensors` (+ `.optim.safetensors`, the optimiser, for `--resume`):
+//!   each epoch's weights, written once and never rewritten;
+//! - `last.safetensors` and `best.safetensors`: second names (hard links) of the last epoch's
+//!   weights and the best epoch's.
+//!
+//! An epoch is committed by one rename, that of `state.json`: its checkpoint files are written
+//! before, and `last`/`best` are pointed at them and older epochs' files removed after. A crash
+//! anywhere leaves `state.json` naming complete files of one epoch; `fit --resume` repeats the
+//! epoch that was cut short and repairs the links.
 //! - `metrics.csv` and `curve.png`: the per-epoch table and the paper-style Figure 4;
 //! - `split.json`: the images trained and validated on ([`SplitFile`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
-use edge_reid::atomic_file::{replace_with, write_atomic};
+use candle_core::Device;
+use candle_nn::VarMap;
+use edge_reid::atomic_file::{link_atomic, replace_with, write_atomic};
 use edge_reid::card::{Task, TrainingSummary, IMAGENET_MEAN, IMAGENET_STD};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +30,7 @@ use crate::data::Record;
 use crate::evaluate::EvalSet;
 use crate::history::EpochRecord;
 use crate::loss::{KendallWeights, TripletMining};
+use crate::model::init::seeded_var_builder;
 use crate::model::{MultiTaskNet, NetConfig};
 use crate::TrainError;
 
@@ -132,17 +141,63 @@ impl RunDir {
     pub fn config(&self) -> PathBuf {
         self.0.join("config.json")
     }
-    /// `last.safetensors`.
+    /// `last.safetensors`: the weights of the last committed epoch.
     pub fn last(&self) -> PathBuf {
         self.0.join("last.safetensors")
     }
-    /// `last.optim.safetensors`.
-    pub fn optim(&self) -> PathBuf {
-        self.0.join("last.optim.safetensors")
-    }
-    /// `best.safetensors`.
+    /// `best.safetensors`: the weights of the best committed epoch.
     pub fn best(&self) -> PathBuf {
         self.0.join("best.safetensors")
+    }
+    /// `checkpoints/`.
+    fn checkpoints(&self) -> PathBuf {
+        self.0.join("checkpoints")
+    }
+    /// `checkpoints/epoch-NNNN.safetensors`: the weights at the end of `epoch`.
+    pub fn epoch_weights(&self, epoch: usize) -> PathBuf {
+        self.checkpoints()
+            .join(format!("epoch-{epoch:04}.safetensors"))
+    }
+    /// `checkpoints/epoch-NNNN.optim.safetensors`: the optimiser at the end of `epoch`.
+    pub fn epoch_optim(&self, epoch: usize) -> PathBuf {
+        self.checkpoints()
+            .join(format!("epoch-{epoch:04}.optim.safetensors"))
+    }
+
+    /// Makes room for an epoch's checkpoint files.
+    pub(crate) fn create_checkpoints(&self) -> Result<(), TrainError> {
+        let dir = self.checkpoints();
+        std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))
+    }
+
+    /// After `state.json` named `last` and `best` as the run's last and best epochs: points
+    /// `last.safetensors` and `best.safetensors` at their weights and removes every other file
+    /// under `checkpoints/` (older epochs, and what an interrupted epoch left). The optimiser is
+    /// kept for the last epoch only.
+    pub(crate) fn publish(&self, last: usize, best: usize) -> Result<(), TrainError> {
+        let link = |epoch: usize, name: PathBuf| {
+            let weights = self.epoch_weights(epoch);
+            link_atomic(&weights, &name).map_err(|e| TrainError::Checkpoint {
+                path: name,
+                message: format!("linking it to {}: {e}", weights.display()),
+            })
+        };
+        link(last, self.last())?;
+        link(best, self.best())?;
+        let keep = [
+            self.epoch_weights(last),
+            self.epoch_optim(last),
+            self.epoch_weights(best),
+        ];
+        let dir = self.checkpoints();
+        let entries = std::fs::read_dir(&dir).map_err(|e| TrainError::io(&dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| TrainError::io(&dir, e))?.path();
+            if !keep.contains(&path) {
+                std::fs::remove_file(&path).map_err(|e| TrainError::io(&path, e))?;
+            }
+        }
+        Ok(())
     }
     /// `state.json`.
     pub fn state(&self) -> PathBuf {
@@ -340,10 +395,10 @@ pub struct Trainable {
 }
 
 impl Trainable {
-    /// Builds a freshly initialised network on `device`.
-    pub fn new(net: &NetConfig, device: &Device) -> Result<Self, TrainError> {
+    /// Builds a network on `device`, initialised from `seed` (the same seed, the same weights).
+    pub fn new(net: &NetConfig, seed: u64, device: &Device) -> Result<Self, TrainError> {
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let vb = seeded_var_builder(&varmap, seed, device);
         let model = MultiTaskNet::new(net, vb.clone())?;
         let kendall = KendallWeights::new(vb.pp("kendall"))?;
         Ok(Self {
@@ -355,7 +410,7 @@ impl Trainable {
 
     /// Builds the network and loads `weights` (a checkpoint written by `fit`).
     pub fn load(net: &NetConfig, weights: &Path, device: &Device) -> Result<Self, TrainError> {
-        let mut t = Self::new(net, device)?;
+        let mut t = Self::new(net, 0, device)?;
         t.varmap.load(weights).map_err(|e| TrainError::Checkpoint {
             path: weights.to_path_buf(),
             message: e.to_string(),

@@ -80,7 +80,7 @@ pub enum DataError {
 
 /// A well-mixed 64-bit seed from a base seed and a stream number (SplitMix64 finaliser), so that
 /// per-epoch and per-sample generators are independent yet reproducible.
-fn mix_seed(seed: u64, stream: u64) -> u64 {
+pub(crate) fn mix_seed(seed: u64, stream: u64) -> u64 {
     let mut z = seed ^ stream.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -16,6 +16,7 @@ mod cpu_conv;
 mod cpu_norm;
 mod cpu_pool;
 pub(crate) mod heads;
+pub mod init;
 pub(crate) mod layers;
 mod pre_detector;
 mod pretrained;

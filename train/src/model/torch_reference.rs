@@ -160,7 +160,7 @@ fn the_resnet18_backbone_matches_torchvision() {
         head: HeadKind::Baseline,
         ..NetConfig::default()
     };
-    let t = Trainable::new(&net, &Device::Cpu).unwrap();
+    let t = Trainable::new(&net, 0, &Device::Cpu).unwrap();
     let mut filled = 0;
     for (name, var) in t.varmap.data().lock().unwrap().iter() {
         if super::resnet::BACKBONE_PREFIXES.contains(&name.split('.').next().unwrap()) {
