@@ -8,14 +8,14 @@
 //! - `checkpoints/epoch-0007.safetensors` (+ `.optim.safetensors`, the optimiser, for `--resume`):
 //!   each epoch's weights, written once and never rewritten;
 //! - `last.safetensors` and `best.safetensors`: second names (hard links) of the last epoch's
-//!   weights and the best epoch's.
+//!   weights and the best epoch's;
+//! - `metrics.csv` and `curve.png`: the per-epoch table and the paper-style Figure 4;
+//! - `split.json`: the images trained and validated on ([`SplitFile`]).
 //!
 //! An epoch is committed by one rename, that of `state.json`: its checkpoint files are written
 //! before, and `last`/`best` are pointed at them and older epochs' files removed after. A crash
 //! anywhere leaves `state.json` naming complete files of one epoch; `fit --resume` repeats the
 //! epoch that was cut short and repairs the links.
-//! - `metrics.csv` and `curve.png`: the per-epoch table and the paper-style Figure 4;
-//! - `split.json`: the images trained and validated on ([`SplitFile`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
