@@ -43,13 +43,16 @@ pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> io::Result<()>) ->
 
 /// Makes `path` another name of the file at `src` (a hard link), replacing what `path` named with
 /// the same guarantees as [`write_atomic`]; nothing is copied. Does nothing where `path` already
-/// names that file (a rename between two names of one file would leave the temporary behind).
-#[cfg(unix)]
+/// names that file (POSIX renames between two names of one file do nothing, which would leave the
+/// temporary behind).
 pub fn link_atomic(src: &Path, path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let file = fs::metadata(src)?;
-    if fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (file.dev(), file.ino())) {
-        return Ok(());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let file = fs::metadata(src)?;
+        if fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (file.dev(), file.ino())) {
+            return Ok(());
+        }
     }
     let tmp = temporary(path)?;
     commit(fs::hard_link(src, &tmp), &tmp, path, sync_dir)
@@ -178,7 +181,6 @@ mod tests {
         assert!(!tmp.exists());
     }
 
-    #[cfg(unix)]
     #[test]
     fn a_link_names_the_file_and_replaces_the_old_name_once() {
         let dir = tempfile::tempdir().unwrap();
