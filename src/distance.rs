@@ -17,6 +17,24 @@ pub enum DistanceMetric {
     Cosine,
 }
 
+/// A distance threshold that is not a positive number (or `inf`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a positive distance (or inf)")]
+pub struct ParseDistanceError {
+    /// The text given.
+    pub text: String,
+}
+
+/// Parses a distance threshold (`--max-distance`): positive, or `inf` for no limit.
+pub fn parse_threshold(text: &str) -> Result<f32, ParseDistanceError> {
+    match text.trim().parse::<f32>() {
+        Ok(d) if d > 0.0 => Ok(d),
+        _ => Err(ParseDistanceError {
+            text: text.to_string(),
+        }),
+    }
+}
+
 impl DistanceMetric {
     /// The distance between two equally long embeddings (cosine: norms clamped as in
     /// [`cosine_distances`]).

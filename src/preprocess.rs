@@ -51,6 +51,34 @@ impl Region {
     }
 }
 
+/// A region that is not `x,y,w,h` (four whole numbers, a positive width and height).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not x,y,w,h (four whole numbers, a positive width and height)")]
+pub struct ParseRegionError {
+    /// The text given.
+    pub text: String,
+}
+
+impl std::str::FromStr for Region {
+    type Err = ParseRegionError;
+
+    /// Parses `x,y,w,h` (spaces around the numbers allowed).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let numbers: Result<Vec<u32>, _> = text.split(',').map(|p| p.trim().parse()).collect();
+        match numbers.as_deref() {
+            Ok(&[x, y, width, height]) if width > 0 && height > 0 => Ok(Region {
+                x,
+                y,
+                width,
+                height,
+            }),
+            _ => Err(ParseRegionError {
+                text: text.to_string(),
+            }),
+        }
+    }
+}
+
 /// Share of a Market-1501 crop's height the person fills: the DPM boxes leave background above the
 /// head and below the feet (the synthetic crops draw the person at 0.80-0.94 of the height).
 pub const PERSON_FILL: f32 = 0.87;

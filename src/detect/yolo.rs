@@ -163,8 +163,7 @@ impl YoloDetector {
             })?;
         let plain = output.try_as_plain_ram().map_err(tract)?;
         let table = plain.as_slice::<f32>().map_err(tract)?;
-        let proposals = people(table, rows, candidates, self.cfg.conf, &fit);
-        Ok(nms(proposals, self.cfg.iou))
+        Ok(decode(table, rows, candidates, &self.cfg, &fit))
     }
 }
 
@@ -233,6 +232,17 @@ fn output_layout(shape: &[usize]) -> Result<(usize, usize), String> {
     }
 }
 
+/// The people of a `[rows, candidates]` output table (see [`people`]) after [`nms`], best first.
+pub(crate) fn decode(
+    table: &[f32],
+    rows: usize,
+    candidates: usize,
+    cfg: &YoloConfig,
+    fit: &Letterbox,
+) -> Vec<Proposal> {
+    nms(people(table, rows, candidates, cfg.conf, fit), cfg.iou)
+}
+
 /// The candidates of a `[rows, candidates]` output table kept as people: person score (row 4) at
 /// least `conf` and no lower than any other class's, box mapped back to the frame and not empty.
 fn people(
@@ -259,7 +269,7 @@ fn people(
 /// Where a frame lands in the detector's input: resized to `width x height`, its top-left corner
 /// at (`left`, `top`) of the `input_width x input_height` input.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Letterbox {
+pub(crate) struct Letterbox {
     frame_width: u32,
     frame_height: u32,
     input_height: usize,
@@ -274,7 +284,12 @@ impl Letterbox {
     /// Ultralytics' `LetterBox(auto=False)`: scale `min(input_h / h, input_w / w)`, resized sides
     /// `round(side * scale)` (Python's round, ties to even), the padding split evenly with the odd
     /// pixel at the bottom or right.
-    fn fit(frame_width: u32, frame_height: u32, input_height: usize, input_width: usize) -> Self {
+    pub(crate) fn fit(
+        frame_width: u32,
+        frame_height: u32,
+        input_height: usize,
+        input_width: usize,
+    ) -> Self {
         let scale = (input_height as f64 / f64::from(frame_height))
             .min(input_width as f64 / f64::from(frame_width));
         let side =

@@ -66,7 +66,7 @@ pub struct Stamp {
 }
 
 /// A decoded gallery file.
-pub(super) struct Decoded {
+pub(crate) struct Decoded {
     pub space: EmbeddingSpace,
     pub identities: Vec<Identity>,
     pub embeddings: Vec<f32>,
@@ -74,7 +74,7 @@ pub(super) struct Decoded {
 }
 
 /// Encodes a gallery; `embeddings` holds every identity's rows, in identity order.
-pub(super) fn encode(
+pub(crate) fn encode(
     space: &EmbeddingSpace,
     identities: &[Identity],
     embeddings: &[f32],
@@ -128,7 +128,7 @@ pub(super) fn stamp_of(len: u64, last4: [u8; 4]) -> Stamp {
 }
 
 /// Decodes and checks a gallery file's bytes; `path` only names the file in errors.
-pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError> {
+pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError> {
     let path_buf = || path.to_path_buf();
     let found = bytes.len() as u64;
     if bytes.is_empty() {

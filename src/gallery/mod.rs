@@ -268,7 +268,7 @@ impl fmt::Display for EmbeddingSpace {
 
 /// One identity: its name and how many embedding rows it has in the slab.
 #[derive(Debug, Clone, PartialEq)]
-struct Identity {
+pub(crate) struct Identity {
     name: String,
     /// When it was first enrolled, in milliseconds since the Unix epoch (0: unknown).
     enrolled: i64,

@@ -374,6 +374,7 @@ fn negotiate_fps(device: &Device, path: &Path, fps: u32) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{Next, Prefetch};
 
     #[test]
     fn a_missing_device_is_a_clear_error_naming_it() {
@@ -401,6 +402,34 @@ mod tests {
             );
             assert!(err.to_string().contains("V4L2 device"), "{err}");
         }
+    }
+
+    /// A camera that went away waits between reconnection attempts (the default schedule: 0.25,
+    /// 0.5, 1, 2 s ...); read through a [`Prefetch`] as `run` reads it, the caller
+    /// still sees every 50 ms that no frame came, and can stop at once, mid-wait.
+    #[test]
+    fn a_caller_can_stop_within_a_poll_while_a_lost_camera_backs_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let camera = V4lCamera {
+            config: CameraConfig::new(dir.path().join("video7")),
+            session: None,
+            mjpeg: MjpegDecoder::new(),
+            retries: Retries::new(Backoff::default()),
+            start: Instant::now(),
+            index: 0,
+        };
+        let reader = Prefetch::spawn(camera, "lost camera").unwrap();
+        // 1.5 s: the first attempts fail, the third waits a second.
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(1500) {
+            let polled = Instant::now();
+            let next = reader.next(Duration::from_millis(50));
+            assert!(matches!(next, Next::Waiting), "{next:?}");
+            assert!(polled.elapsed() < Duration::from_millis(250));
+        }
+        let stopping = Instant::now();
+        drop(reader);
+        assert!(stopping.elapsed() < Duration::from_millis(100));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub(super) fn crops(
 
 #[test]
 fn enroll_then_identify_finds_the_enrolled_people() {
+    let started = std::time::SystemTime::now();
     let dir = tempfile::tempdir().unwrap();
     let camera = SyntheticCamera::new(SyntheticConfig::default()).unwrap();
     // Shots 0-2 are enrolled, 3-5 (other cameras, other framing) are asked about.
@@ -56,7 +57,7 @@ fn enroll_then_identify_finds_the_enrolled_people() {
         assert!(text(&out.stdout).contains(&format!("enrolled \"{name}\": 3 embedding(s)")));
     }
     let list = run(&["gallery", "list"]);
-    assert_eq!(text(&list.stdout), "alice\t3\nbob\t3\n");
+    assert_eq!(listed(&text(&list.stdout), started), ["alice\t3", "bob\t3"]);
 
     // Pictures that were not enrolled: alice and bob are named, carol (never enrolled) is not,
     // by the card's calibrated unknown distance.
@@ -100,7 +101,25 @@ fn enroll_then_identify_finds_the_enrolled_people() {
     let out = run(&["gallery", "remove", "bob"]);
     assert!(out.status.success());
     let list = run(&["gallery", "list"]);
-    assert_eq!(text(&list.stdout), "alice\t3\n");
+    assert_eq!(listed(&text(&list.stdout), started), ["alice\t3"]);
+}
+
+/// `gallery list` output as `name\tcount` lines, checking that each line's enrollment time (its
+/// third column, RFC 3339) lies between `since` (to the second) and now.
+fn listed(stdout: &str, since: std::time::SystemTime) -> Vec<String> {
+    let since = since - std::time::Duration::from_secs(1);
+    stdout
+        .lines()
+        .map(|line| {
+            let (kept, time) = line.rsplit_once('\t').expect("three columns");
+            let enrolled = humantime::parse_rfc3339(time).expect("an RFC 3339 time");
+            assert!(
+                since <= enrolled && enrolled <= std::time::SystemTime::now(),
+                "{line}"
+            );
+            kept.to_string()
+        })
+        .collect()
 }
 
 /// The permission bits of the file at `path`.

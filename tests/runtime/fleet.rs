@@ -37,10 +37,13 @@ fn start_box(dir: &Path, broker: &Broker, name: &str, gallery: &str) -> Child {
     )
 }
 
-/// `gallery list` of `gallery`, sorted.
+/// `gallery list` of `gallery` without the enrollment times (`name\tcount` lines), sorted.
 fn people(dir: &Path, gallery: &str) -> Vec<String> {
     let out = edge_reid(dir, &["gallery", "--gallery", gallery, "list"]);
-    let mut lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    let mut lines: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| l.rsplit_once('\t').map_or(l, |(kept, _)| kept).to_string())
+        .collect();
     lines.sort();
     lines
 }

@@ -128,3 +128,28 @@ fn killed_enroller_keeps_acknowledged_enrollments() {
         );
     }
 }
+
+/// The binary's writers (`enroll`, `gallery remove`, a run enrolling uploaded photos) killed at
+/// random moments by `tests/crash/kill_gallery_writers.py` (run by hand at 1,000 kills, RESULTS.md):
+/// after every kill the gallery loads with every acknowledged change.
+#[test]
+fn killed_writers_of_the_binary_lose_nothing_acknowledged() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crash/kill_gallery_writers.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["--binary", env!("CARGO_BIN_EXE_edge-reid"), "--model"])
+        .arg(super::model())
+        .args(["--kills", "16", "--seed", "7"])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("16 kills, every acknowledged change kept"),
+        "{stdout}"
+    );
+}

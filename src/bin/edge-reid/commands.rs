@@ -59,10 +59,7 @@ const DEFAULT_DEVICE: &str = "/dev/video0";
 
 /// Parses a distance: positive, or `inf`.
 pub fn parse_distance(text: &str) -> Result<f32, String> {
-    match text.trim().parse::<f32>() {
-        Ok(d) if d > 0.0 => Ok(d),
-        _ => Err(format!("{text:?} is not a positive distance (or inf)")),
-    }
+    edge_reid::distance::parse_threshold(text).map_err(|e| e.to_string())
 }
 
 /// Parses a number of seconds, zero or more.
@@ -107,22 +104,8 @@ pub fn parse_box_name(text: &str) -> Result<String, String> {
 
 /// Parses `x,y,w,h`.
 pub fn parse_roi(text: &str) -> Result<Region, String> {
-    let v: Vec<u32> = text
-        .split(',')
-        .map(|p| p.trim().parse::<u32>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("{text:?} is not x,y,w,h (four whole numbers)"))?;
-    match v[..] {
-        [x, y, width, height] if width > 0 && height > 0 => Ok(Region {
-            x,
-            y,
-            width,
-            height,
-        }),
-        _ => Err(format!(
-            "{text:?} is not x,y,w,h with a positive width and height"
-        )),
-    }
+    text.parse()
+        .map_err(|e: edge_reid::preprocess::ParseRegionError| e.to_string())
 }
 
 /// The model path: `--model`, `$EDGE_REID_MODEL`, or [`MODEL_FILE`] found by [`shipped`].
@@ -771,7 +754,11 @@ pub fn gallery(a: &GalleryArgs) -> Result<()> {
     match &a.action {
         GalleryAction::List => {
             for (name, count) in gallery.list() {
-                println!("{}\t{count}", shown_name(name));
+                let enrolled = gallery.enrolled(name).map_or_else(
+                    || "unknown".to_string(),
+                    |t| humantime::format_rfc3339_seconds(t).to_string(),
+                );
+                println!("{}\t{count}\t{enrolled}", shown_name(name));
             }
             eprintln!(
                 "{} identities, {} embeddings",

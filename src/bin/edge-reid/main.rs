@@ -306,7 +306,8 @@ struct GalleryArgs {
 
 #[derive(Subcommand)]
 enum GalleryAction {
-    /// Names and embedding counts.
+    /// Names, embedding counts and when each was first enrolled (UTC; `unknown` for people enrolled
+    /// before gallery files recorded it), tab-separated.
     List,
     /// Remove an identity.
     Remove {
