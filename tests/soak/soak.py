@@ -86,7 +86,7 @@ def main():
         subscriber = subprocess.Popen(["mosquitto_sub", "-p", str(mqtt_port), "-t", "#"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         run = subprocess.Popen(
-            [args.binary, "run", "--model", args.model, "--synthetic", "--auto-enroll",
+            [args.binary, "run", "--model", args.model, "--synthetic", "--auto-enroll", "--max-distance", "1.0",
              "--gallery", str(work / "soak.gallery"), "--frames", str(args.frames), "--quiet",
              "--mqtt", f"mqtt://127.0.0.1:{mqtt_port}", "--metrics", f"127.0.0.1:{metrics_port}"],
             stdout=subprocess.DEVNULL, stderr=open(work / "run.log", "w"))
