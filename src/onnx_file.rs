@@ -49,6 +49,24 @@ impl OnnxFile {
         Ok(OnnxFile { proto })
     }
 
+    /// A graph output that no node, input or initializer produces (tract panics on one).
+    pub fn unproduced_output(&self) -> Option<&str> {
+        let graph = self.graph();
+        let produced = |name: &str| {
+            graph
+                .node
+                .iter()
+                .any(|n| n.output.iter().any(|o| o == name))
+                || graph.input.iter().any(|i| i.name == name)
+                || graph.initializer.iter().any(|t| t.name == name)
+        };
+        graph
+            .output
+            .iter()
+            .map(|o| o.name.as_str())
+            .find(|name| !produced(name))
+    }
+
     /// The parsed model, for tract's `model_for_proto_model` and the metadata.
     pub fn proto(&self) -> &pb::ModelProto {
         &self.proto

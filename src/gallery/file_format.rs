@@ -200,6 +200,11 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError>
         1 => DistanceMetric::Cosine,
         other => return Err(corrupt(format!("unknown metric code {other}"))),
     };
+    if fixed[5..8] != [0; 3] {
+        return Err(corrupt(
+            "the reserved bytes after the metric are not zero".into(),
+        ));
+    }
     let space = EmbeddingSpace::new(dim as usize, metric, ModelFingerprint(array_at(fixed, 8)))
         .map_err(|e| corrupt(e.to_string()))?;
     let num_identities = u64_at(fixed, 40);
