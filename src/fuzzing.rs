@@ -20,7 +20,7 @@ use crate::gallery::file_format;
 use crate::model::Model;
 use crate::preprocess::{Framing, Preprocessor, Region};
 use crate::source::{yuyv_to_rgb, Frame, FrameSize, FrameSource, MjpegDecoder, RawFrames};
-use crate::track::{Appearance, Change, TrackError, Tracker, TrackerConfig};
+use crate::track::{Appearance, Change, TrackChange, TrackError, Tracker, TrackerConfig};
 
 /// A target's property, fed one input.
 pub type Target = fn(&[u8]);
@@ -350,7 +350,7 @@ pub fn tracker(data: &[u8]) {
     // For each track reported new: whether it has ended.
     let mut reported: HashMap<u64, bool> = HashMap::new();
     let mut frame = 0u64;
-    let apply = |changes: Vec<crate::track::TrackChange>, reported: &mut HashMap<u64, bool>| {
+    let apply = |changes: Vec<TrackChange>, reported: &mut HashMap<u64, bool>| {
         for c in changes {
             match c.change {
                 Change::New => {

@@ -255,12 +255,6 @@ impl Model {
             }
         }
 
-        if let Some(name) = file.unproduced_output() {
-            return Err(ModelError::NotOnnx {
-                path: path.to_path_buf(),
-                reason: format!("graph output {name:?} is produced by no node"),
-            });
-        }
         let prepare = |e: TractError| ModelError::Prepare {
             path: path.to_path_buf(),
             message: format!("{e:#}"),

@@ -43,28 +43,15 @@ impl OnnxFile {
         let proto = tract_onnx::onnx()
             .proto_model_for_read(&mut bytes.as_slice())
             .map_err(|e| ReadError::NotOnnx(format!("{e:#}")))?;
-        if proto.graph.is_none() {
+        let Some(graph) = &proto.graph else {
             return Err(ReadError::NotOnnx("it holds no graph".into()));
+        };
+        if let Some(name) = unproduced_output(graph) {
+            return Err(ReadError::NotOnnx(format!(
+                "graph output {name:?} is produced by no node"
+            )));
         }
         Ok(OnnxFile { proto })
-    }
-
-    /// A graph output that no node, input or initializer produces (tract panics on one).
-    pub fn unproduced_output(&self) -> Option<&str> {
-        let graph = self.graph();
-        let produced = |name: &str| {
-            graph
-                .node
-                .iter()
-                .any(|n| n.output.iter().any(|o| o == name))
-                || graph.input.iter().any(|i| i.name == name)
-                || graph.initializer.iter().any(|t| t.name == name)
-        };
-        graph
-            .output
-            .iter()
-            .map(|o| o.name.as_str())
-            .find(|name| !produced(name))
     }
 
     /// The parsed model, for tract's `model_for_proto_model` and the metadata.
@@ -145,4 +132,21 @@ impl OnnxFile {
             dims,
         })
     }
+}
+
+/// A graph output that no node, input or initializer produces (tract-onnx panics on one).
+fn unproduced_output(graph: &pb::GraphProto) -> Option<&str> {
+    let produced = |name: &str| {
+        graph
+            .node
+            .iter()
+            .any(|n| n.output.iter().any(|o| o == name))
+            || graph.input.iter().any(|i| i.name == name)
+            || graph.initializer.iter().any(|t| t.name == name)
+    };
+    graph
+        .output
+        .iter()
+        .map(|o| o.name.as_str())
+        .find(|name| !produced(name))
 }
