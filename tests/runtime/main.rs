@@ -6,6 +6,7 @@ mod config;
 mod eval;
 mod fleet;
 mod gallery;
+mod hostile;
 mod http;
 mod metrics;
 mod mqtt;
