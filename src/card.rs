@@ -228,8 +228,15 @@ impl ModelCard {
                 self.attributes.len()
             ));
         }
-        if self.input.std.iter().any(|s| *s <= 0.0) {
-            return bad(format!("input std {:?} must be positive", self.input.std));
+        if self.input.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return bad(format!(
+                "input std {:?} must be finite and positive",
+                self.input.std
+            ));
+        }
+        // A number too large for f32 (1e40) reads as infinity.
+        if self.input.mean.iter().any(|m| !m.is_finite()) {
+            return bad(format!("input mean {:?} must be finite", self.input.mean));
         }
         let mut outputs: Vec<&str> = self.attributes.iter().map(|a| a.output.as_str()).collect();
         outputs.extend(self.embedding.iter().map(|e| e.output.as_str()));
@@ -387,6 +394,14 @@ mod tests {
             err.contains("unknown distance -1 must be finite and positive"),
             "{err}"
         );
+        // Numbers past f32's range read as infinity (found by the model_card fuzz target).
+        for (field, json) in [
+            ("mean", card().to_json().replacen("0.485", "4e85", 1)),
+            ("std", card().to_json().replacen("0.229", "4e85", 1)),
+        ] {
+            let err = ModelCard::from_json(&json).unwrap_err().to_string();
+            assert!(err.contains(&format!("input {field} [inf")), "{err}");
+        }
         let mut c = card();
         c.embedding.as_mut().unwrap().unknown_gallery = Some(0);
         let err = ModelCard::from_json(&c.to_json()).unwrap_err().to_string();
