@@ -6,9 +6,9 @@
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use super::{model, text};
+use super::{command, model, text};
 
 /// The address space the binary may map: enough to load the model and run, far less than any of
 /// the hostile files would need.
@@ -16,13 +16,8 @@ const LIMIT: u64 = 1 << 30;
 
 /// Runs `edge-reid ARGS --model <test model>` in `dir` under [`LIMIT`], stdin closed.
 fn limited(dir: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_edge-reid"));
-    command
-        .current_dir(dir)
-        .args(args)
-        .arg("--model")
-        .arg(model())
-        .stdin(Stdio::null());
+    let mut command = command(dir, &model(), args);
+    command.stdin(Stdio::null());
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         command.pre_exec(|| {
@@ -39,9 +34,22 @@ fn limited(dir: &Path, args: &[&str]) -> Output {
     command.output().expect("the binary runs")
 }
 
-/// A valid greyscale PNG of `side` x `side` black pixels, written row by row: a few hundred KB
-/// on disk for `side` = 22000, 484 MB as grey pixels and 1.45 GB as RGB.
-fn black_png(path: &Path, side: u32) {
+/// `len` zero bytes, zlib-compressed a MiB at a time (about 1000:1).
+fn zlib_zeros(len: usize) -> Vec<u8> {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len());
+        z.write_all(&zeros[..n]).unwrap();
+        left -= n;
+    }
+    z.finish().unwrap()
+}
+
+/// Writes `dir/name`, a valid greyscale PNG of `side` x `side` black pixels: a few MB on disk for
+/// `side` = 22000, 484 MB as grey pixels and 1.45 GB as RGB.
+fn black_png(dir: &Path, name: &str, side: u32) -> PathBuf {
     fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
         out.extend_from_slice(kind);
@@ -51,30 +59,24 @@ fn black_png(path: &Path, side: u32) {
         crc.update(data);
         out.extend_from_slice(&crc.finalize().to_be_bytes());
     }
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-    let row = vec![0u8; side as usize + 1]; // filter byte 0, then the row
-    for _ in 0..side {
-        z.write_all(&row).unwrap();
-    }
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&side.to_be_bytes());
     ihdr.extend_from_slice(&side.to_be_bytes());
     ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale, no interlace
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     chunk(&mut png, b"IHDR", &ihdr);
-    chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    // Each row: filter byte 0, then `side` black pixels; all zeros.
+    let rows = (side as usize + 1) * side as usize;
+    chunk(&mut png, b"IDAT", &zlib_zeros(rows));
     chunk(&mut png, b"IEND", &[]);
-    std::fs::write(path, png).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, png).unwrap();
+    path
 }
 
 /// A MATLAB 5 file whose one variable is zlib-compressed and inflates to `inflated` zero bytes.
 fn mat_bomb(path: &Path, inflated: usize) {
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..inflated >> 20 {
-        z.write_all(&zeros).unwrap();
-    }
-    let compressed = z.finish().unwrap();
+    let compressed = zlib_zeros(inflated);
     let mut bytes = vec![b' '; 124];
     bytes.extend_from_slice(&0x0100u16.to_le_bytes());
     bytes.extend_from_slice(b"IM");
@@ -84,22 +86,16 @@ fn mat_bomb(path: &Path, inflated: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn png_file(dir: &Path, name: &str, side: u32) -> PathBuf {
-    let path = dir.join(name);
-    black_png(&path, side);
-    path
-}
-
 #[test]
 fn hostile_files_are_refused_within_a_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
 
-    let good = png_file(dir, "good.png", 128);
+    let good = black_png(dir, "good.png", 128);
     let out = limited(dir, &["identify", good.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    let huge = png_file(dir, "huge.png", 22_000);
+    let huge = black_png(dir, "huge.png", 22_000);
     let out = limited(dir, &["identify", huge.to_str().unwrap()]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");

@@ -47,12 +47,19 @@ fn spawn_edge_reid(dir: &Path, args: &[&str]) -> Child {
     spawn(dir, &model(), args)
 }
 
-fn spawn(dir: &Path, model: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_edge-reid"))
+/// The command `edge-reid ARGS --model MODEL`, run in `dir`.
+fn command(dir: &Path, model: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edge-reid"));
+    command
         .current_dir(dir)
         .args(args)
         .arg("--model")
-        .arg(model)
+        .arg(model);
+    command
+}
+
+fn spawn(dir: &Path, model: &Path, args: &[&str]) -> Child {
+    command(dir, model, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
