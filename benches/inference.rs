@@ -14,7 +14,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use edge_reid::model::set_threads;
-use edge_reid::preprocess::{Framing, Preprocessor, Region};
+use edge_reid::preprocess::Preprocessor;
 use edge_reid::source::SyntheticConfig;
 
 /// Batch sizes measured.
@@ -29,21 +29,7 @@ fn run(c: &mut Criterion) {
     for batch in BATCHES {
         let (model, label) = common::load_model(batch);
         let pre = Preprocessor::from_spec(&model.card().input).expect("the model's card is valid");
-        // The people in the frame, in turn, until the batch is full.
-        let mut input = vec![0.0; batch * pre.slot_len()];
-        for (slot, person) in input
-            .chunks_exact_mut(pre.slot_len())
-            .zip(frame.truth.iter().cycle())
-        {
-            let region = Region {
-                x: person.x,
-                y: person.y,
-                width: person.width,
-                height: person.height,
-            };
-            pre.crop_into(&frame.image, region, Framing::PersonBox, slot)
-                .expect("truth boxes lie inside the frame");
-        }
+        let input = common::people_crops(&pre, &frame, batch);
         group.throughput(Throughput::Elements(batch as u64));
         for threads in THREADS {
             set_threads(threads);

@@ -259,9 +259,7 @@ impl Model {
             path: path.to_path_buf(),
             message: format!("{e:#}"),
         };
-        let mut model = tract_onnx::onnx()
-            .model_for_proto_model(file.proto())
-            .map_err(prepare)?;
+        let mut model = file.tract_model().map_err(prepare)?;
         let (h, w) = (card.input.height, card.input.width);
         model
             .set_input_fact(0, f32::fact([batch, 3, h, w]).into())
@@ -487,6 +485,7 @@ mod tests {
     use prost::Message;
     use tract_onnx::pb;
     use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+    use tract_onnx::prelude::f16;
 
     const H: usize = 4;
     const W: usize = 2;
@@ -682,6 +681,65 @@ mod tests {
         shifted.input.mean[0] += 0.01;
         let bytes = onnx(Some(&shifted.to_json()), "image", &dims, &OUTPUTS);
         assert_ne!(load("shifted.onnx", &bytes).fingerprint(), base);
+    }
+
+    /// Weights stored as half floats with a `Cast` to f32 (what `export --half` writes) give the
+    /// outputs of the same weights stored as f32 (`onnx_file`'s tests check that the plan casts
+    /// nothing per run).
+    #[test]
+    fn half_float_weights_are_widened_once_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let dims = nchw(Dim::DimParam("N".into()));
+        let bytes = onnx(Some(&card().to_json()), "image", &dims, &OUTPUTS);
+        let mut rounded = pb::ModelProto::decode(bytes.as_slice()).unwrap();
+        let mut half = rounded.clone();
+        fn weights(graph: &mut pb::GraphProto) -> impl Iterator<Item = &mut pb::TensorProto> {
+            let all = graph.initializer.iter_mut();
+            all.filter(|t| t.name.ends_with(".weight"))
+        }
+        for t in weights(rounded.graph.as_mut().unwrap()) {
+            for v in t.float_data.iter_mut() {
+                *v = f16::from_f32(*v).to_f32();
+            }
+        }
+        let graph = half.graph.as_mut().unwrap();
+        let mut names = Vec::new();
+        for t in weights(graph) {
+            t.raw_data = t
+                .float_data
+                .drain(..)
+                .flat_map(|v| f16::from_f32(v).to_le_bytes())
+                .collect();
+            t.data_type = crate::onnx_file::ONNX_FLOAT16;
+            let stored = format!("{}.f16", t.name);
+            names.push(std::mem::replace(&mut t.name, stored));
+        }
+        let to_float = pb::AttributeProto {
+            name: "to".into(),
+            r#type: pb::attribute_proto::AttributeType::Int as i32,
+            i: 1,
+            ..Default::default()
+        };
+        for (i, name) in names.iter().enumerate() {
+            let cast = node(
+                "Cast",
+                &[&format!("{name}.f16")],
+                name,
+                vec![to_float.clone()],
+            );
+            graph.node.insert(i, cast);
+        }
+
+        let load = |name: &str, proto: &pb::ModelProto| {
+            Model::load(write(&dir, name, &proto.encode_to_vec()), 2).unwrap()
+        };
+        let (f32_model, half_model) = (load("f32.onnx", &rounded), load("half.onnx", &half));
+        assert_eq!(
+            half_model.run(&crops(2), 2).unwrap(),
+            f32_model.run(&crops(2), 2).unwrap()
+        );
+        // The fingerprint is of the file as stored.
+        assert_ne!(half_model.fingerprint(), f32_model.fingerprint());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use edge_reid::model::Model;
+use edge_reid::preprocess::{Framing, Preprocessor, Region};
 use edge_reid::source::{Frame, FrameSource, SyntheticCamera, SyntheticConfig};
 use rand::{Rng, SeedableRng};
 
@@ -54,6 +55,26 @@ pub fn crowded_frame(config: SyntheticConfig) -> Frame {
         }
     }
     panic!("the synthetic camera never showed {} people", config.people);
+}
+
+/// `n` crops for `pre`'s model, `[n, 3, H, W]`: the people of `frame`, in turn, cut and
+/// normalised as the runtime does.
+pub fn people_crops(pre: &Preprocessor, frame: &Frame, n: usize) -> Vec<f32> {
+    let mut crops = vec![0.0; n * pre.slot_len()];
+    for (slot, person) in crops
+        .chunks_exact_mut(pre.slot_len())
+        .zip(frame.truth.iter().cycle())
+    {
+        let region = Region {
+            x: person.x,
+            y: person.y,
+            width: person.width,
+            height: person.height,
+        };
+        pre.crop_into(&frame.image, region, Framing::PersonBox, slot)
+            .expect("truth boxes lie inside the frame");
+    }
+    crops
 }
 
 /// `rows` embeddings of dimension `dim`, row-major, each uniform in `[-1, 1]^dim` then scaled to
