@@ -1,12 +1,22 @@
-//! Exact top-k search of a [`Gallery`]: one pass over the embedding slab, one dot product per
-//! row against precomputed per-row terms, the closest embedding of each identity, the `K` closest
-//! identities kept in a bounded list.
+//! Exact top-k search of a [`Gallery`]: the closest embedding of each identity, the `K` closest
+//! identities kept in a bounded list, found in two passes.
+//!
+//! The first pass scans the gallery's compact copy ([`super::compact`]: `i8` codes, a quarter of
+//! the f32 bytes) and gives every row an interval that holds its f32 score. An identity's score
+//! is at most the least upper end of its rows, so the `K`-th smallest of those bounds every
+//! identity in the answer; rows whose lower end is above it cannot be in it. The second pass
+//! scores the remaining rows in f32 exactly as a full scan would and keeps the same `K`: the
+//! answer is the f32 answer, bit for bit, not an approximation. A batch of queries (one frame's
+//! people) shares the first pass: each row's codes are read once for all of them.
 //!
 //! Euclidean ranking uses `|q|^2 + |g|^2 - 2 q.g` with `|g|^2` precomputed; the reported distances
 //! of the matches are then recomputed as `sqrt(sum((q - g)^2))`, which the expanded form loses to
 //! cancellation near zero. Cosine uses `1 - q.g / (|q| |g|)` with `1 / |g|` precomputed (norms
 //! clamped to 1e-12 as in [`crate::distance::cosine_distances`]).
 
+#[cfg(target_arch = "x86_64")]
+use super::compact::idot_avx2;
+use super::compact::{idot, Compact, QueryCode, BLOCK};
 use super::{Gallery, GalleryError};
 use crate::distance::DistanceMetric;
 use crate::distance::{dot, squared_l2};
@@ -28,6 +38,21 @@ pub(super) fn row_term(metric: DistanceMetric, row: &[f32]) -> f32 {
         DistanceMetric::Cosine => 1.0 / squared_norm.sqrt().max(1e-12),
     }
 }
+
+/// The ranking score of a row (lower is closer) from its dot product with the query `qg`, the
+/// row's term and the query's: the squared distance for Euclidean, the distance for cosine. It
+/// never increases with `qg` (every f32 operation in it is monotonic), so an interval of `qg`
+/// maps to one of the score.
+#[inline(always)]
+fn score(metric: DistanceMetric, q_term: f32, qg: f32, term: f32) -> f32 {
+    match metric {
+        DistanceMetric::Euclidean => (q_term + term - 2.0 * qg).max(0.0),
+        DistanceMetric::Cosine => 1.0 - qg * q_term * term,
+    }
+}
+
+/// How far ahead of the first pass the codes are fetched: 4 KB for dimension 128.
+const PREFETCH_ROWS: usize = 4 * BLOCK;
 
 /// The closest row of one identity, scored by the metric's ranking score.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +76,93 @@ fn offer<const K: usize>(top: &mut heapless::Vec<Candidate, K>, candidate: Candi
     debug_assert!(inserted, "room was made above");
 }
 
+/// One query of a search, prepared.
+struct Query<'q> {
+    values: &'q [f32],
+    /// The metric's term of the query ([`row_term`]).
+    term: f32,
+    /// Its codes for the first pass.
+    code: QueryCode,
+    /// The largest ranking score an answer may have (from `max_distance`).
+    limit: f32,
+    /// The largest distance an answer may have (`max_distance`, or infinity).
+    max_distance: f32,
+}
+
+impl<'q> Query<'q> {
+    /// Prepares `values` (a finite vector) for a search by `metric` within `max_distance`.
+    fn new(
+        values: &'q [f32],
+        metric: DistanceMetric,
+        max_distance: Option<f32>,
+    ) -> Result<Self, GalleryError> {
+        let term = row_term(metric, values);
+        if values.iter().any(|v| !v.is_finite()) || !term.is_finite() {
+            return Err(GalleryError::NonFinite { what: "query" });
+        }
+        let max_distance = max_distance.unwrap_or(f32::INFINITY);
+        let limit = match metric {
+            DistanceMetric::Euclidean if max_distance < 0.0 => -1.0,
+            DistanceMetric::Euclidean => max_distance * max_distance,
+            DistanceMetric::Cosine => max_distance,
+        };
+        Ok(Query {
+            values,
+            term,
+            code: QueryCode::new(values),
+            limit,
+            max_distance,
+        })
+    }
+}
+
+/// The first pass's state for one query.
+struct Bounds<const K: usize> {
+    /// The least upper ends of the best `K` identities so far, increasing.
+    upper: heapless::Vec<f32, K>,
+    /// What no identity of the answer scores above: the query's limit, and the `K`-th least
+    /// upper end once there are `K`.
+    threshold: f32,
+    /// The least upper end of the rows read of the current identity.
+    least_upper: f32,
+    /// Rows whose lower end was at most the threshold when they were read, with that lower end.
+    rows: Vec<(usize, f32)>,
+}
+
+impl<const K: usize> Bounds<K> {
+    fn new(limit: f32) -> Self {
+        Bounds {
+            upper: heapless::Vec::new(),
+            threshold: limit,
+            least_upper: f32::INFINITY,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Ends the current identity: its least upper end joins the best `K` if it is among them.
+    #[inline(always)]
+    fn end_identity(&mut self, limit: f32) {
+        let least = std::mem::replace(&mut self.least_upper, f32::INFINITY);
+        if K == 0
+            || self
+                .upper
+                .last()
+                .is_some_and(|&kth| self.upper.is_full() && least >= kth)
+        {
+            return;
+        }
+        let at = self.upper.partition_point(|&u| u <= least);
+        if self.upper.is_full() {
+            self.upper.pop();
+        }
+        let inserted = self.upper.insert(at, least).is_ok();
+        debug_assert!(inserted, "room was made above");
+        if let Some(&kth) = self.upper.last().filter(|_| self.upper.is_full()) {
+            self.threshold = kth.min(limit);
+        }
+    }
+}
+
 impl Gallery {
     /// The (at most) `K` identities closest to `query`, closest first, each once with the
     /// distance of its closest embedding. With `max_distance`, identities farther than it are left
@@ -60,88 +172,181 @@ impl Gallery {
         query: &[f32],
         max_distance: Option<f32>,
     ) -> Result<heapless::Vec<Match<'_>, K>, GalleryError> {
-        let dim = self.space.dim();
-        if query.len() != dim {
+        if query.len() != self.space.dim() {
             return Err(GalleryError::QueryDimension {
                 len: query.len(),
-                dim,
+                dim: self.space.dim(),
             });
         }
-        let metric = self.space.metric();
-        let q_term = row_term(metric, query);
-        if query.iter().any(|v| !v.is_finite()) || !q_term.is_finite() {
-            return Err(GalleryError::NonFinite { what: "query" });
+        let mut answers = self.search_batch::<K>(query, max_distance)?;
+        Ok(answers.pop().expect("one answer per query"))
+    }
+
+    /// [`Gallery::search`] for each row of the row-major `queries` (`[n, dim]`), in one pass over
+    /// the gallery: one answer per query, in order.
+    pub fn search_batch<const K: usize>(
+        &self,
+        queries: &[f32],
+        max_distance: Option<f32>,
+    ) -> Result<Vec<heapless::Vec<Match<'_>, K>>, GalleryError> {
+        let dim = self.space.dim();
+        if !queries.len().is_multiple_of(dim) {
+            return Err(GalleryError::QueryDimension {
+                len: queries.len(),
+                dim,
+            });
         }
         if max_distance.is_some_and(f32::is_nan) {
             return Err(GalleryError::NanThreshold);
         }
-        let limit = max_distance.unwrap_or(f32::INFINITY);
-        let mut top: heapless::Vec<Candidate, K> = match metric {
-            DistanceMetric::Euclidean => {
-                let squared_limit = if limit < 0.0 { -1.0 } else { limit * limit };
-                let mut top = self.scan(query, squared_limit, |qg, g2| {
-                    (q_term + g2 - 2.0 * qg).max(0.0)
-                });
-                for c in top.iter_mut() {
-                    let row = &self.embeddings[c.row * dim..(c.row + 1) * dim];
-                    c.score = squared_l2(query, row).sqrt();
+        let metric = self.space.metric();
+        let queries = queries
+            .chunks_exact(dim)
+            .map(|values| Query::new(values, metric, max_distance))
+            .collect::<Result<Vec<_>, _>>()?;
+        if K == 0 {
+            return Ok(queries.iter().map(|_| heapless::Vec::new()).collect());
+        }
+        let compact = self.compact.get_or_init(|| {
+            let rows = self.identities.iter().map(|i| i.rows);
+            Compact::new(&self.embeddings, &self.terms, rows, dim)
+        });
+        let bounds = self.first_pass::<K>(compact, &queries);
+        Ok(queries
+            .iter()
+            .zip(bounds)
+            .map(|(query, bounds)| self.second_pass::<K>(compact, query, bounds))
+            .collect())
+    }
+
+    /// Reads every row's codes once and, per query, bounds the answer's scores and keeps the
+    /// rows that may be in it. Compiled twice: for the CPU the build targets, and with AVX2 for
+    /// a CPU found to have it (the integer products then take 16 codes per instruction).
+    fn first_pass<const K: usize>(
+        &self,
+        compact: &Compact,
+        queries: &[Query<'_>],
+    ) -> Vec<Bounds<K>> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, the only feature the function is compiled for.
+            return unsafe { self.first_pass_avx2::<K>(compact, queries) };
+        }
+        self.first_pass_inline::<K>(compact, queries, idot)
+    }
+
+    /// [`Gallery::first_pass`] with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn first_pass_avx2<const K: usize>(
+        &self,
+        compact: &Compact,
+        queries: &[Query<'_>],
+    ) -> Vec<Bounds<K>> {
+        // The closure inherits the function's AVX2.
+        let product = |a: &[i8], b: &[i8]| idot_avx2(a, b);
+        self.first_pass_inline::<K>(compact, queries, product)
+    }
+
+    /// The body of [`Gallery::first_pass`], inlined into each version of it.
+    #[inline(always)]
+    fn first_pass_inline<const K: usize>(
+        &self,
+        compact: &Compact,
+        queries: &[Query<'_>],
+        product: impl Fn(&[i8], &[i8]) -> i32,
+    ) -> Vec<Bounds<K>> {
+        let dim = self.space.dim();
+        let metric = self.space.metric();
+        let mut bounds: Vec<Bounds<K>> = queries.iter().map(|q| Bounds::new(q.limit)).collect();
+        let mut ends = compact.ends.iter();
+        let mut end = ends.next();
+        // Per query, the lower and upper ends of the current block's scores.
+        let mut scores = vec![([0.0; BLOCK], [0.0; BLOCK]); queries.len()];
+        for (first, block) in (0..).step_by(BLOCK).zip(compact.blocks()) {
+            compact.prefetch(first + PREFETCH_ROWS);
+            for (query, (lower, upper)) in queries.iter().zip(scores.iter_mut()) {
+                let mut dots = [0; BLOCK];
+                for (d, codes) in dots.iter_mut().zip(block.codes.chunks_exact(dim)) {
+                    *d = product(query.code.codes(), codes);
                 }
-                top.retain(|c| c.score <= limit);
-                top
+                let (lo, hi) = query.code.block_intervals(&block, &dots);
+                for j in 0..BLOCK {
+                    lower[j] = score(metric, query.term, hi[j], block.term[j]);
+                    upper[j] = score(metric, query.term, lo[j], block.term[j]);
+                }
             }
-            DistanceMetric::Cosine => {
-                self.scan(query, limit, |qg, g_inv| 1.0 - qg * q_term * g_inv)
+            for (j, row) in (first..compact.len.min(first + BLOCK)).enumerate() {
+                for (b, (lower, upper)) in bounds.iter_mut().zip(&scores) {
+                    if lower[j] <= b.threshold {
+                        b.rows.push((row, lower[j]));
+                    }
+                    b.least_upper = b.least_upper.min(upper[j]);
+                }
+                while end == Some(&(row + 1)) {
+                    for (query, b) in queries.iter().zip(bounds.iter_mut()) {
+                        b.end_identity(query.limit);
+                    }
+                    end = ends.next();
+                }
             }
-        };
+        }
+        bounds
+    }
+
+    /// Scores the rows the first pass kept in f32, as a full scan would, and returns the answer.
+    fn second_pass<const K: usize>(
+        &self,
+        compact: &Compact,
+        query: &Query<'_>,
+        bounds: Bounds<K>,
+    ) -> heapless::Vec<Match<'_>, K> {
+        let dim = self.space.dim();
+        let metric = self.space.metric();
+        let threshold = bounds.threshold;
+        let mut top: heapless::Vec<Candidate, K> = heapless::Vec::new();
+        let (mut identity, mut end) = (0, 0);
+        let mut best: Option<Candidate> = None;
+        let rows = bounds.rows.iter().filter(|&&(_, lower)| lower <= threshold);
+        for &(row, _) in rows {
+            if row >= end {
+                if let Some(b) = best.take().filter(|b| b.score <= query.limit) {
+                    offer(&mut top, b);
+                }
+                identity = compact.identity_of(row);
+                end = compact.ends[identity];
+            }
+            let g = &self.embeddings[row * dim..(row + 1) * dim];
+            let s = score(metric, query.term, dot(query.values, g), self.terms[row]);
+            if best.is_none_or(|b| s < b.score) {
+                best = Some(Candidate {
+                    score: s,
+                    identity,
+                    row,
+                });
+            }
+        }
+        if let Some(b) = best.filter(|b| b.score <= query.limit) {
+            offer(&mut top, b);
+        }
+        if metric == DistanceMetric::Euclidean {
+            for c in top.iter_mut() {
+                let row = &self.embeddings[c.row * dim..(c.row + 1) * dim];
+                c.score = squared_l2(query.values, row).sqrt();
+            }
+            top.retain(|c| c.score <= query.max_distance);
+        }
         top.sort_unstable_by(|a, b| {
             a.score
                 .total_cmp(&b.score)
                 .then(a.identity.cmp(&b.identity))
         });
-        Ok(top
-            .iter()
+        top.iter()
             .map(|c| Match {
                 name: &self.identities[c.identity].name,
                 distance: c.score,
             })
-            .collect())
-    }
-
-    /// The `K` best identities by `score(q.g, term)` (lower is better) that score at most
-    /// `limit`.
-    fn scan<const K: usize>(
-        &self,
-        query: &[f32],
-        limit: f32,
-        score: impl Fn(f32, f32) -> f32,
-    ) -> heapless::Vec<Candidate, K> {
-        let dim = self.space.dim();
-        let mut top = heapless::Vec::new();
-        if K == 0 {
-            return top;
-        }
-        let mut start = 0;
-        for (identity, ident) in self.identities.iter().enumerate() {
-            let end = start + ident.rows;
-            let rows = self.embeddings[start * dim..end * dim].chunks_exact(dim);
-            let mut best = Candidate {
-                score: f32::INFINITY,
-                identity,
-                row: start,
-            };
-            for (row, (g, &term)) in (start..).zip(rows.zip(&self.terms[start..end])) {
-                let s = score(dot(query, g), term);
-                if s < best.score {
-                    best.score = s;
-                    best.row = row;
-                }
-            }
-            start = end;
-            if best.score <= limit {
-                offer(&mut top, best);
-            }
-        }
-        top
+            .collect()
     }
 }
 
@@ -244,6 +449,132 @@ mod tests {
                 "{metric:?}: the threshold never made a query unknown"
             );
         }
+    }
+
+    /// The full f32 scan: every row scored, as the second pass scores what the first keeps.
+    fn full_scan<const K: usize>(
+        g: &Gallery,
+        values: &[f32],
+        max: Option<f32>,
+    ) -> Vec<(String, u32)> {
+        let query = Query::new(values, g.space.metric(), max).unwrap();
+        let rows = (0..g.len()).map(|r| (r, f32::NEG_INFINITY)).collect();
+        let bounds = Bounds::<K> {
+            rows,
+            ..Bounds::new(query.limit)
+        };
+        let rows = g.identities.iter().map(|i| i.rows);
+        let compact = Compact::new(&g.embeddings, &g.terms, rows, g.space.dim());
+        let answer = g.second_pass::<K>(&compact, &query, bounds);
+        answer
+            .iter()
+            .map(|m| (m.name.to_string(), m.distance.to_bits()))
+            .collect()
+    }
+
+    fn answer(matches: &[Match<'_>]) -> Vec<(String, u32)> {
+        matches
+            .iter()
+            .map(|m| (m.name.to_string(), m.distance.to_bits()))
+            .collect()
+    }
+
+    /// Galleries made to be hard for the first pass: identities that are small perturbations of
+    /// one vector (scores closer together than its intervals are wide), exact duplicates across
+    /// identities (ties, which keep enrollment order), zero rows, large and tiny norms. The
+    /// answer is the full f32 scan's, bit for bit, alone and in batches, for both metrics, with
+    /// and without a threshold.
+    #[test]
+    fn the_two_passes_give_the_full_scans_answer_bit_for_bit() {
+        const DIM: usize = 24;
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
+        for (case, metric) in [DistanceMetric::Euclidean, DistanceMetric::Cosine]
+            .into_iter()
+            .cycle()
+            .take(8)
+            .enumerate()
+        {
+            let space = EmbeddingSpace::new(DIM, metric, ModelFingerprint([2; 32])).unwrap();
+            let path = dir.path().join(format!("{case}.bin"));
+            let mut g = Gallery::create(&path, space).unwrap();
+            let norm = [1.0, 1e-6, 300.0, 1.0][case / 2];
+            let centre: Vec<f32> = (0..DIM)
+                .map(|_| rng.random_range(-1.0..1.0) * norm)
+                .collect();
+            let mut batch: Vec<(String, Vec<f32>)> = Vec::new();
+            for i in 0..120 {
+                let rows = rng.random_range(1..=3);
+                let spread = [1e-4, 1e-2, 1.0][i % 3] * norm;
+                let values: Vec<f32> = match i % 10 {
+                    // A duplicate of an earlier identity's rows.
+                    7 => batch[i - 5].1.clone(),
+                    8 => vec![0.0; DIM],
+                    _ => (0..rows * DIM)
+                        .map(|k| centre[k % DIM] + rng.random_range(-1.0..1.0) * spread)
+                        .collect(),
+                };
+                batch.push((format!("p{i}"), values));
+            }
+            g.enroll_batch(batch.iter().map(|(n, v)| (n.as_str(), v.as_slice())))
+                .unwrap();
+            let mut queries = Vec::new();
+            for (q, (_, enrolled)) in batch.iter().enumerate().take(12) {
+                let query: Vec<f32> = match q % 4 {
+                    0 => enrolled[..DIM].to_vec(),
+                    1 => centre.clone(),
+                    2 => vec![0.0; DIM],
+                    _ => centre
+                        .iter()
+                        .map(|c| c + rng.random_range(-1e-3..1e-3) * norm)
+                        .collect(),
+                };
+                queries.extend_from_slice(&query);
+            }
+            let closest = full_scan::<3>(&g, &queries[..DIM], None);
+            let threshold = f32::from_bits(closest[1].1);
+            for max in [None, Some(threshold), Some(threshold * 1.5), Some(0.0)] {
+                let batched = g.search_batch::<3>(&queries, max).unwrap();
+                for (values, got) in queries.chunks_exact(DIM).zip(&batched) {
+                    let want = full_scan::<3>(&g, values, max);
+                    assert_eq!(answer(got), want, "case {case} {metric:?} {max:?}");
+                    assert_eq!(answer(&g.search::<3>(values, max).unwrap()), want);
+                }
+                let many = g.search_batch::<40>(&queries, max).unwrap();
+                for (values, got) in queries.chunks_exact(DIM).zip(&many) {
+                    assert_eq!(answer(got), full_scan::<40>(&g, values, max));
+                }
+            }
+        }
+    }
+
+    /// The first pass keeps few rows: for random vectors, a small part of the gallery is scored
+    /// in f32.
+    #[test]
+    fn the_first_pass_leaves_few_rows_to_score() {
+        const DIM: usize = 128;
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(8);
+        let space = EmbeddingSpace::new(DIM, DistanceMetric::Euclidean, ModelFingerprint([3; 32]));
+        let mut g = Gallery::create(&dir.path().join("g.bin"), space.unwrap()).unwrap();
+        let values: Vec<f32> = (0..4000 * DIM)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let names: Vec<String> = (0..400).map(|i| format!("p{i}")).collect();
+        let pairs = names
+            .iter()
+            .map(String::as_str)
+            .zip(values.chunks(10 * DIM));
+        g.enroll_batch(pairs).unwrap();
+        let rows = g.identities.iter().map(|i| i.rows);
+        let compact = Compact::new(&g.embeddings, &g.terms, rows, DIM);
+        let values: Vec<f32> = (0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let query = Query::new(&values, DistanceMetric::Euclidean, None).unwrap();
+        let bounds = g.first_pass::<5>(&compact, std::slice::from_ref(&query));
+        let threshold = bounds[0].threshold;
+        let kept = bounds[0].rows.iter().filter(|r| r.1 <= threshold).count();
+        // The first five identities are all kept while there is no bound yet (50 rows).
+        assert!(kept < 120, "{kept} of 4000 rows scored in f32");
     }
 
     #[test]
