@@ -2,17 +2,25 @@
 """Per-crop latency of our runtime against onnxruntime: same ONNX files, same crops, one run.
 
     pip install onnxruntime numpy
-    python3 benches/compare.py [MODEL.onnx ...] [--threads 1,2] [--rounds 20] [--crops 16]
+    python3 benches/compare.py [MODEL.onnx ...] [--threads 1,2] [--rounds 20] [--crops 16] [--int8]
 
 MODEL defaults to the shipped `models/edge-reid.onnx`. Our runtime is timed through the library's
 own model path (`Model::load` and `Model::run` at batch 1, `examples/model_latency.rs`, built here
 in release), onnxruntime from PyPI on its CPU provider with `intra_op_num_threads` set and
 sequential execution. Both run the same crops (the synthetic camera's people, cut and normalised
 by our preprocessing, written by the example as `.npy`), one crop per run; a round runs every crop
-once, after a warm-up round, and each runtime runs its rounds in a fresh process. Prints the CPU
+once, after a warm-up round, and each runtime runs its rounds in a fresh process. On more than
+one thread ours is also timed with all crops in one call, run side by side (one crop per thread at
+a time, `Model::run_crops`: throughput per crop, as the pipeline runs a frame's people). Prints the CPU
 model, the versions and a Markdown table: per-crop median and min-max over rounds for each, and
 the ratio ours / onnxruntime (below 1: ours is faster). A file is called int8 where its graph holds
 quantised operators.
+
+`--int8` also times int8 copies of each model made here by onnxruntime's static quantiser, in both
+standard forms (QOperator: `QLinearConv`/`QLinearMatMul`; QDQ: `QuantizeLinear`/`DequantizeLinear`
+around float `Conv`/`MatMul`), per-channel symmetric int8 weights, activations calibrated on the
+same crops: u8 with a zero point (onnxruntime's fast path) or symmetric s8. `Gemm` stays float
+(its quantised form, `QGemm`, is not a standard operator).
 """
 
 import argparse
@@ -59,11 +67,13 @@ def build():
     return REPO / "target" / "release" / "examples" / EXAMPLE
 
 
-def ours(binary, model, threads, rounds, crops, write_crops=None):
+def ours(binary, model, threads, rounds, crops, write_crops=None, side_by_side=False):
     cmd = [str(binary), str(model), "--threads", str(threads), "--rounds", str(rounds),
            "--crops", str(crops)]
     if write_crops:
         cmd += ["--write-crops", str(write_crops)]
+    if side_by_side:
+        cmd.append("--side-by-side")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     report = json.loads(out)
     return report["ms_per_crop"], report["load_s"]
@@ -98,6 +108,60 @@ print(json.dumps({{"ms_per_crop": rounds, "load_s": load_s}}))
     return report["ms_per_crop"], report["load_s"]
 
 
+def quantised(model, crops_file, out_dir):
+    """int8 copies of `model` in the QOperator and QDQ forms, as (label, path)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    # The quantiser wants f32 weights: fold the half-float initializers' casts first.
+    graph = onnx.load(str(model))
+    initializers = {i.name: i for i in graph.graph.initializer}
+    nodes = []
+    for node in graph.graph.node:
+        if node.op_type == "Cast" and node.input[0] in initializers:
+            weights = numpy_helper.to_array(initializers[node.input[0]]).astype(np.float32)
+            graph.graph.initializer.append(numpy_helper.from_array(weights, node.output[0]))
+        else:
+            nodes.append(node)
+    del graph.graph.node[:]
+    graph.graph.node.extend(nodes)
+    f32 = out_dir / f"{model.stem}-f32.onnx"
+    onnx.save(graph, str(f32))
+    crops = np.load(crops_file)
+
+    class Crops(CalibrationDataReader):
+        def __init__(self):
+            self.left = iter([{"image": crop[None]} for crop in crops])
+
+        def get_next(self):
+            return next(self.left, None)
+
+    made = []
+    forms = [("QOperator, u8 activations", QuantFormat.QOperator, QuantType.QUInt8),
+             ("QOperator, s8 activations", QuantFormat.QOperator, QuantType.QInt8),
+             ("QDQ, s8 activations", QuantFormat.QDQ, QuantType.QInt8)]
+    for n, (label, form, activations) in enumerate(forms):
+        out = out_dir / f"{model.stem}-int8-{n}.onnx"
+        quantize_static(str(f32), str(out), Crops(), quant_format=form, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=activations,
+                        op_types_to_quantize=["Conv", "MatMul"],
+                        extra_options={"WeightSymmetric": True,
+                                       "ActivationSymmetric": activations == QuantType.QInt8})
+        # The quantiser records the calibration batch (1) as every value's shape; our runtime
+        # plans for its own batch, so those shapes go, and the card stays the only metadata.
+        q = onnx.load(str(out))
+        del q.graph.value_info[:]
+        card = [(p.key, p.value) for p in q.metadata_props if p.key == "edge_reid.card"]
+        del q.metadata_props[:]
+        for key, value in card:
+            q.metadata_props.add(key=key, value=value)
+        onnx.save(q, str(out))
+        made.append((f"{model.name} int8 {label}", out))
+    return made
+
+
 def spread(values):
     return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
@@ -108,6 +172,8 @@ def main():
     parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--crops", type=int, default=16)
+    parser.add_argument("--int8", action="store_true",
+                        help="also time int8 copies made by onnxruntime's quantiser")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
 
@@ -119,20 +185,30 @@ def main():
           f"{args.rounds} rounds of {args.crops} crops, batch 1; {time.strftime('%Y-%m-%d')}\n")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        files = []
         for model in args.models:
-            crops_file = Path(tmp) / "crops.npy"
+            crops_file = Path(tmp) / f"{model.stem}-crops.npy"
             ours(binary, model, 1, 1, args.crops, write_crops=crops_file)
+            files.append((model.name, model, crops_file))
+            if args.int8:
+                files += [(label, path, crops_file)
+                          for label, path in quantised(model, crops_file, Path(tmp))]
+        for name, model, crops_file in files:
             kind = precision(model)
             for t in threads:
-                our_ms, our_load = ours(binary, model, t, args.rounds, args.crops)
                 ort_ms, ort_load = onnxruntime(model, t, args.rounds, crops_file)
-                ratio = statistics.median(our_ms) / statistics.median(ort_ms)
-                rows.append(f"| `{model.name}` | {kind} | {t} | {spread(our_ms)} | "
-                            f"{spread(ort_ms)} | **{ratio:.2f}x** | {our_load:.2f} / "
-                            f"{ort_load:.2f} |")
-    print("| model | precision | threads | ours, ms per crop: median (min-max) | "
-          "onnxruntime, ms per crop | ours / onnxruntime | load s (ours / onnxruntime) |")
-    print("|---|---|---|---|---|---|---|")
+                for side_by_side in [False, True] if t > 1 else [False]:
+                    our_ms, our_load = ours(binary, model, t, args.rounds, args.crops,
+                                            side_by_side=side_by_side)
+                    ratio = statistics.median(our_ms) / statistics.median(ort_ms)
+                    how = f"{t} crops side by side" if side_by_side else "one crop per call"
+                    rows.append(f"| `{name}` | {kind} | {t} | {how} | {spread(our_ms)} | "
+                                f"{spread(ort_ms)} | **{ratio:.2f}x** | {our_load:.2f} / "
+                                f"{ort_load:.2f} |")
+    print("| model | precision | threads | ours: how | ours, ms per crop: median (min-max) | "
+          "onnxruntime, ms per crop (one per call) | ours / onnxruntime | "
+          "load s (ours / onnxruntime) |")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 

@@ -1,16 +1,18 @@
-//! Per-crop latency of a model through the library's own path ([`Model::load`], [`Model::run`] at
-//! batch 1, [`set_threads`]), for `benches/compare.py`, which times onnxruntime on the same file
+//! Per-crop latency of a model through the library's own path ([`Model::load`], [`Model::run`],
+//! [`set_threads`]), for `benches/compare.py`, which times onnxruntime on the same file
 //! and the same crops in the same run.
 //!
 //! The crops are the people of the synthetic camera's first crowded frame, cut and normalised by
 //! the model's [`Preprocessor`] as the runtime does, in turn until there are `--crops` of them;
 //! `--write-crops FILE.npy` also writes them (`[n, 3, H, W]` f32) for the other runtime. One round
-//! runs every crop once; each round's time per crop is printed, with the load time, as one JSON
-//! object:
+//! runs every crop once, `--batch` crops per call (default 1; a call's matrix products split over
+//! the threads), or with `--side-by-side` all of them in one [`Model::run_crops`] (one batch per
+//! thread at a time); each
+//! round's time per crop is printed, with the load time, as one JSON object:
 //!
 //! ```sh
 //! cargo run --release --example model_latency -- MODEL.onnx [--threads 1] [--rounds 20] \
-//!     [--crops 16] [--write-crops crops.npy]
+//!     [--crops 16] [--batch 1] [--write-crops crops.npy] [--side-by-side]
 //! ```
 
 #[path = "../benches/common/mod.rs"]
@@ -29,7 +31,9 @@ struct Args {
     threads: usize,
     rounds: usize,
     crops: usize,
+    batch: usize,
     write_crops: Option<PathBuf>,
+    side_by_side: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -42,9 +46,15 @@ fn parse_args() -> Result<Args> {
         threads: 1,
         rounds: 20,
         crops: 16,
+        batch: 1,
         write_crops: None,
+        side_by_side: false,
     };
     while let Some(flag) = args.next() {
+        if flag == "--side-by-side" {
+            parsed.side_by_side = true;
+            continue;
+        }
         let value = args
             .next()
             .with_context(|| format!("{flag:?} needs a value"))?;
@@ -59,6 +69,7 @@ fn parse_args() -> Result<Args> {
             Some("--threads") => parsed.threads = number()?,
             Some("--rounds") => parsed.rounds = number()?,
             Some("--crops") => parsed.crops = number()?,
+            Some("--batch") => parsed.batch = number()?,
             Some("--write-crops") => parsed.write_crops = Some(value.into()),
             _ => bail!("unknown option {flag:?}"),
         }
@@ -85,7 +96,7 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     set_threads(args.threads);
     let started = Instant::now();
-    let model = Model::load(&args.model, 1)?;
+    let model = Model::load(&args.model, args.batch)?;
     let load_s = started.elapsed().as_secs_f64();
 
     let pre = Preprocessor::from_spec(&model.card().input)?;
@@ -100,8 +111,12 @@ fn main() -> Result<()> {
     let mut rounds_ms = Vec::with_capacity(args.rounds);
     for round in 0..=args.rounds {
         let started = Instant::now();
-        for crop in crops.chunks_exact(pre.slot_len()) {
-            std::hint::black_box(model.run(crop, 1)?);
+        if args.side_by_side {
+            std::hint::black_box(model.run_crops(&crops, args.crops)?);
+        } else {
+            for batch in crops.chunks(args.batch * pre.slot_len()) {
+                std::hint::black_box(model.run(batch, batch.len() / pre.slot_len())?);
+            }
         }
         if round > 0 {
             rounds_ms.push(started.elapsed().as_secs_f64() * 1e3 / args.crops as f64);
@@ -110,7 +125,9 @@ fn main() -> Result<()> {
     let report = serde_json::json!({
         "load_s": load_s,
         "threads": args.threads,
+        "side_by_side": args.side_by_side,
         "crops": args.crops,
+        "batch": args.batch,
         "ms_per_crop": rounds_ms,
     });
     println!("{report}");

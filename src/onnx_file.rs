@@ -1,7 +1,7 @@
 //! Reading an ONNX file for tract, shared by the model loader ([`crate::model`]) and the person
 //! detector ([`crate::detect::yolo`]): the parsed protobuf with its graph, and the graph's one real
 //! input (a graph input that is not an initializer) with its declared shape, and the graph handed
-//! to tract with its half-float weights widened once (see [`OnnxFile::tract_model`]).
+//! to tract with its half-float weights widened once (see [`OnnxFile::into_tract_model`]).
 
 use std::path::Path;
 
@@ -67,13 +67,13 @@ impl OnnxFile {
     /// tract's constant folding leaves such a cast in the plan because it doubles the constant's
     /// memory, so each run would widen every weight again (about a quarter of the shipped model's
     /// time per crop); widened here once, the plan is an f32 export's. [`OnnxFile::digest`] is of
-    /// the file as stored.
-    pub fn tract_model(&self) -> TractResult<InferenceModel> {
-        let mut proto = self.proto.clone();
-        if let Some(graph) = &mut proto.graph {
+    /// the file as stored (take it first: the file is consumed, so that its weights are not copied
+    /// once more while tract reads them).
+    pub fn into_tract_model(mut self) -> TractResult<InferenceModel> {
+        if let Some(graph) = &mut self.proto.graph {
             fold_half_casts(graph);
         }
-        tract_onnx::onnx().model_for_proto_model(&proto)
+        tract_onnx::onnx().model_for_proto_model(&self.proto)
     }
 
     /// The graph.
@@ -306,7 +306,7 @@ mod tests {
             std::fs::write(&path, half_graph(int32)).unwrap();
             let file = OnnxFile::read(&path).unwrap();
             let plan = file
-                .tract_model()
+                .into_tract_model()
                 .and_then(|m| m.into_optimized())
                 .and_then(|m| m.into_runnable())
                 .unwrap();

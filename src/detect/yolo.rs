@@ -92,7 +92,7 @@ impl YoloDetector {
         };
         let (height, width) = input_size(&file, cfg.input_size).map_err(layout)?;
 
-        let mut model = file.tract_model().map_err(prepare)?;
+        let mut model = file.into_tract_model().map_err(prepare)?;
         model
             .set_input_fact(0, f32::fact([1, 3, height, width]).into())
             .map_err(prepare)?;

@@ -91,7 +91,8 @@ fn person_boxes<'a>(image: &'a RgbImage, regions: &[Region]) -> Vec<Crop<'a>> {
         .collect()
 }
 
-/// A model with its preprocessor and a reusable input buffer.
+/// A model with its preprocessor and a reusable input buffer (as long as the most crops seen at
+/// once).
 struct Stage {
     model: Model,
     pre: Preprocessor,
@@ -102,11 +103,15 @@ impl Stage {
     fn new(model: Model) -> Result<Self, PipelineError> {
         let pre = Preprocessor::from_spec(&model.card().input)
             .map_err(|e| PipelineError::Role(format!("model input: {e}")))?;
-        let input = vec![0.0; model.batch() * pre.slot_len()];
-        Ok(Self { model, pre, input })
+        Ok(Self {
+            model,
+            pre,
+            input: Vec::new(),
+        })
     }
 
-    /// Runs the model over `crops` (an image and a region of it each) in batches, calling
+    /// Runs the model over `crops` (an image and a region of it each) in batches, side by side
+    /// where there are several and several threads ([`Model::run_crops`]), calling
     /// `each(index, outputs, i)` for every crop.
     fn run(
         &mut self,
@@ -116,24 +121,21 @@ impl Stage {
         mut each: impl FnMut(usize, &Outputs, usize),
     ) -> Result<(), PipelineError> {
         let slot = self.pre.slot_len();
-        for (chunk_index, chunk) in crops.chunks(self.model.batch()).enumerate() {
-            let started = Instant::now();
-            for (&(image, region, framing), out) in
-                chunk.iter().zip(self.input.chunks_exact_mut(slot))
-            {
-                self.pre
-                    .crop_into(image, region, framing, out)
-                    .map_err(|source| PipelineError::Crop { region, source })?;
-            }
-            *ms_pre += millis(started);
-            let started = Instant::now();
-            let outputs = self
-                .model
-                .run(&self.input[..chunk.len() * slot], chunk.len())?;
-            *ms_model += millis(started);
-            for i in 0..chunk.len() {
-                each(chunk_index * self.model.batch() + i, &outputs, i);
-            }
+        let started = Instant::now();
+        self.input.resize(crops.len() * slot, 0.0);
+        for (&(image, region, framing), out) in crops.iter().zip(self.input.chunks_exact_mut(slot))
+        {
+            self.pre
+                .crop_into(image, region, framing, out)
+                .map_err(|source| PipelineError::Crop { region, source })?;
+        }
+        *ms_pre += millis(started);
+        let started = Instant::now();
+        let outputs = self.model.run_crops(&self.input, crops.len())?;
+        *ms_model += millis(started);
+        let batch = self.model.batch();
+        for k in 0..crops.len() {
+            each(k, &outputs[k / batch], k % batch);
         }
         Ok(())
     }

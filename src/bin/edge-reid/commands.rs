@@ -19,7 +19,7 @@ use edge_reid::eval::market::evaluate_market;
 use edge_reid::events::{Event, Summary};
 use edge_reid::fleet::{Fleet, FleetConfig};
 use edge_reid::gallery::{shown_name, EmbeddingSpace, Gallery};
-use edge_reid::model::{set_threads, Model};
+use edge_reid::model::{release_freed_memory, set_threads, Model};
 use edge_reid::mot::MotWriter;
 use edge_reid::mqtt::layout::check_box_name;
 use edge_reid::picture;
@@ -54,6 +54,9 @@ const GALLERY_FILE: &str = "edge-reid.gallery";
 const MAX_UNREADABLE_IN_ROW: u32 = 50;
 /// How often a run waiting for a frame looks for a stop signal.
 const STOP_POLL: Duration = Duration::from_millis(50);
+/// Frames between two hand-backs of freed memory to the kernel (a few milliseconds each): what
+/// the threads free in their own allocator arenas would otherwise add up over a long run.
+const TRIM_EVERY: u64 = 100;
 /// The camera used when no source is given, if it exists.
 const DEFAULT_DEVICE: &str = "/dev/video0";
 
@@ -529,6 +532,9 @@ pub fn run(a: &RunArgs) -> Result<()> {
                 }
             }
             reader.recycle(frame);
+            if read.is_multiple_of(TRIM_EVERY) {
+                release_freed_memory();
+            }
         }
     })();
     let closed = (|| -> Result<u64> {

@@ -71,7 +71,8 @@ struct ModelArgs {
     /// The gallery file (default: $EDGE_REID_GALLERY, else edge-reid.gallery).
     #[arg(long, global = true)]
     gallery: Option<PathBuf>,
-    /// Crops per model run (1 to 256).
+    /// Crops per model run (1 to 256). 1 is the fastest per crop with tract 0.23, whose
+    /// convolutions over a batch of several unfold their input eagerly (RESULTS.md).
     #[arg(long, default_value_t = 1, global = true,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     batch: u16,
