@@ -127,13 +127,19 @@ def quantised(model, crops_file, out_dir):
             nodes.append(node)
     del graph.graph.node[:]
     graph.graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    kept = [i for i in graph.graph.initializer if i.name in used]
+    del graph.graph.initializer[:]
+    graph.graph.initializer.extend(kept)
     f32 = out_dir / f"{model.stem}-f32.onnx"
     onnx.save(graph, str(f32))
     crops = np.load(crops_file)
+    constants = {i.name for i in graph.graph.initializer}
+    input_name = next(i.name for i in graph.graph.input if i.name not in constants)
 
     class Crops(CalibrationDataReader):
         def __init__(self):
-            self.left = iter([{"image": crop[None]} for crop in crops])
+            self.left = iter([{input_name: crop[None]} for crop in crops])
 
         def get_next(self):
             return next(self.left, None)
