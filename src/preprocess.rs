@@ -565,8 +565,8 @@ mod tests {
                     rows[r]
                 );
             }
-            for r in 6..10 {
-                assert!(rows[r].iter().any(|v| *v != 0.0), "channel {c} row {r}");
+            for (r, row) in rows.iter().enumerate().take(10).skip(6) {
+                assert!(row.iter().any(|v| *v != 0.0), "channel {c} row {r}");
             }
         }
     }
