@@ -10,9 +10,9 @@ in release), onnxruntime from PyPI on its CPU provider with `intra_op_num_thread
 sequential execution. Both run the same crops (the synthetic camera's people, cut and normalised
 by our preprocessing, written by the example as `.npy`), one crop per run; a round runs every crop
 once, after a warm-up round, and each runtime runs its rounds in a fresh process. On more than
-one thread ours is also timed with all crops in one call, run side by side (one crop per thread at
-a time, `Model::run_crops`: throughput per crop, as the pipeline runs a frame's people). Prints the CPU
-model, the versions and a Markdown table: per-crop median and min-max over rounds for each, and
+one thread ours is also timed with all crops in one call, run side by side (one crop per thread
+at a time, `Model::run_crops`: throughput per crop, as the pipeline runs a frame's people).
+Prints the CPU model, the versions and a Markdown table: per-crop median and min-max over rounds for each, and
 the ratio ours / onnxruntime (below 1: ours is faster). A file is called int8 where its graph holds
 quantised operators.
 

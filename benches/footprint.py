@@ -11,7 +11,7 @@ stripped, LTO), writes a gallery of `--identities` made-up people in the model's
 gallery and with the large one. Resident memory is sampled from /proc every 20 ms (the median over
 the second half of the run, when every part is loaded) and the peak is the kernel's (ru_maxrss).
 The model's load time is the library's (`Model::load`, `examples/model_latency.rs`). Prints the
-CPU model and two Markdown tables.
+CPU model and one Markdown table.
 """
 
 import argparse
@@ -50,10 +50,9 @@ def rss_kib(pid):
 
 
 def run(binary, model, gallery, frames, threads):
-    """Median resident MiB over the second half of the run, peak MiB, wall seconds."""
+    """Median resident MiB over the second half of the run, and peak MiB."""
     cmd = [str(binary), "--model", str(model), "--gallery", str(gallery), "--synthetic",
            "--frames", str(frames), "--threads", str(threads)]
-    started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = []
     while True:
@@ -66,7 +65,7 @@ def run(binary, model, gallery, frames, threads):
     if status != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with status {status}")
     steady = samples[len(samples) // 2:]
-    return statistics.median(steady) / 1024, usage.ru_maxrss / 1024, time.monotonic() - started
+    return statistics.median(steady) / 1024, usage.ru_maxrss / 1024
 
 
 def main():
@@ -98,7 +97,7 @@ def main():
             for label, gallery, open_s in [("4 people", small, None),
                                            (f"{args.identities:,} people", large,
                                             made["open_s"])]:
-                steady, peak, _ = run(binary, args.model, gallery, args.frames, args.threads)
+                steady, peak = run(binary, args.model, gallery, args.frames, args.threads)
                 shown_open = "" if open_s is None else f"{open_s:.3f}"
                 print(f"| {profile} | {binary.stat().st_size / 2**20:.1f} | {load_s:.2f} | "
                       f"{label} | {shown_open} | {steady:.0f} | {peak:.0f} |")

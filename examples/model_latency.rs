@@ -7,8 +7,8 @@
 //! `--write-crops FILE.npy` also writes them (`[n, 3, H, W]` f32) for the other runtime. One round
 //! runs every crop once, `--batch` crops per call (default 1; a call's matrix products split over
 //! the threads), or with `--side-by-side` all of them in one [`Model::run_crops`] (one batch per
-//! thread at a time); each
-//! round's time per crop is printed, with the load time, as one JSON object:
+//! thread at a time); each round's time per crop is printed, with the load time, as one JSON
+//! object:
 //!
 //! ```sh
 //! cargo run --release --example model_latency -- MODEL.onnx [--threads 1] [--rounds 20] \

@@ -344,41 +344,34 @@ impl Model {
         let batches: Vec<&[f32]> = input.chunks(self.batch * crop).collect();
         let run = |batch: &[f32]| self.run(batch, batch.len() / crop);
         let (together, rest) = batches.split_at(batches.len() / threads * threads);
-        let mut results: Vec<Result<Outputs, ModelError>> = Vec::with_capacity(batches.len());
-        if threads > 1 && !together.is_empty() {
-            let mut side_by_side: Vec<Option<Result<Outputs, ModelError>>> =
-                together.iter().map(|_| None).collect();
+        let mut results: Vec<Result<Outputs, ModelError>> = if threads > 1 && !together.is_empty() {
+            // Each worker takes an equal run of consecutive batches, so joining the workers in
+            // turn gives the results in order.
             std::thread::scope(|scope| {
                 let run = &run;
-                let handles: Vec<_> = (0..threads)
-                    .map(|worker| {
+                let workers: Vec<_> = together
+                    .chunks(together.len() / threads)
+                    .map(|mine| {
                         scope.spawn(move || {
                             use tract_linalg::multithread::{multithread_tract_scope, Executor};
                             multithread_tract_scope(Executor::SingleThread, || {
-                                let mine = together.iter().enumerate().skip(worker);
-                                let mine = mine.step_by(threads);
-                                mine.map(|(i, batch)| (i, run(batch))).collect::<Vec<_>>()
+                                mine.iter().map(|batch| run(batch)).collect::<Vec<_>>()
                             })
                         })
                     })
                     .collect();
-                for handle in handles {
-                    let done = handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    for (i, result) in done {
-                        side_by_side[i] = Some(result);
-                    }
-                }
-            });
-            results.extend(
-                side_by_side
+                workers
                     .into_iter()
-                    .map(|r| r.expect("every batch was run by one worker")),
-            );
+                    .flat_map(|worker| {
+                        worker
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            })
         } else {
-            results.extend(together.iter().map(|batch| run(batch)));
-        }
+            together.iter().map(|batch| run(batch)).collect()
+        };
         results.extend(rest.iter().map(|batch| run(batch)));
         results.into_iter().collect()
     }
