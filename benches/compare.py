@@ -14,7 +14,8 @@ one thread ours is also timed with all crops in one call, run side by side (one 
 at a time, `Model::run_crops`: throughput per crop, as the pipeline runs a frame's people).
 Prints the CPU model, the versions and a Markdown table: per-crop median and min-max over rounds for each, and
 the ratio ours / onnxruntime (below 1: ours is faster). A file is called int8 where its graph holds
-quantised operators.
+quantised operators; its size is in multiply-adds per crop (`Conv`, `Gemm`, `MatMul`, counted from
+onnx's shape inference).
 
 `--int8` also times int8 copies of each model made here by onnxruntime's static quantiser, in both
 standard forms (QOperator: `QLinearConv`/`QLinearMatMul`; QDQ: `QuantizeLinear`/`DequantizeLinear`
@@ -59,6 +60,33 @@ def precision(model):
     import onnx
     ops = {n.op_type for n in onnx.load(str(model), load_external_data=False).graph.node}
     return "int8" if ops & QUANTISED_OPS else "f32"
+
+
+def gmacs(model):
+    """Multiply-adds of one crop in the graph's `Conv`, `Gemm` and `MatMul` nodes, in billions,
+    from onnx's shape inference at batch 1: a `Conv` costs its output elements times its
+    weight's input channels (per group) and kernel area, a product its output elements times the
+    summed dimension."""
+    import math
+    import onnx
+    graph = onnx.load(str(model))
+    for value in graph.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].dim_param:
+            dims[0].dim_value = 1
+    graph = onnx.shape_inference.infer_shapes(graph)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*graph.graph.value_info, *graph.graph.input, *graph.graph.output]}
+    shapes.update({i.name: list(i.dims) for i in graph.graph.initializer})
+    total = 0
+    for node in graph.graph.node:
+        out = math.prod(shapes[node.output[0]])
+        if node.op_type == "Conv":
+            total += out * math.prod(shapes[node.input[1]][1:])
+        elif node.op_type in ("Gemm", "MatMul"):
+            trans_a = any(a.name == "transA" and a.i for a in node.attribute)
+            total += out * shapes[node.input[0]][-2 if trans_a else -1]
+    return total / 1e9
 
 
 def build():
@@ -201,6 +229,7 @@ def main():
                           for label, path in quantised(model, crops_file, Path(tmp))]
         for name, model, crops_file in files:
             kind = precision(model)
+            size = f"{gmacs(model):.2f}"
             for t in threads:
                 ort_ms, ort_load = onnxruntime(model, t, args.rounds, crops_file)
                 for side_by_side in [False, True] if t > 1 else [False]:
@@ -208,13 +237,13 @@ def main():
                                             side_by_side=side_by_side)
                     ratio = statistics.median(our_ms) / statistics.median(ort_ms)
                     how = f"{t} crops side by side" if side_by_side else "one crop per call"
-                    rows.append(f"| `{name}` | {kind} | {t} | {how} | {spread(our_ms)} | "
+                    rows.append(f"| `{name}` | {kind} | {size} | {t} | {how} | {spread(our_ms)} | "
                                 f"{spread(ort_ms)} | **{ratio:.2f}x** | {our_load:.2f} / "
                                 f"{ort_load:.2f} |")
-    print("| model | precision | threads | ours: how | ours, ms per crop: median (min-max) | "
+    print("| model | precision | GMACs per crop | threads | ours: how | ours, ms per crop: median (min-max) | "
           "onnxruntime, ms per crop (one per call) | ours / onnxruntime | "
           "load s (ours / onnxruntime) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 

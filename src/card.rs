@@ -126,7 +126,7 @@ pub struct PersonSpec {
 pub struct TrainingSummary {
     /// Dataset description (path or name, number of identities and images).
     pub data: String,
-    /// Backbone (`resnet18`, `small`).
+    /// Backbone (`resnet18`, `small`, `mobilenetv2`).
     pub backbone: String,
     /// Attribute head (`baseline`, `convhead`, `sa`), empty for a pre-detector.
     pub head: String,

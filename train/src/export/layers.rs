@@ -21,7 +21,7 @@ use super::fold::{to_vec, WeightBias};
 use super::graph::{attr_float, attr_int, attr_ints, GraphBuilder};
 use super::ExportError;
 
-/// A convolution's parameters: square or rectangular kernel, no dilation, one group.
+/// A convolution's parameters: square or rectangular kernel, no dilation, dense or depthwise.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvSpec<'a> {
     /// `[out, in, kh, kw]`.
@@ -32,6 +32,8 @@ pub struct ConvSpec<'a> {
     pub stride: (usize, usize),
     /// Zero padding on all four sides.
     pub padding: usize,
+    /// 1, or the channels of a depthwise convolution.
+    pub groups: usize,
 }
 
 /// Weights and biases of parallel layers, each with its BatchNorm folded in, stacked along the
@@ -109,6 +111,11 @@ impl GraphBuilder {
                 first.stride, c.stride, first.padding, c.padding
             )));
         }
+        if first.groups != 1 && convs.len() > 1 {
+            return Err(ExportError::Graph(format!(
+                "{name}: depthwise convolutions cannot be merged"
+            )));
+        }
         let wb = stacked(
             name,
             convs
@@ -123,16 +130,15 @@ impl GraphBuilder {
         };
         let [w, b] = self.weight_bias(name, &wb)?;
         let p = first.padding as i64;
-        Ok(self.node(
-            name,
-            "Conv",
-            &[x, &w, &b],
-            vec![
-                attr_ints("kernel_shape", &[kh as i64, kw as i64]),
-                attr_ints("strides", &[first.stride.0 as i64, first.stride.1 as i64]),
-                attr_ints("pads", &[p, p, p, p]),
-            ],
-        ))
+        let mut attributes = vec![
+            attr_ints("kernel_shape", &[kh as i64, kw as i64]),
+            attr_ints("strides", &[first.stride.0 as i64, first.stride.1 as i64]),
+            attr_ints("pads", &[p, p, p, p]),
+        ];
+        if first.groups != 1 {
+            attributes.push(attr_int("group", first.groups as i64));
+        }
+        Ok(self.node(name, "Conv", &[x, &w, &b], attributes))
     }
 
     /// Linear layers (each with its optional following BatchNorm1d folded in) on `[N, C]` as one

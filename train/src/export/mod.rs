@@ -325,7 +325,7 @@ pub fn verify(
         ));
     }
 
-    let x = x.to_device(net.backbone.conv1.weight.device())?;
+    let x = x.to_device(net.backbone.device())?;
     let expected = net.forward_t(&x, false)?;
     let actual = model
         .run(&to_vec(&x)?, n)
@@ -567,6 +567,7 @@ mod tests {
                     bias: c.bias(),
                     stride,
                     padding: c.config().padding,
+                    groups: 1,
                 }
             }
             let mut g = GraphBuilder::new("tiny");
@@ -677,7 +678,13 @@ mod tests {
             net.forward_t(&x, true).unwrap();
         }
         let vars = vm.data().lock().unwrap();
-        let mean = vars["layer4.0.bn2.running_mean"].to_vec1::<f32>().unwrap();
+        let last_bn = match cfg.backbone {
+            Backbone::Mobilenetv2 => "layer4.0.dw.1",
+            _ => "layer4.0.bn2",
+        };
+        let mean = vars[&format!("{last_bn}.running_mean")]
+            .to_vec1::<f32>()
+            .unwrap();
         assert!(mean.iter().any(|m| m.abs() > 0.01), "{mean:?}");
         drop(vars);
         net
@@ -855,6 +862,14 @@ mod tests {
     #[test]
     fn exports_resnet18() {
         export_and_check(&small_net(HeadKind::Sa, Backbone::Resnet18, true));
+    }
+
+    /// The light backbone: its depthwise convolutions become `Conv`s with `group` = channels.
+    #[test]
+    fn exports_the_light_backbone() {
+        for head in [HeadKind::Baseline, HeadKind::Sa] {
+            export_and_check(&small_net(head, Backbone::Mobilenetv2, true));
+        }
     }
 
     #[test]

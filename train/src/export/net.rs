@@ -21,9 +21,10 @@ use super::layers::ConvSpec;
 use super::{ExportError, Precision, EMBEDDING, INPUT, PERSON};
 use crate::model::heads::{AttributeHeads, ConvBranch, SaHead, SelfAttention};
 use crate::model::layers::Conv;
+use crate::model::mobilenet::{InvertedResidual, MobileNetV2};
 use crate::model::resnet::{BasicBlock, ResNet};
 use crate::model::PreDetectorNet;
-use crate::model::{BranchPool, MultiTaskNet, NetConfig, BRANCH_GRID};
+use crate::model::{BackboneNet, BranchPool, MultiTaskNet, NetConfig, BRANCH_GRID};
 
 /// The batch dimension's symbol.
 const BATCH: &str = "N";
@@ -39,6 +40,7 @@ fn spec(conv: &Conv) -> ConvSpec<'_> {
         bias: conv.bias.as_ref(),
         stride: conv.cfg.stride,
         padding: conv.cfg.padding,
+        groups: conv.cfg.groups,
     }
 }
 
@@ -52,7 +54,10 @@ pub(super) fn build(
     let cfg = net.config();
     let mut g = GraphBuilder::new("edge_reid").half_weights(precision == Precision::Half);
     let image = image_input(&mut g, (cfg.input_height, cfg.input_width))?;
-    let (layer3, layer4) = backbone(&mut g, &net.backbone, &image)?;
+    let (layer3, layer4) = match &net.backbone {
+        BackboneNet::ResNet(resnet) => backbone(&mut g, resnet, &image)?,
+        BackboneNet::MobileNetV2(mobilenet) => mobilenet_backbone(&mut g, mobilenet, &image)?,
+    };
     let v = g.global_avg_pool("v", &layer4);
 
     let reid = &net.reid;
@@ -138,6 +143,50 @@ fn backbone(
     let layer3 = (0..3).try_fold(x, |x, index| stage(index, x))?;
     let layer4 = stage(3, layer3.clone())?;
     Ok((layer3, layer4))
+}
+
+/// The light backbone's stem, `layer1`..`layer4` and last convolution; returns the outputs of
+/// `layer3` and of the last convolution.
+fn mobilenet_backbone(
+    g: &mut GraphBuilder,
+    net: &MobileNetV2,
+    image: &str,
+) -> Result<(String, String), ExportError> {
+    let (conv, bn) = &net.stem;
+    let x = g.conv("conv1", image, &[(spec(conv), Some(bn))])?;
+    let x = g.relu("relu", &x);
+    let mut stage = |index: usize, x: String| {
+        let mut blocks = net.layers[index].iter().enumerate();
+        blocks.try_fold(x, |x, (i, block)| {
+            inverted_residual(g, &format!("layer{}.{i}", index + 1), block, &x)
+        })
+    };
+    let layer3 = (0..3).try_fold(x, |x, index| stage(index, x))?;
+    let y = stage(3, layer3.clone())?;
+    let (conv, bn) = &net.last;
+    let y = g.conv("conv_last", &y, &[(spec(conv), Some(bn))])?;
+    Ok((layer3, g.relu("relu_last", &y)))
+}
+
+/// `project(relu(dw(relu(expand(x))))) (+ x)`, BatchNorms folded.
+fn inverted_residual(
+    g: &mut GraphBuilder,
+    name: &str,
+    block: &InvertedResidual,
+    x: &str,
+) -> Result<String, ExportError> {
+    let mut y = x.to_string();
+    let with_relu = block.expand.iter().map(|cb| ("expand", cb));
+    for (part, (conv, bn)) in with_relu.chain([("dw", &block.dw)]) {
+        let z = g.conv(&format!("{name}.{part}"), &y, &[(spec(conv), Some(bn))])?;
+        y = g.relu(&format!("{name}.{part}.relu"), &z);
+    }
+    let (conv, bn) = &block.project;
+    let y = g.conv(&format!("{name}.project"), &y, &[(spec(conv), Some(bn))])?;
+    Ok(match block.residual {
+        true => g.node(&format!("{name}.add"), "Add", &[&y, x], vec![]),
+        false => y,
+    })
 }
 
 /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, BatchNorms folded.

@@ -380,24 +380,35 @@ impl CustomOp2 for Conv2d {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // The network's input needs no gradient: skip the input half of the work for it.
-        let input_grad = x.track_op();
         let op = Conv2dGrad {
             stride: self.stride,
             padding: self.padding,
-            input_grad,
+            input_grad: x.track_op(),
         };
-        let grads = grad.contiguous()?.apply_op3_no_bwd(x, weight, &op)?;
-        let (nx, nw) = (
-            if input_grad { x.elem_count() } else { 0 },
-            weight.elem_count(),
-        );
-        let dw = grads.narrow(0, nx, nw)?.reshape(weight.shape())?;
-        let dx = match input_grad {
-            true => Some(grads.narrow(0, 0, nx)?.reshape(x.shape())?),
-            false => None,
-        };
-        Ok((dx, Some(dw)))
+        split_gradients(
+            &grad.contiguous()?.apply_op3_no_bwd(x, weight, &op)?,
+            x,
+            weight,
+        )
     }
+}
+
+/// The input gradient (when `x` needs one) and the weight gradient out of a gradient op's
+/// flattened result, which holds them in that order.
+pub(super) fn split_gradients(
+    grads: &Tensor,
+    x: &Tensor,
+    weight: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let nx = if x.track_op() { x.elem_count() } else { 0 };
+    let dw = grads
+        .narrow(0, nx, weight.elem_count())?
+        .reshape(weight.shape())?;
+    let dx = match x.track_op() {
+        true => Some(grads.narrow(0, 0, nx)?.reshape(x.shape())?),
+        false => None,
+    };
+    Ok((dx, Some(dw)))
 }
 
 /// The convolution's gradients: arguments `dy`, `x`, `weight`; the result is the input gradient
@@ -481,18 +492,18 @@ impl CustomOp3 for Conv2dGrad {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn wave(n: usize, a: f64, b: f64) -> Vec<f32> {
+    pub(in crate::model) fn wave(n: usize, a: f64, b: f64) -> Vec<f32> {
         (0..n).map(|i| ((i as f64 * a + b).sin()) as f32).collect()
     }
 
     /// Largest difference between `got` and `want`, relative to `want`'s largest magnitude when
     /// that is over 1 (sums of thousands of terms differ by more than 1e-4 from summation order
     /// alone).
-    fn max_diff(got: &Tensor, want: &Tensor) -> f32 {
+    pub(in crate::model) fn max_diff(got: &Tensor, want: &Tensor) -> f32 {
         assert_eq!(got.dims(), want.dims());
         let max_abs = |t: Tensor| t.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>();
         let diff = (got - want).and_then(max_abs).expect("difference");

@@ -51,7 +51,7 @@ pub(crate) fn dense_with(
     Ok(Linear::new(weight, Some(bias)))
 }
 
-use super::{cpu_conv, cpu_norm, cpu_pool};
+use super::{cpu_conv, cpu_depthwise, cpu_norm, cpu_pool};
 
 /// Hyper-parameters of one 2-D convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,8 @@ pub(crate) struct ConvConfig {
     pub(crate) padding: usize,
     /// Whether the convolution has a bias (torchvision's ResNet convolutions have none).
     pub(crate) bias: bool,
+    /// 1, or `in_channels` (= `out_channels`) for a depthwise convolution.
+    pub(crate) groups: usize,
 }
 
 impl ConvConfig {
@@ -86,13 +88,23 @@ impl ConvConfig {
             stride: (stride, stride),
             padding,
             bias: false,
+            groups: 1,
+        }
+    }
+
+    /// A bias-free depthwise `k x k` convolution (one group per channel) with a square stride, as
+    /// in torchvision's MobileNetV2.
+    pub(crate) fn depthwise(channels: usize, kernel: usize, stride: usize) -> Self {
+        Self {
+            groups: channels,
+            ..Self::new(channels, channels, kernel, stride, kernel / 2)
         }
     }
 }
 
-/// A 2-D convolution with a possibly different stride on rows and columns.
+/// A 2-D convolution with a possibly different stride on rows and columns, dense or depthwise.
 ///
-/// Variables: `weight` `[out, in, k, k]` and, when configured, `bias` `[out]` (zeros).
+/// Variables: `weight` `[out, in / groups, k, k]` and, when configured, `bias` `[out]` (zeros).
 #[derive(Debug, Clone)]
 pub(crate) struct Conv {
     /// Hyper-parameters.
@@ -117,7 +129,21 @@ impl Conv {
 
     /// Creates the convolution's variables under `vb`, the weight drawn from `init`.
     pub(crate) fn with_init(cfg: ConvConfig, init: Init, vb: VarBuilder) -> Result<Self> {
-        let shape = (cfg.out_channels, cfg.in_channels, cfg.kernel, cfg.kernel);
+        if cfg.groups != 1 && (cfg.groups != cfg.in_channels || cfg.groups != cfg.out_channels) {
+            candle_core::bail!(
+                "a convolution of {} to {} channels in {} groups: only dense and depthwise ones \
+                 are supported",
+                cfg.in_channels,
+                cfg.out_channels,
+                cfg.groups
+            );
+        }
+        let shape = (
+            cfg.out_channels,
+            cfg.in_channels / cfg.groups,
+            cfg.kernel,
+            cfg.kernel,
+        );
         let weight = vb.get_with_hints(shape, "weight", init)?;
         let bias = if cfg.bias {
             Some(vb.get_with_hints(cfg.out_channels, "bias", Init::Const(0.))?)
@@ -146,15 +172,17 @@ fn on_cpu(x: &Tensor) -> bool {
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (sh, sw) = self.cfg.stride;
-        let p = self.cfg.padding;
-        let y = if on_cpu(x) {
+        let (p, groups) = (self.cfg.padding, self.cfg.groups);
+        let y = if on_cpu(x) && groups > 1 {
+            cpu_depthwise::depthwise_conv2d(x, &self.weight, self.cfg.stride, p)?
+        } else if on_cpu(x) {
             cpu_conv::conv2d(x, &self.weight, self.cfg.stride, p)?
         } else if sh == sw {
-            x.conv2d(&self.weight, p, sh, 1, 1)?
+            x.conv2d(&self.weight, p, sh, 1, groups)?
         } else {
             // Output row i of a stride-sh convolution is row i * sh of the stride-1 one (same for
             // columns), so the subsampled stride-1 result is exactly the strided convolution.
-            let y = x.conv2d(&self.weight, p, 1, 1, 1)?;
+            let y = x.conv2d(&self.weight, p, 1, 1, groups)?;
             subsample(&subsample(&y, 2, sh)?, 3, sw)?
         };
         match &self.bias {
@@ -195,6 +223,17 @@ fn max_pool_3x3_shifted(x: &Tensor) -> Result<Tensor> {
 /// batch variance); otherwise candle-nn's `BatchNorm`.
 pub(crate) fn batch_norm_t(bn: &BatchNorm, x: &Tensor, train: bool) -> Result<Tensor> {
     normalise(&[bn], x, train, None, false)
+}
+
+/// `bn(x) + residual` (a linear bottleneck's sum), as [`batch_norm_t`] with the sum in the same
+/// op.
+pub(crate) fn batch_norm_add_t(
+    bn: &BatchNorm,
+    x: &Tensor,
+    residual: &Tensor,
+    train: bool,
+) -> Result<Tensor> {
+    normalise(&[bn], x, train, Some(residual), false)
 }
 
 /// `relu(bn(x) + residual)`, or `relu(bn(x))` without a residual, as [`batch_norm_t`] with the
@@ -474,6 +513,7 @@ mod tests {
             stride: (2, 1),
             padding: 3,
             bias: true,
+            groups: 1,
         };
         let mut conv = Conv::new(cfg, vb)?;
         conv.weight = Tensor::from_vec(wave(294, 0.11, 0.5), (3, 2, 7, 7), &dev)?;

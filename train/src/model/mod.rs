@@ -1,4 +1,5 @@
-//! The multi-task network of the paper (section 3): a ResNet backbone, 12 attribute heads
+//! The multi-task network of the paper (section 3): a ResNet backbone (or the light MobileNetV2 of
+//! `mobilenet.rs`), 12 attribute heads
 //! (baseline, ConvHead or self-attention), a re-ID embedding head and an optional person-vs-junk
 //! head, as candle blocks.
 //!
@@ -13,24 +14,27 @@
 //! outputs are `embedding` (re-ID head), `attr_<name>` (one per attribute) and `person`.
 
 mod cpu_conv;
+mod cpu_depthwise;
 mod cpu_norm;
 mod cpu_pool;
 pub(crate) mod heads;
 pub mod init;
 pub(crate) mod layers;
+pub(crate) mod mobilenet;
 mod pre_detector;
 mod pretrained;
 pub(crate) mod resnet;
 #[cfg(test)]
 mod torch_reference;
 
-use candle_core::{ModuleT, Result, Tensor};
+use candle_core::{Device, ModuleT, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use heads::{AttributeHeads, HeadWidths, ReidHead};
 use layers::{dense, global_avg_pool};
-use resnet::ResNet;
+use mobilenet::MobileNetV2;
+use resnet::{Features, ResNet};
 
 pub use pre_detector::PreDetectorNet;
 pub use pretrained::{load_pretrained, PretrainedError};
@@ -47,23 +51,54 @@ pub enum Backbone {
     /// Widths 8/16/32/64 and one block per stage: the pre-detector's backbone (a few MFLOPs per
     /// crop).
     Tiny,
+    /// A light edge backbone: MobileNetV2 at width 0.75 in the ResNet's four stages (about 0.2
+    /// GMACs per 128x64 crop against ResNet18's 2.4); no ImageNet weights.
+    Mobilenetv2,
 }
 
 impl Backbone {
-    /// Output channels of `layer1`..`layer4` (`layer1`'s is also the stem's).
+    /// Output channels of `layer1`..`layer4` (for a ResNet `layer1`'s is also the stem's).
     pub fn stage_widths(self) -> [usize; 4] {
         match self {
             Self::Resnet18 => [64, 128, 256, 512],
             Self::Small => [16, 32, 64, 128],
             Self::Tiny => [8, 16, 32, 64],
+            Self::Mobilenetv2 => MobileNetV2::stage_widths(),
+        }
+    }
+}
+
+/// The backbone network a [`Backbone`] names.
+#[derive(Debug, Clone)]
+pub(crate) enum BackboneNet {
+    /// The ResNets.
+    ResNet(ResNet),
+    /// The light backbone.
+    MobileNetV2(MobileNetV2),
+}
+
+impl BackboneNet {
+    /// Creates the backbone's variables at the root of `vb`.
+    pub(crate) fn new(backbone: Backbone, vb: VarBuilder) -> Result<Self> {
+        Ok(match backbone {
+            Backbone::Mobilenetv2 => Self::MobileNetV2(MobileNetV2::new(vb)?),
+            _ => Self::ResNet(ResNet::new(backbone, vb)?),
+        })
+    }
+
+    /// Runs the backbone on `[N, 3, H, W]` images.
+    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Result<Features> {
+        match self {
+            Self::ResNet(net) => net.forward_t(x, train),
+            Self::MobileNetV2(net) => net.forward_t(x, train),
         }
     }
 
-    /// Residual blocks in each stage.
-    pub fn blocks_per_stage(self) -> usize {
+    /// The device the variables live on.
+    pub(crate) fn device(&self) -> &Device {
         match self {
-            Self::Resnet18 => 2,
-            Self::Small | Self::Tiny => 1,
+            Self::ResNet(net) => net.conv1.weight.device(),
+            Self::MobileNetV2(net) => net.stem.0.weight.device(),
         }
     }
 }
@@ -192,7 +227,7 @@ pub struct NetOutput {
 #[derive(Debug, Clone)]
 pub struct MultiTaskNet {
     pub(crate) cfg: NetConfig,
-    pub(crate) backbone: ResNet,
+    pub(crate) backbone: BackboneNet,
     pub(crate) attributes: AttributeHeads,
     pub(crate) reid: ReidHead,
     pub(crate) person: Option<Linear>,
@@ -231,7 +266,7 @@ impl MultiTaskNet {
         let widths = HeadWidths::new(cfg.backbone);
         Ok(Self {
             cfg: *cfg,
-            backbone: ResNet::new(cfg.backbone, vb.clone())?,
+            backbone: BackboneNet::new(cfg.backbone, vb.clone())?,
             attributes: AttributeHeads::new(cfg.head, &widths, cfg.branch_pool, vb.clone())?,
             reid: ReidHead::new(
                 &widths,
@@ -320,15 +355,19 @@ mod tests {
         Tensor::from_vec(v, (n, 3, 32, 16), &Device::Cpu).expect("images")
     }
 
-    /// The backbone starts as torchvision initialises ResNet (convolutions Kaiming normal with
-    /// fan-out, batch norms 1 and 0), the heads as PyTorch's layers do: `nn.Linear` and
+    /// The backbone starts as torchvision initialises ResNet and MobileNetV2 (convolutions
+    /// Kaiming normal with fan-out, batch norms 1 and 0), the heads as PyTorch's layers do: `nn.Linear` and
     /// `nn.Conv2d` uniform in +-1/sqrt(fan_in), `nn.MultiheadAttention`'s q, k, v Xavier uniform
     /// over their stacked [3d, d] matrix with zero biases (the formulas of PyTorch's docs).
     #[test]
     fn variables_start_as_torchvision_and_pytorch_initialise_them() {
         let uniform = |bound: f64| (bound, bound / 3f64.sqrt());
-        for head in HEADS {
-            let cfg = NetConfig::paper(Backbone::Small, head, 128, true, (128, 64));
+        let variants = HEADS
+            .map(|head| (Backbone::Small, head))
+            .into_iter()
+            .chain([(Backbone::Mobilenetv2, HeadKind::Sa)]);
+        for (backbone, head) in variants {
+            let cfg = NetConfig::paper(backbone, head, 128, true, (128, 64));
             let (vm, _) = build(&cfg);
             let data = vm.data().lock().unwrap();
             for (name, var) in data.iter() {
@@ -387,7 +426,7 @@ mod tests {
 
     #[test]
     fn output_and_feature_shapes_for_every_variant() {
-        for backbone in [Backbone::Small, Backbone::Resnet18] {
+        for backbone in [Backbone::Small, Backbone::Resnet18, Backbone::Mobilenetv2] {
             let [_, _, c3, c4] = backbone.stage_widths();
             for head in HEADS {
                 let (_, net) = build(&tiny(backbone, head));

@@ -106,19 +106,20 @@ pub(crate) const BACKBONE_PREFIXES: [&str; 6] =
 impl ResNet {
     /// Creates the backbone's variables at the root of `vb` with torchvision names.
     pub(crate) fn new(backbone: Backbone, vb: VarBuilder) -> Result<Self> {
+        let blocks = match backbone {
+            Backbone::Resnet18 => 2,
+            Backbone::Small | Backbone::Tiny => 1,
+            Backbone::Mobilenetv2 => candle_core::bail!("{backbone:?} is not a ResNet"),
+        };
         let widths = backbone.stage_widths();
         let stem = ConvConfig {
-            in_channels: 3,
-            out_channels: widths[0],
-            kernel: 7,
             stride: (2, 1),
-            padding: 3,
-            bias: false,
+            ..ConvConfig::new(3, widths[0], 7, 1, 3)
         };
         let mut in_channels = widths[0];
         let mut stage = |index: usize| -> Result<Vec<BasicBlock>> {
             let vb = vb.pp(format!("layer{}", index + 1));
-            (0..backbone.blocks_per_stage())
+            (0..blocks)
                 .map(|b| {
                     let cfg = BlockConfig {
                         in_channels,
