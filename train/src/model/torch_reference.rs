@@ -7,7 +7,8 @@
 //! give the same outputs in eval and train mode, the same running statistics after a train-mode
 //! pass, and the same gradients of a fixed linear function of the outputs. For the backbone at
 //! ResNet18 size: torchvision's own ResNet18 with the paper's stem, both filled with formula
-//! weights, gives the same global feature `v`.
+//! weights, gives the same global feature `v`; the light backbone: torchvision's MobileNetV2 made
+//! into it gives the same `layer3` and `v`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -140,10 +141,8 @@ fn formula_weights(name: &str, shape: &[usize]) -> Vec<f32> {
                 1.0 + 0.5 * w.abs()
             } else if name.ends_with("running_mean") || name.ends_with("bias") {
                 0.1 * w
-            } else if name.ends_with("bn1.weight")
-                || name.contains(".bn")
-                || name.contains("downsample.1")
-            {
+            } else if shape.len() == 1 {
+                // A batch norm's scale.
                 1.0 + 0.1 * w
             } else {
                 w * (2.0 / fan_in as f64).sqrt()
@@ -153,27 +152,25 @@ fn formula_weights(name: &str, shape: &[usize]) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn the_resnet18_backbone_matches_torchvision() {
+/// A backbone filled with [`formula_weights`], run in eval mode on `torch_network.py`'s
+/// `fixed_input` (2 x 3 x 128 x 64); returns `layer3`, `v` and how many variables were filled.
+fn formula_backbone(backbone: Backbone) -> (Tensor, Tensor, usize) {
     let net = NetConfig {
-        backbone: Backbone::Resnet18,
+        backbone,
         head: HeadKind::Baseline,
         ..NetConfig::default()
     };
     let t = Trainable::new(&net, 0, &Device::Cpu).unwrap();
     let mut filled = 0;
     for (name, var) in t.varmap.data().lock().unwrap().iter() {
-        if super::resnet::BACKBONE_PREFIXES.contains(&name.split('.').next().unwrap()) {
+        let head = ["attr.", "sa.", "reid.", "person", "kendall."];
+        if !head.iter().any(|h| name.starts_with(h)) {
             let values = formula_weights(name, var.dims());
             var.set(&Tensor::from_vec(values, var.dims(), &Device::Cpu).unwrap())
                 .unwrap();
             filled += 1;
         }
     }
-    // torchvision's ResNet18: 20 convolutions, 20 batch norms of 4 tensors each.
-    assert_eq!(filled, 20 + 20 * 4);
-    let want = load(&fixtures().join("resnet18.expected.safetensors"));
-    // torch_network.py's fixed_input.
     let shape = (2, 3, 128, 64);
     let x: Vec<f32> = (0..2 * 3 * 128 * 64)
         .map(|i| ((i as f64 * 0.013).sin() + ((i / 512) as f64 * 0.7).cos()) as f32)
@@ -181,6 +178,30 @@ fn the_resnet18_backbone_matches_torchvision() {
     let x = Tensor::from_vec(x, shape, &Device::Cpu).unwrap();
     let features = t.net.backbone.forward_t(&x, false).unwrap();
     let v = global_avg_pool(&features.layer4).unwrap();
+    (features.layer3, v, filled)
+}
+
+#[test]
+fn the_resnet18_backbone_matches_torchvision() {
+    let (_, v, filled) = formula_backbone(Backbone::Resnet18);
+    // torchvision's ResNet18: 20 convolutions, 20 batch norms of 4 tensors each.
+    assert_eq!(filled, 20 + 20 * 4);
+    let want = load(&fixtures().join("resnet18.expected.safetensors"));
     let worst = assert_close("ResNet18 v", &v, &want["v"]);
     eprintln!("ResNet18: largest relative difference {worst:.1e}");
+}
+
+#[test]
+fn the_light_backbone_matches_torchvision_mobilenetv2() {
+    let (layer3, v, filled) = formula_backbone(Backbone::Mobilenetv2);
+    // 17 inverted residuals (16 with an expansion) and the stem: 51 convolutions, then the last
+    // one; a batch norm of 4 tensors after each.
+    assert_eq!(filled, 52 + 52 * 4);
+    let want = load(&fixtures().join("mobilenetv2.expected.safetensors"));
+    let worst = assert_close("MobileNetV2 layer3", &layer3, &want["layer3"]).max(assert_close(
+        "MobileNetV2 v",
+        &v,
+        &want["v"],
+    ));
+    eprintln!("MobileNetV2: largest relative difference {worst:.1e}");
 }

@@ -2,7 +2,8 @@
 # Regenerates train/tests/fixtures/network/: for each head variant, a checkpoint that
 # `edge-reid-train fit` writes (tiny backbone, a few batches of a synthetic set, so the batch norms
 # have statistics of their own), and what the independent PyTorch build (torch_network.py) computes
-# from it; plus torchvision's ResNet18 on formula weights. Needs torch, torchvision and safetensors.
+# from it; plus torchvision's ResNet18 and MobileNetV2 (made into our light backbone) on formula
+# weights. Needs torch, torchvision and safetensors.
 #   bash train/tests/reference/make_network_fixtures.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -27,4 +28,5 @@ for head in baseline convhead sa; do
     "$out/$head.net.json" "$out/$head.expected.safetensors"
 done
 python3 train/tests/reference/torch_network.py resnet18 "$out/resnet18.expected.safetensors"
+python3 train/tests/reference/torch_network.py mobilenetv2 "$out/mobilenetv2.expected.safetensors"
 ls -l "$out"

@@ -4,6 +4,7 @@
 Usage:
     python3 torch_network.py heads CHECKPOINT.safetensors CONFIG.json OUT.safetensors
     python3 torch_network.py resnet18 OUT.safetensors
+    python3 torch_network.py mobilenetv2 OUT.safetensors
 
 `heads`: CHECKPOINT is a `best.safetensors` that `edge-reid-train fit` wrote (torchvision names
 for the backbone, `attr.*`, `sa.*`, `reid.*`, `person` for the heads) and CONFIG its run's
@@ -26,6 +27,11 @@ stride 1), every variable filled by `formula_weights` (nothing to commit but the
 eval mode on `fixed_input` of 2 x 3 x 128 x 64: OUT gets `v`, the global average pool of
 `layer4`, which the Rust test compares with our backbone given the same weights and input.
 
+`mobilenetv2`: torchvision's MobileNetV2 itself at width 0.75, made into our light backbone: the
+stem's stride (2,1), the 24-channel stage at stride 1, ReLU for ReLU6, a last 1x1 convolution to
+512 channels; filled by `formula_weights` under our variable names, run in eval mode on the same
+input: OUT gets `layer3` (after the 72-channel stage) and `v`.
+
 The Rust test that reads these files is `train/src/model/torch_reference.rs`; regenerate them with
 `train/tests/reference/make_network_fixtures.sh`.
 """
@@ -37,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torchvision.models import resnet18
+from torchvision.models import mobilenet_v2, resnet18
 from torchvision.models.resnet import BasicBlock
 
 # edge_reid::attributes::ATTRIBUTES, in order (the class counts come from the checkpoint).
@@ -265,7 +271,7 @@ def formula_weights(name, shape):
         return (1.0 + 0.5 * w.abs()).float().reshape(shape)
     if name.endswith(("running_mean", "bias")):
         return (0.1 * w).float().reshape(shape)
-    if name.endswith("bn1.weight") or ".bn" in name or "downsample.1" in name:
+    if len(shape) == 1:  # a batch norm's scale
         return (1.0 + 0.1 * w).float().reshape(shape)
     fan_in = n // shape[0]
     return (w * math.sqrt(2.0 / fan_in)).float().reshape(shape)
@@ -285,6 +291,61 @@ def resnet(out_path):
     save_file({"v": v.contiguous()}, out_path)
 
 
+def mobilenet_names(net):
+    """Our variable name for each of torchvision's MobileNetV2 names, with the features' blocks
+    grouped into the four stages (blocks 1-3, 4-6, 7-13, 14-17) as `mobilenet.rs` does."""
+    stages = [range(1, 4), range(4, 7), range(7, 14), range(14, 18)]
+    names = {}
+    for key in net.features.state_dict():
+        key = f"features.{key}"
+        parts = key.split(".")
+        block, rest = int(parts[1]), parts[2:]
+        if block == 0:
+            ours = ["conv1" if rest[0] == "0" else "bn1"] + rest[1:]
+        elif block == 18:
+            ours = ["conv_last" if rest[0] == "0" else "bn_last"] + rest[1:]
+        else:
+            stage = next(s for s, blocks in enumerate(stages) if block in blocks)
+            index = block - stages[stage].start
+            # torchvision: conv.[expand (0), dw, project conv, project bn] or, at expansion 1,
+            # conv.[dw (0), project conv, project bn]; expand and dw are (conv, bn) pairs.
+            layers = net.features[block].conv
+            expand = len(layers) == 4
+            part = int(rest[1])
+            relu_parts = ["expand", "dw"] if expand else ["dw"]
+            if part < len(relu_parts):
+                ours = [relu_parts[part]] + rest[2:]
+            else:
+                ours = ["project", str(part - len(relu_parts))] + rest[2:]
+            ours = [f"layer{stage + 1}", str(index)] + ours
+        names[key] = ".".join(ours)
+    return names
+
+
+def mobilenet(out_path):
+    setting = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1],
+               [6, 160, 3, 2], [6, 320, 1, 1]]
+    net = mobilenet_v2(width_mult=0.75, inverted_residual_setting=setting)
+    net.features[0][0].stride = (2, 1)
+    last = net.features[18]
+    last[0] = nn.Conv2d(last[0].in_channels, 512, 1, bias=False)
+    last[1] = nn.BatchNorm2d(512)
+    for module in net.modules():
+        for name, child in module.named_children():
+            if isinstance(child, nn.ReLU6):
+                setattr(module, name, nn.ReLU())
+    names = mobilenet_names(net)
+    state = {k: formula_weights(names[k], v.shape) if v.dtype.is_floating_point else v
+             for k, v in net.state_dict().items() if k.startswith("features.")}
+    net.load_state_dict(state, strict=False)
+    net.eval()
+    x = fixed_input((2, 3, 128, 64))
+    with torch.no_grad():
+        layer3 = net.features[:14](x)
+        v = net.features[14:](layer3).mean((2, 3))
+    save_file({"layer3": layer3.contiguous(), "v": v.contiguous()}, out_path)
+
+
 if __name__ == "__main__":
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -292,5 +353,7 @@ if __name__ == "__main__":
         heads(*sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "resnet18":
         resnet(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "mobilenetv2":
+        mobilenet(sys.argv[2])
     else:
         sys.exit(__doc__)
