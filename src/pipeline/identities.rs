@@ -10,7 +10,7 @@ use super::PipelineError;
 use crate::distance::distance_matrix;
 use crate::distance::DistanceMetric;
 use crate::events::{IdentityMatch, MAX_CANDIDATES};
-use crate::gallery::Gallery;
+use crate::gallery::{Gallery, GalleryError};
 
 /// The people an embedding is compared with.
 pub(super) struct Identities {
@@ -75,19 +75,42 @@ impl Identities {
         });
     }
 
-    /// The gallery's and the anonymous identities nearest `embedding`.
-    pub(super) fn identify(&self, embedding: &[f32]) -> Result<Identified, PipelineError> {
-        let mut all: Vec<IdentityMatch> = Vec::new();
-        if let Some(g) = self.gallery.as_ref().filter(|g| !g.is_empty()) {
-            all.extend(
-                g.search::<MAX_CANDIDATES>(embedding, None)?
+    /// The gallery's people nearest each of `queries`, found in one pass over the gallery for
+    /// all of them (a frame's people), for [`Identities::identify`].
+    pub(super) fn gallery_matches(
+        &self,
+        queries: &[&[f32]],
+    ) -> Result<Vec<Vec<IdentityMatch>>, PipelineError> {
+        let Some(g) = self.gallery.as_ref().filter(|g| !g.is_empty()) else {
+            return Ok(vec![Vec::new(); queries.len()]);
+        };
+        let dim = g.space().dim();
+        if let Some(q) = queries.iter().find(|q| q.len() != dim) {
+            return Err(GalleryError::QueryDimension { len: q.len(), dim }.into());
+        }
+        let answers = g.search_batch::<MAX_CANDIDATES>(&queries.concat(), None)?;
+        Ok(answers
+            .iter()
+            .map(|found| {
+                found
                     .iter()
                     .map(|m| IdentityMatch {
                         name: m.name.to_string(),
                         distance: m.distance,
-                    }),
-            );
-        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The identities nearest `embedding`: its `gallery` matches (from
+    /// [`Identities::gallery_matches`]) and the anonymous identities.
+    pub(super) fn identify(
+        &self,
+        embedding: &[f32],
+        gallery: &[IdentityMatch],
+    ) -> Result<Identified, PipelineError> {
+        let mut all = gallery.to_vec();
         if let Some(a) = self.anonymous.as_ref().filter(|a| !a.names.is_empty()) {
             let d = distance_matrix(embedding, &a.embeddings, embedding.len(), a.metric)
                 .map_err(|e| PipelineError::Role(format!("anonymous identities: {e}")))?;
@@ -141,6 +164,48 @@ impl Identities {
 mod tests {
     use super::*;
 
+    /// A frame's queries, searched in one pass, each get their own nearest people, merged with
+    /// the anonymous ones; a query of the wrong size is refused.
+    #[test]
+    fn a_frames_queries_get_their_own_matches_from_one_pass() {
+        use crate::gallery::EmbeddingSpace;
+        use crate::model::ModelFingerprint;
+        let dir = tempfile::tempdir().unwrap();
+        let space =
+            EmbeddingSpace::new(2, DistanceMetric::Euclidean, ModelFingerprint([7; 32])).unwrap();
+        let mut gallery = Gallery::create(&dir.path().join("g.erg"), space).unwrap();
+        for (name, at) in [
+            ("ana", [0.0, 0.0]),
+            ("bo", [10.0, 0.0]),
+            ("cy", [0.0, 10.0]),
+        ] {
+            gallery.enroll(name, &at).unwrap();
+        }
+        let mut ids = Identities::new(Some(gallery), Some(1.0));
+        ids.enable_anonymous(DistanceMetric::Euclidean);
+        ids.remember(None, &[20.0, 20.0]).unwrap();
+        let queries: [&[f32]; 4] = [&[0.1, 9.9], &[9.8, 0.0], &[20.0, 19.5], &[0.0, 0.2]];
+        let matches = ids.gallery_matches(&queries).unwrap();
+        assert_eq!(matches.len(), 4);
+        let names: Vec<Option<String>> = queries
+            .iter()
+            .zip(&matches)
+            .map(|(q, gallery)| ids.identify(q, gallery).unwrap().identity.map(|m| m.name))
+            .collect();
+        let want = ["cy", "bo", "anon-1", "ana"].map(|n| Some(n.to_string()));
+        assert_eq!(names, want);
+        // Every query's candidates are the three gallery people and the anonymous one, nearest
+        // first.
+        let candidates = ids.identify(queries[1], &matches[1]).unwrap().candidates;
+        let order: Vec<&str> = candidates.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(order, ["bo", "ana", "cy", "anon-1"]);
+        let err = ids.gallery_matches(&[&[1.0, 2.0], &[1.0]]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gallery: the query has 1 values, the gallery's embeddings have 2"
+        );
+    }
+
     #[test]
     fn anonymous_identities_are_bounded_forgetting_the_least_recent() {
         let mut ids = Identities::new(None, Some(0.5));
@@ -157,7 +222,7 @@ mod tests {
         let a = ids.anonymous.as_ref().unwrap();
         assert_eq!(a.names.len(), MAX_ANONYMOUS);
         assert_eq!(a.embeddings.len(), MAX_ANONYMOUS * 4);
-        let who = |k: usize| ids.identify(&at(k)).unwrap().identity.map(|m| m.name);
+        let who = |k: usize| ids.identify(&at(k), &[]).unwrap().identity.map(|m| m.name);
         assert_eq!(who(0).as_ref(), Some(&first));
         let last = MAX_ANONYMOUS + 99;
         assert_eq!(

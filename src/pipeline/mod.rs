@@ -294,14 +294,22 @@ impl Pipeline {
     ) -> Result<Vec<Output>, PipelineError> {
         let framing = self.proposer.framing();
         let recognitions = self.recognizer.recognize(&frame.image, regions, framing)?;
-        let mut gallery_ms = 0.0;
+        let started = Instant::now();
+        let kept: Vec<&[f32]> = recognitions
+            .iter()
+            .filter(|r| !r.dropped)
+            .map(|r| r.embedding.as_slice())
+            .collect();
+        let mut matches = self.identities.gallery_matches(&kept)?.into_iter();
+        let mut gallery_ms = millis(started);
         let mut observations = Vec::new();
         for (crop, r) in recognitions.into_iter().enumerate() {
             if r.dropped {
                 continue;
             }
             let started = Instant::now();
-            let identified = self.identities.identify(&r.embedding)?;
+            let gallery = matches.next().expect("one answer per kept crop");
+            let identified = self.identities.identify(&r.embedding, &gallery)?;
             gallery_ms += millis(started);
             let attributes = attribute_values(&self.recognizer.card().attributes, &r.probabilities);
             observations.push(Output::Observation(Observation {

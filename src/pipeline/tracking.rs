@@ -17,7 +17,7 @@ use super::{attribute_values, PipelineError};
 use crate::annotate::Label;
 use crate::card::AttributeSpec;
 use crate::events::text::short_attributes;
-use crate::events::{TrackEvent, TrackStatus};
+use crate::events::{IdentityMatch, TrackEvent, TrackStatus};
 use crate::preprocess::Region;
 use crate::track::{Appearance, Change, Track, TrackChange, TrackError, Tracker, TrackerConfig};
 
@@ -236,11 +236,18 @@ impl Tracking {
         specs: &[AttributeSpec],
         identities: &mut Identities,
     ) -> Result<Vec<TrackEvent>, PipelineError> {
-        changes
+        let changed: Vec<(&Track, Change)> = changes
+            .iter()
+            .filter_map(|c| Some((self.tracker.track(c.id)?, c.change)))
+            .collect();
+        let embeddings: Vec<&[f32]> = changed.iter().map(|(t, _)| t.embedding()).collect();
+        let matches = identities.gallery_matches(&embeddings)?;
+        changed
             .into_iter()
-            .filter_map(|c| {
-                let track = self.tracker.track(c.id)?;
-                Some(self.memory.event(frame, track, c.change, specs, identities))
+            .zip(&matches)
+            .map(|((track, change), gallery)| {
+                self.memory
+                    .event(frame, track, change, specs, identities, gallery)
             })
             .collect()
     }
@@ -273,7 +280,8 @@ impl Tracking {
 }
 
 impl Memory {
-    /// The event of `change` to `track`, updating what the pipeline remembers of it.
+    /// The event of `change` to `track`, whose embedding's nearest gallery people are `gallery`,
+    /// updating what the pipeline remembers of it.
     fn event(
         &mut self,
         frame: u64,
@@ -281,17 +289,18 @@ impl Memory {
         change: Change,
         specs: &[AttributeSpec],
         identities: &mut Identities,
+        gallery: &[IdentityMatch],
     ) -> Result<TrackEvent, PipelineError> {
         let shown = self.tracks.entry(track.id()).or_default();
         let embedding = track.embedding();
         if let Some(name) = &shown.anonymous {
             identities.remember(Some(name), embedding);
         }
-        let mut identified = identities.identify(embedding)?;
+        let mut identified = identities.identify(embedding, gallery)?;
         if identified.identity.is_none() && change != Change::End {
             if let Some(name) = identities.remember(None, embedding) {
                 shown.anonymous = Some(name);
-                identified = identities.identify(embedding)?;
+                identified = identities.identify(embedding, gallery)?;
             }
         }
         let attributes = attribute_values(specs, track.probabilities());
