@@ -6,10 +6,11 @@
 //! each with its own backward and its own full-size buffers; they took about a quarter of a
 //! training step of the small backbone (RESULTS.md, "Training speed"). Here the batch's
 //! per-channel mean and variance come from two passes over `x`, the output from a third, and the
-//! backward from the textbook formula (two more). The ReLU after it, and in a ResNet block the residual sum before that
-//! ReLU, are part of the op, which saves their own full-size passes and buffers forward and back:
+//! backward from the textbook formula (two more). The ReLU after it and a residual sum before
+//! that ReLU (a ResNet block's; a MobileNet block's sum has no ReLU) are part of the op, which
+//! saves their own full-size passes and buffers forward and back:
 //!
-//!   x̂ = (x - μ) / sqrt(σ² + ε),  y = relu(γ x̂ + β + r),  dz = dy · [y > 0],
+//!   x̂ = (x - μ) / sqrt(σ² + ε),  y = relu(γ x̂ + β + r),  dz = dy · [y > 0] (dy without ReLU),
 //!   dr = dz,  dβ = Σ dz,  dγ = Σ dz x̂,  dx = γ / (N sqrt(σ² + ε)) · (N dz - dβ - x̂ dγ),
 //!
 //! sums over the `N = n · h · w` values of a channel. Statistics are accumulated in f64.
@@ -21,7 +22,8 @@ use super::cpu_conv::f32_data;
 
 /// `x` (`[n, c, ...]`, f32, on the CPU) normalised per channel with the batch's statistics, then
 /// scaled by `weight` and shifted by `bias` (both `[c]`), plus `residual` (`x`'s shape) when
-/// given, then through a ReLU when `relu` is set (always with a residual, as in a ResNet block);
+/// given, then through a ReLU when `relu` is set (a ResNet block's sum has one, a MobileNet's
+/// linear bottleneck none);
 /// also the batch's mean and biased variance per channel, for the running statistics.
 pub(crate) fn batch_norm_train(
     x: &Tensor,
@@ -43,7 +45,7 @@ pub(crate) fn batch_norm_train(
     let op = BatchNorm {
         mean: mean.iter().map(|&m| m as f32).collect(),
         inv_std: var.iter().map(|v| (1. / (v + eps).sqrt()) as f32).collect(),
-        relu: relu || residual.is_some(),
+        relu,
     };
     let affine = Tensor::stack(&[weight, bias], 0)?;
     let y = match residual {
@@ -331,6 +333,10 @@ impl CustomOp3 for BatchNormGrad {
                 .for_each(|(dz, (&dy, &y))| *dz = if y > 0. { dy } else { 0. });
             dz
         } else {
+            // Without a ReLU the residual's gradient is dy itself.
+            if self.residual {
+                dres.copy_from_slice(dy);
+            }
             dy
         };
         // dβ and dγ per channel: Σ dz and Σ dz x̂.

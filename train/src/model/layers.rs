@@ -386,7 +386,8 @@ mod tests {
 
     /// The fused training-mode batch norm against candle-nn's, built from candle's own tensor
     /// operations: output, the gradients of input, scale, shift and residual, and the running
-    /// statistics after each of three steps (alone, with a ReLU, with a residual and a ReLU), for
+    /// statistics after each of four steps (alone, with a ReLU, with a residual and a ReLU, with a
+    /// residual alone), for
     /// a 4-D input (BatchNorm2d), a 2-D one (BatchNorm1d) and a transposed one. Eval mode is
     /// candle-nn's in both.
     #[test]
@@ -415,10 +416,13 @@ mod tests {
             let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
             let residual = Var::from_vec(wave(n, 0.23, 0.9), *dims, &dev)?;
             let r = residual.as_tensor();
-            for (step, fused) in ["alone", "with a ReLU", "with a residual and a ReLU"]
-                .into_iter()
-                .enumerate()
-            {
+            let steps = [
+                "alone",
+                "with a ReLU",
+                "with a residual and a ReLU",
+                "with a residual",
+            ];
+            for (step, fused) in steps.into_iter().enumerate() {
                 let what = format!("case {case} {dims:?}, step {step}, {fused}");
                 let data = wave(n, 0.37, step as f64)
                     .iter()
@@ -439,13 +443,22 @@ mod tests {
                         batch_norm_relu_t(&ours, &x, None, true)?,
                         theirs.forward_t(&x, true)?.relu()?,
                     ),
-                    _ => (
+                    2 => (
                         batch_norm_relu_t(&ours, &x, Some(r), true)?,
                         (theirs.forward_t(&x, true)? + r)?.relu()?,
                     ),
+                    _ => (
+                        batch_norm_add_t(&ours, &x, r, true)?,
+                        (theirs.forward_t(&x, true)? + r)?,
+                    ),
                 };
+                assert_eq!(
+                    flat(&want)?.iter().any(|&v| v < 0.),
+                    step == 0 || step == 3,
+                    "{what}: a ReLU where there should be none, or none where there should be"
+                );
                 assert!(
-                    step == 0 || flat(&want)?.contains(&0.),
+                    step == 0 || step == 3 || flat(&want)?.contains(&0.),
                     "{what}: no ReLU at work"
                 );
                 close(&flat(&got)?, &flat(&want)?, 1e-5);

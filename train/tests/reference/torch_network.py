@@ -29,8 +29,9 @@ eval mode on `fixed_input` of 2 x 3 x 128 x 64: OUT gets `v`, the global average
 
 `mobilenetv2`: torchvision's MobileNetV2 itself at width 0.75, made into our light backbone: the
 stem's stride (2,1), the 24-channel stage at stride 1, ReLU for ReLU6, a last 1x1 convolution to
-512 channels; filled by `formula_weights` under our variable names, run in eval mode on the same
-input: OUT gets `layer3` (after the 72-channel stage) and `v`.
+512 channels; filled by `formula_weights` under our variable names, run on the same input in eval
+mode and then in train mode (batch statistics, computed in f64): OUT gets `eval.layer3` (after the 72-channel
+stage), `eval.v`, `train.layer3` and `train.v`.
 
 The Rust test that reads these files is `train/src/model/torch_reference.rs`; regenerate them with
 `train/tests/reference/make_network_fixtures.sh`.
@@ -340,10 +341,18 @@ def mobilenet(out_path):
     net.load_state_dict(state, strict=False)
     net.eval()
     x = fixed_input((2, 3, 128, 64))
-    with torch.no_grad():
-        layer3 = net.features[:14](x)
-        v = net.features[14:](layer3).mean((2, 3))
-    save_file({"layer3": layer3.contiguous(), "v": v.contiguous()}, out_path)
+    fixture = {}
+    for mode in ["eval", "train"]:
+        net.train(mode == "train")
+        # Train mode in double precision: there the formula weights leave some channels with so
+        # little batch variance that torch's own f32 result is 6e-4 (relative) from its f64 one.
+        run = net.double() if mode == "train" else net
+        with torch.no_grad():
+            layer3 = run.features[:14](x.to(next(run.parameters()).dtype))
+            v = run.features[14:](layer3).mean((2, 3))
+        fixture[f"{mode}.layer3"] = layer3.float().contiguous()
+        fixture[f"{mode}.v"] = v.float().contiguous()
+    save_file(fixture, out_path)
 
 
 if __name__ == "__main__":
