@@ -39,15 +39,11 @@ impl Default for AdamConfig {
     }
 }
 
-/// Whether the variable named `name` gets weight decay: weights of convolutions and dense layers do;
-/// BatchNorm and LayerNorm parameters, biases, running statistics and the Kendall weights do not.
-pub fn decays(name: &str) -> bool {
-    let leaf = name.rsplit('.').next().unwrap_or(name);
-    let is_norm = name
-        .split('.')
-        .any(|part| part.starts_with("bn") || part.starts_with("norm") || part == "ln")
-        || name.contains("downsample.1");
-    leaf == "weight" && !is_norm
+/// Whether a variable gets weight decay: the weights of convolutions and dense layers (two or more
+/// dimensions) do; norm scales and shifts, biases, running statistics and the Kendall weights (one
+/// dimension or none) do not, whatever the layer is named.
+pub fn decays(var: &Tensor) -> bool {
+    var.rank() >= 2
 }
 
 struct Slot {
@@ -82,7 +78,7 @@ impl Adam {
                     name: name.clone(),
                     m: Var::zeros(var.shape(), var.dtype(), var.device())?,
                     v: Var::zeros(var.shape(), var.dtype(), var.device())?,
-                    decay: decays(name),
+                    decay: decays(&var),
                     var,
                 })
             })
@@ -178,14 +174,16 @@ mod tests {
     use candle_core::Device;
 
     #[test]
-    fn decay_selection_follows_names() {
-        assert!(decays("layer1.0.conv1.weight"));
-        assert!(decays("heads.age.fc.weight"));
-        assert!(!decays("layer1.0.bn1.weight"));
-        assert!(!decays("layer2.0.downsample.1.weight"));
-        assert!(!decays("heads.age.fc.bias"));
-        assert!(!decays("s_ar"));
-        assert!(!decays("attention.norm.weight"));
+    fn decay_selection_follows_dimensions() {
+        let var = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap();
+        assert!(decays(&var(&[8, 3, 3, 3])), "a convolution");
+        assert!(decays(&var(&[8, 1, 3, 3])), "a depthwise convolution");
+        assert!(decays(&var(&[10, 16])), "a dense layer");
+        assert!(
+            !decays(&var(&[8])),
+            "a batch norm's scale, whatever its name"
+        );
+        assert!(!decays(&var(&[])), "a Kendall weight");
     }
 
     /// Two Adam steps on f(x) = sum(x^2) / 2 from x = [1, -2], lr 0.1, no decay. Reference (PyTorch):

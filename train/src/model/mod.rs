@@ -521,8 +521,12 @@ mod tests {
             .flat_map(|r| ATTRIBUTES.iter().map(move |a| (r % a.classes()) as u32))
             .collect();
         let targets = Tensor::from_vec(t, (4, 12), dev).unwrap();
-        for head in HEADS {
-            let (vm, net) = build(&tiny(Backbone::Small, head));
+        let variants = HEADS
+            .map(|head| (Backbone::Small, head))
+            .into_iter()
+            .chain([(Backbone::Mobilenetv2, HeadKind::Sa)]);
+        for (backbone, head) in variants {
+            let (vm, net) = build(&tiny(backbone, head));
             let kendall =
                 KendallWeights::new(VarBuilder::from_varmap(&vm, DType::F32, dev)).unwrap();
             let params = ParamsAdamW {
@@ -549,11 +553,15 @@ mod tests {
             }
             assert!(
                 losses[7] < 0.9 * losses[0],
-                "{head:?}: the loss did not go down: {losses:?}"
+                "{backbone:?} {head:?}: the loss did not go down: {losses:?}"
             );
             assert_ne!(kendall.s_ar().unwrap(), 0.0, "s_ar is learned");
             let vars = vm.data().lock().unwrap();
-            let running: Vec<f32> = vars["layer1.0.bn1.running_mean"].to_vec1().unwrap();
+            let first_bn = match backbone {
+                Backbone::Mobilenetv2 => "layer1.0.dw.1",
+                _ => "layer1.0.bn1",
+            };
+            let running: Vec<f32> = vars[&format!("{first_bn}.running_mean")].to_vec1().unwrap();
             assert!(
                 running.iter().any(|v| v.abs() > 1e-4),
                 "running mean updated"

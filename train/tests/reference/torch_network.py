@@ -51,7 +51,7 @@ from torchvision.models.resnet import BasicBlock
 ATTRIBUTES = ["age", "backpack", "bag", "handbag", "clothes", "down", "up", "hair", "hat",
               "gender", "upcolor", "downcolor"]
 STAGE_WIDTHS = {"resnet18": [64, 128, 256, 512], "small": [16, 32, 64, 128],
-                "tiny": [8, 16, 32, 64]}
+                "tiny": [8, 16, 32, 64], "mobilenetv2": [24, 24, 72, 512]}
 BLOCKS = {"resnet18": 2, "small": 1, "tiny": 1}
 REID_LEAKY_SLOPE = 0.01
 ATTENTION_HEADS = 2
@@ -90,6 +90,31 @@ class Backbone(nn.Module):
         return layer3, self.layer4(layer3)
 
 
+class LightBackbone(nn.Module):
+    """torchvision's MobileNetV2 at width 0.75 made into our light backbone: the stem's stride
+    (2,1), the 24-channel stage at stride 1, ReLU for ReLU6, a last 1x1 convolution to 512
+    channels; `layer3` is the output of the 72-channel stage (features 0-13)."""
+
+    def __init__(self):
+        super().__init__()
+        setting = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1],
+                   [6, 160, 3, 2], [6, 320, 1, 1]]
+        net = mobilenet_v2(width_mult=0.75, inverted_residual_setting=setting)
+        net.features[0][0].stride = (2, 1)
+        last = net.features[18]
+        last[0] = nn.Conv2d(last[0].in_channels, 512, 1, bias=False)
+        last[1] = nn.BatchNorm2d(512)
+        for module in net.modules():
+            for name, child in module.named_children():
+                if isinstance(child, nn.ReLU6):
+                    setattr(module, name, nn.ReLU())
+        self.features = net.features
+
+    def forward(self, x):
+        layer3 = self.features[:14](x)
+        return layer3, self.features[14:](layer3)
+
+
 class ConvBranch(nn.Module):
     """`grid`: the map adaptively average-pooled to 4x4 and flattened; else its global mean."""
 
@@ -125,7 +150,10 @@ class Net(nn.Module):
         # Configs written before these options had global pooling and the embedding's norm.
         grid = cfg.get("branch_pool", "global") == "grid"
         self.embedding_norm = cfg.get("embedding_norm", True)
-        self.backbone = Backbone(widths, BLOCKS[cfg["backbone"]])
+        if cfg["backbone"] == "mobilenetv2":
+            self.backbone = LightBackbone()
+        else:
+            self.backbone = Backbone(widths, BLOCKS[cfg["backbone"]])
         attr = {}
         for name in ATTRIBUTES:
             if self.head == "baseline":
@@ -172,10 +200,13 @@ class Net(nn.Module):
 def torch_names(checkpoint, head):
     """The checkpoint's variables under this module's names (q/k/v stacked into in_proj)."""
     state = {}
+    light = "conv_last.weight" in checkpoint
     for name, t in checkpoint.items():
         if name.startswith("kendall."):
             continue
-        if name.split(".")[0] in ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4"):
+        if light and name in light_names(inverse=True):
+            state["backbone." + light_names(inverse=True)[name]] = t
+        elif name.split(".")[0] in ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4"):
             state["backbone." + name] = t
         elif name.startswith("reid."):
             state[name.replace("reid.", "reid_", 1)] = t
@@ -197,6 +228,8 @@ def torch_names(checkpoint, head):
 
 def our_name(name):
     """The checkpoint's name of this module's variable `name` (inverse of `torch_names`)."""
+    if name.startswith("backbone.features."):
+        return light_names()[name[len("backbone."):]]
     if name.startswith("backbone."):
         return name[len("backbone."):]
     if name.startswith("reid_"):
@@ -292,9 +325,22 @@ def resnet(out_path):
     save_file({"v": v.contiguous()}, out_path)
 
 
+_LIGHT_NAMES = {}
+
+
+def light_names(inverse=False):
+    """`mobilenet_names` of the light backbone (or its inverse), computed once."""
+    if not _LIGHT_NAMES:
+        names = mobilenet_names(LightBackbone())
+        _LIGHT_NAMES[False] = names
+        _LIGHT_NAMES[True] = {ours: theirs for theirs, ours in names.items()}
+    return _LIGHT_NAMES[inverse]
+
+
 def mobilenet_names(net):
-    """Our variable name for each of torchvision's MobileNetV2 names, with the features' blocks
-    grouped into the four stages (blocks 1-3, 4-6, 7-13, 14-17) as `mobilenet.rs` does."""
+    """Our variable name for each of torchvision's MobileNetV2 names (`features.<block>...`),
+    with the features' blocks grouped into the four stages (blocks 1-3, 4-6, 7-13, 14-17) as
+    `mobilenet.rs` does."""
     stages = [range(1, 4), range(4, 7), range(7, 14), range(14, 18)]
     names = {}
     for key in net.features.state_dict():
@@ -324,22 +370,11 @@ def mobilenet_names(net):
 
 
 def mobilenet(out_path):
-    setting = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1],
-               [6, 160, 3, 2], [6, 320, 1, 1]]
-    net = mobilenet_v2(width_mult=0.75, inverted_residual_setting=setting)
-    net.features[0][0].stride = (2, 1)
-    last = net.features[18]
-    last[0] = nn.Conv2d(last[0].in_channels, 512, 1, bias=False)
-    last[1] = nn.BatchNorm2d(512)
-    for module in net.modules():
-        for name, child in module.named_children():
-            if isinstance(child, nn.ReLU6):
-                setattr(module, name, nn.ReLU())
-    names = mobilenet_names(net)
+    net = LightBackbone()
+    names = light_names()
     state = {k: formula_weights(names[k], v.shape) if v.dtype.is_floating_point else v
-             for k, v in net.state_dict().items() if k.startswith("features.")}
-    net.load_state_dict(state, strict=False)
-    net.eval()
+             for k, v in net.state_dict().items()}
+    net.load_state_dict(state, strict=True)
     x = fixed_input((2, 3, 128, 64))
     fixture = {}
     for mode in ["eval", "train"]:
@@ -348,10 +383,9 @@ def mobilenet(out_path):
         # little batch variance that torch's own f32 result is 6e-4 (relative) from its f64 one.
         run = net.double() if mode == "train" else net
         with torch.no_grad():
-            layer3 = run.features[:14](x.to(next(run.parameters()).dtype))
-            v = run.features[14:](layer3).mean((2, 3))
+            layer3, layer4 = run(x.to(next(run.parameters()).dtype))
         fixture[f"{mode}.layer3"] = layer3.float().contiguous()
-        fixture[f"{mode}.v"] = v.float().contiguous()
+        fixture[f"{mode}.v"] = layer4.mean((2, 3)).float().contiguous()
     save_file(fixture, out_path)
 
 
