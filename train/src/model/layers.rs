@@ -1,15 +1,17 @@
 //! Small layers the network needs where candle's own either lacks an option, has no backward
-//! pass or trains slowly: a convolution with a (height, width) stride, the 3x3 stride-1 max-pool,
+//! pass or trains slowly: a convolution with a (height, width) stride, dense or depthwise, the
+//! 3x3 stride-1 max-pool,
 //! global average pooling and a differentiable layer norm; and the initialisation of the heads'
 //! layers as PyTorch's defaults have it ([`torch_uniform`], [`dense`]).
 //!
 //! On the CPU (f32) the convolution, the max-pool and the training-mode batch norm run as the
-//! custom ops of `cpu_conv`, `cpu_pool` and `cpu_norm`; elsewhere (CUDA) as candle's own
-//! operations.
+//! custom ops of `cpu_conv` (`cpu_depthwise` for a depthwise one), `cpu_pool` and `cpu_norm`;
+//! elsewhere (CUDA) as candle's own operations.
 //!
 //! ONNX mapping (opset 17), for the exporter:
-//! - [`Conv`]: one `Conv` node, `kernel_shape=[k,k]`, `strides=[sh,sw]`, `pads=[p,p,p,p]`, inputs
-//!   `weight` `[out,in,k,k]` and `bias` when present. candle's `conv2d` only has a single stride,
+//! - [`Conv`]: one `Conv` node, `kernel_shape=[k,k]`, `strides=[sh,sw]`, `pads=[p,p,p,p]`
+//!   (`group=c` for a depthwise one), inputs `weight` `[out,in/groups,k,k]` and `bias` when
+//!   present. candle's `conv2d` only has a single stride,
 //!   so off the CPU a stride `(2,1)` runs as stride 1 followed by keeping every other row; that is
 //!   the same function.
 //! - [`max_pool_3x3`]: `MaxPool`, `kernel_shape=[3,3]`, `strides=[1,1]`, `pads=[1,1,1,1]`.
@@ -387,9 +389,8 @@ mod tests {
     /// The fused training-mode batch norm against candle-nn's, built from candle's own tensor
     /// operations: output, the gradients of input, scale, shift and residual, and the running
     /// statistics after each of four steps (alone, with a ReLU, with a residual and a ReLU, with a
-    /// residual alone), for
-    /// a 4-D input (BatchNorm2d), a 2-D one (BatchNorm1d) and a transposed one. Eval mode is
-    /// candle-nn's in both.
+    /// residual alone), for a 4-D input (BatchNorm2d), a 2-D one (BatchNorm1d) and a transposed
+    /// one. Eval mode is candle-nn's in both.
     #[test]
     fn batch_norm_t_matches_candle_nn() -> Result<()> {
         let dev = Device::Cpu;

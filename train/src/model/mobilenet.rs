@@ -6,8 +6,9 @@
 //! stem for 128x64 crops halves the rows only) and the 24-channel stage keeps stride 1 (as the
 //! ResNet's stem pool does), so `layer3` is `[N, 72, H/8, W/4]` and `layer4` `[N, 512, H/16, W/8]`,
 //! the ResNet's sizes; the last 1x1 convolution widens to 512 (MobileNetV2: 1280) and the
-//! activations are ReLU (MobileNetV2: ReLU6, which only matters for fixed-point hardware). About
-//! 0.2 GMACs per 128x64 crop, against 2.4 for the paper's ResNet18.
+//! activations are ReLU (MobileNetV2: ReLU6, which only matters for fixed-point hardware). With
+//! the `sa` heads 0.26 GMACs per 128x64 crop, against 2.71 for the paper's ResNet18 (counted from
+//! the exported graphs by `benches/compare.py`).
 //!
 //! Variables: `conv1`, `bn1` (stem); `layer<s>.<i>.expand.{0,1}` (1x1 conv and batch norm, absent
 //! at expansion 1), `.dw.{0,1}` (3x3 depthwise), `.project.{0,1}` (1x1, no ReLU); `conv_last`,
@@ -33,7 +34,7 @@ const STAGES: [&[(usize, usize, usize, usize)]; 4] = [
 const STEM: usize = 24;
 
 /// Channels of the last 1x1 convolution, the width of `v`.
-pub(crate) const LAST: usize = 512;
+const LAST: usize = 512;
 
 /// A convolution and the batch norm after it.
 type ConvBn = (Conv, BatchNorm);
