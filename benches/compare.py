@@ -63,10 +63,10 @@ def precision(model):
 
 
 def gmacs(model):
-    """Multiply-adds of one crop in the graph's `Conv`, `Gemm` and `MatMul` nodes, in billions,
-    from onnx's shape inference at batch 1: a `Conv` costs its output elements times its
-    weight's input channels (per group) and kernel area, a product its output elements times the
-    summed dimension."""
+    """Multiply-adds of one crop in the graph's convolutions and matrix products (float or
+    quantised), in billions, from onnx's shape inference at batch 1: a convolution costs its
+    output elements times its weight's input channels (per group) and kernel area, a product its
+    output elements times the summed dimension."""
     import math
     import onnx
     graph = onnx.load(str(model))
@@ -78,12 +78,15 @@ def gmacs(model):
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in [*graph.graph.value_info, *graph.graph.input, *graph.graph.output]}
     shapes.update({i.name: list(i.dims) for i in graph.graph.initializer})
+    # Where each operator's weight (convolutions) or left operand (products) is.
+    weight = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}
+    products = {"Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"}
     total = 0
     for node in graph.graph.node:
         out = math.prod(shapes[node.output[0]])
-        if node.op_type == "Conv":
-            total += out * math.prod(shapes[node.input[1]][1:])
-        elif node.op_type in ("Gemm", "MatMul"):
+        if node.op_type in weight:
+            total += out * math.prod(shapes[node.input[weight[node.op_type]]][1:])
+        elif node.op_type in products:
             trans_a = any(a.name == "transA" and a.i for a in node.attribute)
             total += out * shapes[node.input[0]][-2 if trans_a else -1]
     return total / 1e9
