@@ -134,10 +134,21 @@ fn backbone(
     let x = g.relu("relu", &x);
     // The model's stem pool: 3x3, stride 1, padding 1.
     let x = g.max_pool("maxpool", &x, 3, 1, 1);
+    stages(g, &resnet.layers, x, basic_block)
+}
+
+/// The stem's output `x` through four stages, each block exported by `block` under its name
+/// (`layer<s>.<i>`); returns the outputs of `layer3` and `layer4`.
+fn stages<B>(
+    g: &mut GraphBuilder,
+    layers: &[Vec<B>; 4],
+    x: String,
+    block: impl Fn(&mut GraphBuilder, &str, &B, &str) -> Result<String, ExportError>,
+) -> Result<(String, String), ExportError> {
     let mut stage = |index: usize, x: String| {
-        let mut blocks = resnet.layers[index].iter().enumerate();
-        blocks.try_fold(x, |x, (i, block)| {
-            basic_block(g, &format!("layer{}.{i}", index + 1), block, &x)
+        let mut blocks = layers[index].iter().enumerate();
+        blocks.try_fold(x, |x, (i, b)| {
+            block(g, &format!("layer{}.{i}", index + 1), b, &x)
         })
     };
     let layer3 = (0..3).try_fold(x, |x, index| stage(index, x))?;
@@ -155,14 +166,7 @@ fn mobilenet_backbone(
     let (conv, bn) = &net.stem;
     let x = g.conv("conv1", image, &[(spec(conv), Some(bn))])?;
     let x = g.relu("relu", &x);
-    let mut stage = |index: usize, x: String| {
-        let mut blocks = net.layers[index].iter().enumerate();
-        blocks.try_fold(x, |x, (i, block)| {
-            inverted_residual(g, &format!("layer{}.{i}", index + 1), block, &x)
-        })
-    };
-    let layer3 = (0..3).try_fold(x, |x, index| stage(index, x))?;
-    let y = stage(3, layer3.clone())?;
+    let (layer3, y) = stages(g, &net.layers, x, inverted_residual)?;
     let (conv, bn) = &net.last;
     let y = g.conv("conv_last", &y, &[(spec(conv), Some(bn))])?;
     Ok((layer3, g.relu("relu_last", &y)))

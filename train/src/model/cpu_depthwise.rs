@@ -150,6 +150,20 @@ impl Geometry {
     }
 }
 
+/// The geometry of a convolution of input `x` by `weight` and their data.
+fn operands<'a>(
+    (xs, xl): (&'a CpuStorage, &Layout),
+    (ws, wl): (&'a CpuStorage, &Layout),
+    stride: (usize, usize),
+    padding: usize,
+) -> Result<(Geometry, &'a [f32], &'a [f32])> {
+    Ok((
+        Geometry::new(xl.dims(), wl.dims(), stride, padding)?,
+        f32_data(xs, xl, "depthwise conv2d: input")?,
+        f32_data(ws, wl, "depthwise conv2d: weight")?,
+    ))
+}
+
 /// The depthwise op: arguments `x`, `weight`.
 struct Depthwise {
     stride: (usize, usize),
@@ -168,11 +182,7 @@ impl CustomOp2 for Depthwise {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = Geometry::new(xl.dims(), wl.dims(), self.stride, self.padding)?;
-        let (x, weight) = (
-            f32_data(xs, xl, "depthwise conv2d: input")?,
-            f32_data(ws, wl, "depthwise conv2d: weight")?,
-        );
+        let (g, x, weight) = operands((xs, xl), (ws, wl), self.stride, self.padding)?;
         let taps = g.kh * g.kw;
         let mut y = vec![0f32; g.n * g.c * g.out_plane()];
         y.par_chunks_mut(g.out_plane())
@@ -227,7 +237,7 @@ impl CustomOp3 for DepthwiseGrad {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = Geometry::new(xl.dims(), wl.dims(), self.stride, self.padding)?;
+        let (g, x, weight) = operands((xs, xl), (ws, wl), self.stride, self.padding)?;
         if gl.dims() != [g.n, g.c, g.ho, g.wo] {
             candle_core::bail!(
                 "depthwise conv2d backward: gradient {:?} does not match output {:?}",
@@ -236,10 +246,6 @@ impl CustomOp3 for DepthwiseGrad {
             );
         }
         let dy = f32_data(gs, gl, "depthwise conv2d: output gradient")?;
-        let (x, weight) = (
-            f32_data(xs, xl, "depthwise conv2d: input")?,
-            f32_data(ws, wl, "depthwise conv2d: weight")?,
-        );
         let taps = g.kh * g.kw;
         let planes = g.n * g.c;
         let nx = if self.input_grad { x.len() } else { 0 };

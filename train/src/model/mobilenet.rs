@@ -15,11 +15,11 @@
 //! `bn_last`. ONNX mapping: each convolution a `Conv` (`group` = channels for the depthwise ones)
 //! with its batch norm folded in, `Relu`, the residual sum an `Add`.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, VarBuilder};
 
 use super::layers::{batch_norm_add_t, batch_norm_relu_t, batch_norm_t, Conv, ConvConfig};
-use super::resnet::{batch_norm, Features};
+use super::resnet::{batch_norm, stages_t, Features};
 
 /// `(expansion, output channels, blocks, stride of the first block)` of each of MobileNetV2's
 /// stages at width 0.75, grouped into the four stages the heads read.
@@ -89,7 +89,9 @@ impl InvertedResidual {
             residual: stride == 1 && cin == cout,
         })
     }
+}
 
+impl ModuleT for InvertedResidual {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = match &self.expand {
             Some(expand) => conv_bn_relu(expand, x, train)?,
@@ -160,14 +162,9 @@ impl MobileNetV2 {
 
     /// Runs the backbone on `[N, 3, H, W]` images.
     pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Result<Features> {
-        let stage = |i: usize, x: Tensor| {
-            self.layers[i]
-                .iter()
-                .try_fold(x, |y, block| block.forward_t(&y, train))
-        };
         let y = conv_bn_relu(&self.stem, x, train)?;
-        let layer3 = stage(2, stage(1, stage(0, y)?)?)?;
-        let layer4 = conv_bn_relu(&self.last, &stage(3, layer3.clone())?, train)?;
+        let Features { layer3, layer4 } = stages_t(&self.layers, &y, train)?;
+        let layer4 = conv_bn_relu(&self.last, &layer4, train)?;
         Ok(Features { layer3, layer4 })
     }
 }

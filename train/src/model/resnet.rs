@@ -141,15 +141,23 @@ impl ResNet {
 
     /// Runs the backbone on `[N, 3, H, W]` images.
     pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Result<Features> {
-        let stage = |i: usize, x: Tensor| {
-            self.layers[i]
-                .iter()
-                .try_fold(x, |y, block| block.forward_t(&y, train))
-        };
         let y = batch_norm_relu_t(&self.bn1, &self.conv1.forward(x)?, None, train)?;
-        let y = max_pool_3x3(&y)?;
-        let layer3 = stage(2, stage(1, stage(0, y)?)?)?;
-        let layer4 = stage(3, layer3.clone())?;
-        Ok(Features { layer3, layer4 })
+        stages_t(&self.layers, &max_pool_3x3(&y)?, train)
     }
+}
+
+/// The stem's output `x` through four stages of blocks: `layer3` and `layer4`.
+pub(crate) fn stages_t<B: ModuleT>(
+    layers: &[Vec<B>; 4],
+    x: &Tensor,
+    train: bool,
+) -> Result<Features> {
+    let stage = |i: usize, x: Tensor| {
+        layers[i]
+            .iter()
+            .try_fold(x, |y, block| block.forward_t(&y, train))
+    };
+    let layer3 = stage(2, stage(1, stage(0, x.clone())?)?)?;
+    let layer4 = stage(3, layer3.clone())?;
+    Ok(Features { layer3, layer4 })
 }
