@@ -71,6 +71,8 @@ def main():
     parser.add_argument("--warmup", type=float, default=0.2, help="share of the run that is warm-up")
     parser.add_argument("--max-growth-mb", type=float, default=5.0)
     parser.add_argument("--json", help="also write the samples and the verdict here")
+    parser.add_argument("--size", help="the synthetic camera's frame size WxH (default: the runtime's)")
+    parser.add_argument("--threads", type=int, help="the runtime's --threads (default: the cores available)")
     args = parser.parse_args()
     if not shutil.which("mosquitto"):
         sys.exit("mosquitto is not installed (Debian: apt-get install mosquitto)")
@@ -85,10 +87,15 @@ def main():
         # A subscriber takes every message, as a site's would.
         subscriber = subprocess.Popen(["mosquitto_sub", "-p", str(mqtt_port), "-t", "#"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [args.binary, "run", "--model", args.model, "--synthetic", "--auto-enroll", "--max-distance", "1.0",
+                   "--gallery", str(work / "soak.gallery"), "--frames", str(args.frames), "--quiet",
+                   "--mqtt", f"mqtt://127.0.0.1:{mqtt_port}", "--metrics", f"127.0.0.1:{metrics_port}"]
+        if args.size:
+            command += ["--size", args.size]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
         run = subprocess.Popen(
-            [args.binary, "run", "--model", args.model, "--synthetic", "--auto-enroll", "--max-distance", "1.0",
-             "--gallery", str(work / "soak.gallery"), "--frames", str(args.frames), "--quiet",
-             "--mqtt", f"mqtt://127.0.0.1:{mqtt_port}", "--metrics", f"127.0.0.1:{metrics_port}"],
+            command,
             stdout=subprocess.DEVNULL, stderr=open(work / "run.log", "w"))
         started = time.monotonic()
         samples = []
