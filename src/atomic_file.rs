@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 /// Replaces `path` with `bytes` atomically. The temporary file is `<path>.tmp` in the same
 /// directory; a leftover one from an interrupted write is overwritten.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic_with_mode(path, bytes, None)
+    write_atomic_with_mode(path, bytes, None).map(drop)
 }
 
 /// Like [`write_atomic`], creating the file with Unix permission bits `mode` (for example `0o600`
-/// for files only the owner may read).
-pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+/// for files only the owner may read). Returns the new file opened for reading: it keeps these
+/// bytes even if another writer replaces `path` later.
+pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<File> {
     let tmp = temporary(path)?;
     let mut options = OpenOptions::new();
     // A fresh file, so that `mode` holds even where an interrupted write left a temporary one.
@@ -26,11 +27,15 @@ pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> i
     }
     #[cfg(not(unix))]
     let _ = mode;
+    let mut reader = None;
     let written = options.open(&tmp).and_then(|mut file| {
         file.write_all(bytes)?;
-        file.sync_all()
+        file.sync_all()?;
+        reader = Some(File::open(&tmp)?);
+        Ok(())
     });
-    commit(written, &tmp, path, sync_dir)
+    commit(written, &tmp, path, sync_dir)?;
+    Ok(reader.expect("opened once written"))
 }
 
 /// Replaces `path` with the file `write` writes at the temporary path it is given, with the same

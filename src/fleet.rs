@@ -101,7 +101,7 @@ impl Fleet {
         })?;
         let fingerprint = config.space.fingerprint();
         say_local(&ledger.local_changes(&gallery, modified)?);
-        publish(&publisher, &fingerprint, &ledger.unpublished(&gallery));
+        publish(&publisher, &fingerprint, &ledger.unpublished(&gallery)?);
         drop(gallery);
         let worker = Worker {
             fingerprint,
@@ -252,7 +252,7 @@ impl Worker {
         };
         self.pending.clear();
         if reconnected {
-            self.publish(&self.ledger.unpublished(&gallery));
+            self.publish(&self.ledger.unpublished(&gallery)?);
             self.connections = connections;
         }
         if self.seen != Some(gallery.stamp()) {

@@ -203,6 +203,8 @@ pub(super) struct Compact {
     pub ends: Vec<usize>,
     /// Rows, without the padding.
     pub len: usize,
+    /// Rows coded so far.
+    coded: usize,
     dim: usize,
 }
 
@@ -223,43 +225,51 @@ pub(super) struct Block<'a> {
 }
 
 impl Compact {
-    /// Codes the row-major `[rows, dim]` `embeddings`, whose metric terms are `terms`, of
-    /// identities with `rows_per_identity` rows each, in slab order.
+    /// A compact copy of rows whose metric terms are `terms`, of identities with
+    /// `rows_per_identity` rows each, in slab order, before any row is coded ([`Compact::code`]).
     pub fn new(
-        embeddings: &[f32],
         terms: &[f32],
         rows_per_identity: impl Iterator<Item = usize>,
         dim: usize,
     ) -> Compact {
         let len = terms.len();
         let padded = len.next_multiple_of(BLOCK);
-        let mut compact = Compact {
-            codes: vec![0; padded * dim],
-            scale: vec![0.0; padded],
-            error: vec![0.0; padded],
-            norm: vec![0.0; padded],
-            term: vec![0.0; padded],
-            ends: Vec::new(),
-            len,
-            dim,
-        };
-        let rows = embeddings
-            .chunks_exact(dim)
-            .zip(compact.codes.chunks_exact_mut(dim));
-        for (i, (row, codes)) in rows.enumerate() {
-            let (code, _) = Code::quantize(row, codes);
-            compact.scale[i] = code.scale;
-            compact.error[i] = code.error;
-            compact.norm[i] = code.norm;
-        }
-        compact.term[..len].copy_from_slice(terms);
-        compact.ends = rows_per_identity
+        let mut term = vec![0.0; padded];
+        term[..len].copy_from_slice(terms);
+        let ends = rows_per_identity
             .scan(0, |end, rows| {
                 *end += rows;
                 Some(*end)
             })
             .collect();
-        compact
+        Compact {
+            codes: vec![0; padded * dim],
+            scale: vec![0.0; padded],
+            error: vec![0.0; padded],
+            norm: vec![0.0; padded],
+            term,
+            ends,
+            len,
+            coded: 0,
+            dim,
+        }
+    }
+
+    /// Codes the next rows (row-major `[n, dim]`), after those coded before.
+    pub fn code(&mut self, rows: &[f32]) {
+        let first = self.coded;
+        let codes = self.codes[first * self.dim..].chunks_exact_mut(self.dim);
+        for (i, (row, codes)) in rows.chunks_exact(self.dim).zip(codes).enumerate() {
+            let (code, _) = Code::quantize(row, codes);
+            self.scale[first + i] = code.scale;
+            self.error[first + i] = code.error;
+            self.norm[first + i] = code.norm;
+        }
+        self.coded += rows.len() / self.dim;
+        debug_assert!(
+            self.coded <= self.len,
+            "more rows coded than the gallery has"
+        );
     }
 
     /// Asks the CPU to bring the codes of the block that starts at row `first` into its caches,
@@ -279,6 +289,11 @@ impl Compact {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = codes;
+    }
+
+    /// The first row of `identity`.
+    pub fn first_row_of(&self, identity: usize) -> usize {
+        identity.checked_sub(1).map_or(0, |i| self.ends[i])
     }
 
     /// The identity that holds `row`.

@@ -54,7 +54,7 @@ pub const OLDEST: u32 = 2;
 /// Length of the frame's header (magic, version, length, header CRC).
 const HEADER_LEN: usize = 24;
 /// Length of the body's fixed part, from the start of the file.
-const FIXED_LEN: usize = 80;
+pub(super) const FIXED_LEN: usize = 80;
 /// Length of the trailing file CRC.
 const CRC_LEN: usize = 4;
 
@@ -70,6 +70,16 @@ pub(crate) struct Decoded {
     pub space: EmbeddingSpace,
     pub identities: Vec<Identity>,
     pub embeddings: Vec<f32>,
+    /// Per identity, the byte offset of its first embedding in the file.
+    pub row_offsets: Vec<u64>,
+    pub stamp: Stamp,
+}
+
+/// An encoded gallery file.
+pub(crate) struct Encoded {
+    pub bytes: Vec<u8>,
+    /// Per identity, the byte offset of its first embedding in `bytes`.
+    pub row_offsets: Vec<u64>,
     pub stamp: Stamp,
 }
 
@@ -78,7 +88,7 @@ pub(crate) fn encode(
     space: &EmbeddingSpace,
     identities: &[Identity],
     embeddings: &[f32],
-) -> (Vec<u8>, Stamp) {
+) -> Encoded {
     let names: usize = identities.iter().map(|i| 2 + i.name.len() + 8 + 8).sum();
     let len = FIXED_LEN + names + 4 * embeddings.len() + CRC_LEN;
     let mut out = Vec::with_capacity(len);
@@ -97,12 +107,14 @@ pub(crate) fn encode(
     out.extend_from_slice(&(identities.len() as u64).to_le_bytes());
     out.extend_from_slice(&((embeddings.len() / space.dim()) as u64).to_le_bytes());
     let mut rows = embeddings.chunks_exact(space.dim());
+    let mut row_offsets = Vec::with_capacity(identities.len());
     for identity in identities {
         // Names are at most `MAX_NAME_BYTES` long, checked on enrollment and on load.
         out.extend_from_slice(&(identity.name.len() as u16).to_le_bytes());
         out.extend_from_slice(identity.name.as_bytes());
         out.extend_from_slice(&identity.enrolled.to_le_bytes());
         out.extend_from_slice(&(identity.rows as u64).to_le_bytes());
+        row_offsets.push(out.len() as u64);
         for row in rows.by_ref().take(identity.rows) {
             for v in row {
                 out.extend_from_slice(&v.to_le_bytes());
@@ -112,11 +124,14 @@ pub(crate) fn encode(
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     debug_assert_eq!(out.len(), len);
-    let stamp = Stamp {
-        len: len as u64,
-        crc,
-    };
-    (out, stamp)
+    Encoded {
+        bytes: out,
+        row_offsets,
+        stamp: Stamp {
+            len: len as u64,
+            crc,
+        },
+    }
 }
 
 /// Reads the stamp of a complete file (the caller checked it is at least a header long).
@@ -221,6 +236,7 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError>
     let mut identities: Vec<Identity> = Vec::with_capacity(num_identities as usize);
     let mut seen = HashSet::with_capacity(num_identities as usize);
     let mut embeddings = Vec::with_capacity(num_rows as usize * space.dim());
+    let mut row_offsets = Vec::with_capacity(num_identities as usize);
     for index in 0..num_identities {
         let short = || corrupt(format!("identity {index} is cut short"));
         let name_len = body.take(2).ok_or_else(short)?;
@@ -237,6 +253,7 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError>
             0
         };
         let rows = u64_at(body.take(8).ok_or_else(short)?, 0);
+        row_offsets.push(body.pos as u64);
         let values = usize::try_from(rows)
             .ok()
             .filter(|&r| r >= 1)
@@ -273,6 +290,7 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Decoded, GalleryError>
         space,
         identities,
         embeddings,
+        row_offsets,
         stamp: Stamp { len: found, crc },
     })
 }

@@ -27,6 +27,7 @@
 
 mod compact;
 pub mod file_format;
+mod rows;
 mod search;
 pub mod sync;
 
@@ -134,6 +135,15 @@ pub enum GalleryError {
         gallery: Box<EmbeddingSpace>,
         /// The model's embedding space.
         model: Box<EmbeddingSpace>,
+    },
+    /// The file this gallery reads its embeddings from was written over in place.
+    #[error(
+        "gallery {path} was changed in place while it was open: open it again (to replace a \
+         gallery that is in use, write the new file beside it and rename it over the old one)"
+    )]
+    ChangedInPlace {
+        /// The gallery file.
+        path: PathBuf,
     },
     /// Another process changed or removed the file since this gallery was read.
     #[error("gallery {path} was changed or removed by another process since it was opened: open it again")]
@@ -280,16 +290,15 @@ pub(crate) struct Identity {
     rows: usize,
 }
 
-/// One enrollment inserted in memory: identity `index` got `added` rows at row `at`.
-#[derive(Debug, Clone, Copy)]
-struct Insert {
-    index: usize,
-    at: usize,
-    added: usize,
-    new_identity: bool,
+/// What a change does to one identity: its rows are `rows` (with their search terms), after its
+/// own if `keep` (an enrollment) or instead of them (a replacement; no rows: a removal).
+#[derive(Debug, Default)]
+struct Edit {
+    keep: bool,
+    rows: Vec<f32>,
+    terms: Vec<f32>,
 }
 
-/// The position of each name.
 /// Now, in milliseconds since the Unix epoch.
 fn now_ms() -> i64 {
     let since = SystemTime::now()
@@ -298,6 +307,7 @@ fn now_ms() -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The position of each name.
 fn name_index(identities: &[Identity]) -> HashMap<String, usize> {
     identities
         .iter()
@@ -317,7 +327,8 @@ pub struct EnrollReceipt {
     pub total: usize,
 }
 
-/// An open gallery: the file's contents in memory, written back on every change.
+/// An open gallery: the file's names and search terms in memory, its embeddings read from the
+/// file when needed ([`rows`]), the whole file written again on every change.
 #[derive(Debug)]
 pub struct Gallery {
     path: PathBuf,
@@ -326,8 +337,8 @@ pub struct Gallery {
     identities: Vec<Identity>,
     /// Position of each name in `identities`.
     index: HashMap<String, usize>,
-    /// Row-major `[rows, dim]`.
-    embeddings: Vec<f32>,
+    /// The embeddings, in the file this gallery read or last wrote.
+    rows: rows::StoredRows,
     /// Per row, the metric's precomputed term (see [`search::row_term`]).
     terms: Vec<f32>,
     /// The rows coded for the search's first pass, made by the first search after a change.
@@ -460,29 +471,37 @@ impl Gallery {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error(path, e)),
         }
-        let (bytes, stamp) = file_format::encode(&space, &[], &[]);
-        write_atomic_with_mode(path, &bytes, Some(0o600)).map_err(|e| io_error(path, e))?;
+        let encoded = file_format::encode(&space, &[], &[]);
+        let rows = write_rows(path, &encoded, space.dim())?;
         Ok(Gallery {
             path: path.to_path_buf(),
+            rows,
             space,
             identities: Vec::new(),
             index: HashMap::new(),
-            embeddings: Vec::new(),
             terms: Vec::new(),
             compact: OnceLock::new(),
-            stamp,
+            stamp: encoded.stamp,
         })
     }
 
     /// Opens and checks the gallery at `path`, whatever model it was enrolled with (see
     /// [`Gallery::check_model`]). A damaged file is refused and not modified.
     pub fn open(path: &Path) -> Result<Gallery, GalleryError> {
-        let bytes = fs::read(path).map_err(|e| io_error(path, e))?;
+        // Seen before it is read: a change while it is read shows afterwards.
+        let read = |file: &mut File| {
+            let seen = rows::Seen::of(file)?;
+            let mut bytes = Vec::with_capacity(file.metadata()?.len() as usize);
+            file.read_to_end(&mut bytes).map(|_| (seen, bytes))
+        };
+        let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+        let (seen, bytes) = read(&mut file).map_err(|e| io_error(path, e))?;
         let decoded = file_format::decode(path, &bytes)?;
         drop(bytes);
+        let dim = decoded.space.dim();
         let terms = decoded
             .embeddings
-            .chunks_exact(decoded.space.dim())
+            .chunks_exact(dim)
             .map(|row| search::row_term(decoded.space.metric(), row))
             .collect();
         Ok(Gallery {
@@ -490,7 +509,7 @@ impl Gallery {
             space: decoded.space,
             index: name_index(&decoded.identities),
             identities: decoded.identities,
-            embeddings: decoded.embeddings,
+            rows: rows::StoredRows::new(file, seen, decoded.row_offsets, dim),
             terms,
             compact: OnceLock::new(),
             stamp: decoded.stamp,
@@ -584,69 +603,31 @@ impl Gallery {
         &mut self,
         batch: impl IntoIterator<Item = (&'a str, &'a [f32])>,
     ) -> Result<Vec<EnrollReceipt>, GalleryError> {
-        let mut done = Vec::new();
+        let mut edits: HashMap<&str, Edit> = HashMap::new();
+        let mut new_names = Vec::new();
         let mut receipts = Vec::new();
-        let mut result = Ok(());
         for (name, embeddings) in batch {
-            match self.insert(name, embeddings) {
-                Ok((insert, receipt)) => {
-                    done.push(insert);
-                    receipts.push(receipt);
+            let terms = self.checked_terms(name, embeddings)?;
+            let before = self.index.get(name).map_or(0, |&i| self.identities[i].rows);
+            let edit = edits.entry(name).or_insert_with(|| {
+                if before == 0 {
+                    new_names.push(name);
                 }
-                Err(e) => {
-                    result = Err(e);
-                    break;
+                Edit {
+                    keep: true,
+                    ..Edit::default()
                 }
-            }
+            });
+            receipts.push(EnrollReceipt {
+                new_identity: before == 0 && edit.terms.is_empty(),
+                added: terms.len(),
+                total: before + edit.terms.len() + terms.len(),
+            });
+            edit.rows.extend_from_slice(embeddings);
+            edit.terms.extend(terms);
         }
-        if let Err(e) = result.and_then(|()| self.persist()) {
-            for insert in done.into_iter().rev() {
-                self.undo(insert);
-            }
-            return Err(e);
-        }
+        self.rewrite(&edits, &new_names)?;
         Ok(receipts)
-    }
-
-    /// Checks one enrollment and inserts it in memory, after the identity's last row.
-    fn insert(
-        &mut self,
-        name: &str,
-        embeddings: &[f32],
-    ) -> Result<(Insert, EnrollReceipt), GalleryError> {
-        let terms = self.checked_terms(name, embeddings)?;
-        let dim = self.space.dim();
-        let added = terms.len();
-        let (index, at, new_identity) = match self.index.get(name) {
-            Some(&i) => (i, self.identities[..=i].iter().map(|i| i.rows).sum(), false),
-            None => {
-                self.identities.push(Identity {
-                    name: name.to_string(),
-                    enrolled: now_ms(),
-                    rows: 0,
-                });
-                let i = self.identities.len() - 1;
-                self.index.insert(name.to_string(), i);
-                (i, self.terms.len(), true)
-            }
-        };
-        self.embeddings
-            .splice(at * dim..at * dim, embeddings.iter().copied());
-        self.terms.splice(at..at, terms);
-        self.compact.take();
-        self.identities[index].rows += added;
-        let receipt = EnrollReceipt {
-            new_identity,
-            added,
-            total: self.identities[index].rows,
-        };
-        let insert = Insert {
-            index,
-            at,
-            added,
-            new_identity,
-        };
-        Ok((insert, receipt))
     }
 
     /// Checks that `embeddings` can be enrolled as `name` and returns their search terms.
@@ -676,26 +657,6 @@ impl Gallery {
         Ok(terms)
     }
 
-    /// Takes back an [`Insert`] (the last one not yet taken back).
-    fn undo(&mut self, insert: Insert) {
-        let Insert {
-            index,
-            at,
-            added,
-            new_identity,
-        } = insert;
-        let dim = self.space.dim();
-        self.embeddings.drain(at * dim..(at + added) * dim);
-        self.terms.drain(at..at + added);
-        self.compact.take();
-        self.identities[index].rows -= added;
-        if new_identity {
-            if let Some(identity) = self.identities.pop() {
-                self.index.remove(&identity.name);
-            }
-        }
-    }
-
     /// Removes the identity `name` and its embeddings and writes the gallery to disk; returns how
     /// many embeddings it had. Errors leave the gallery as [`Gallery::enroll`]'s do.
     pub fn remove(&mut self, name: &str) -> Result<usize, GalleryError> {
@@ -706,24 +667,9 @@ impl Gallery {
                 path: self.path.clone(),
                 name: name.to_string(),
             })?;
-        let dim = self.space.dim();
-        let start: usize = self.identities[..index].iter().map(|i| i.rows).sum();
-        let identity = self.identities.remove(index);
-        let rows = identity.rows;
-        let embeddings: Vec<f32> = self
-            .embeddings
-            .drain(start * dim..(start + rows) * dim)
-            .collect();
-        let terms: Vec<f32> = self.terms.drain(start..start + rows).collect();
-        self.compact.take();
-        let result = self.persist();
-        if result.is_err() {
-            self.embeddings.splice(start * dim..start * dim, embeddings);
-            self.terms.splice(start..start, terms);
-            self.identities.insert(index, identity);
-        }
-        self.index = name_index(&self.identities);
-        result.map(|()| rows)
+        let rows = self.identities[index].rows;
+        self.rewrite(&HashMap::from([(name, Edit::default())]), &[])?;
+        Ok(rows)
     }
 
     /// Sets and removes identities in one write of the file (a set identity holds exactly the
@@ -731,75 +677,127 @@ impl Gallery {
     /// changes to one name the last counts). Nothing changes, in memory or on disk, unless all
     /// of them are valid and the file is written.
     pub fn apply(&mut self, changes: &[Change<'_>]) -> Result<(), GalleryError> {
-        let dim = self.space.dim();
-        // Per name: the embeddings it is set to and their terms, or `None` for a removal.
-        type Set<'a> = Option<(&'a [f32], Vec<f32>)>;
-        let mut last: HashMap<&str, Set<'_>> = HashMap::new();
+        let mut edits = HashMap::new();
         let mut new_names = Vec::new();
         for change in changes {
-            let (name, set) = match *change {
+            let (name, edit) = match *change {
                 Change::Set { name, embeddings } => {
                     let terms = self.checked_terms(name, embeddings)?;
-                    (name, Some((embeddings, terms)))
+                    let rows = embeddings.to_vec();
+                    let keep = false;
+                    (name, Edit { keep, rows, terms })
                 }
-                Change::Remove(name) => (name, None),
+                Change::Remove(name) => (name, Edit::default()),
             };
-            if last.insert(name, set).is_none() && !self.index.contains_key(name) {
+            if edits.insert(name, edit).is_none() && !self.index.contains_key(name) {
                 new_names.push(name);
             }
         }
+        self.rewrite(&edits, &new_names)
+    }
+
+    /// Writes the gallery with each named identity's [`Edit`] made (`new_names`, names the
+    /// gallery lacks, are enrolled in their order; an identity left without rows is dropped) and
+    /// takes the result as this gallery. Nothing changes, in memory or on disk, on an error.
+    fn rewrite(
+        &mut self,
+        edits: &HashMap<&str, Edit>,
+        new_names: &[&str],
+    ) -> Result<(), GalleryError> {
+        let dim = self.space.dim();
+        let old = self.embeddings()?;
         let mut identities = Vec::with_capacity(self.identities.len() + new_names.len());
-        let mut embeddings = Vec::with_capacity(self.embeddings.len());
+        let mut embeddings = Vec::with_capacity(old.len());
         let mut terms = Vec::with_capacity(self.terms.len());
         let mut at = 0;
-        for identity in &self.identities {
-            let rows = at..at + identity.rows;
-            at = rows.end;
-            let (set_rows, set_terms) = match last.get(identity.name.as_str()) {
-                None => (
-                    &self.embeddings[rows.start * dim..rows.end * dim],
-                    &self.terms[rows],
-                ),
-                Some(None) => continue,
-                Some(Some((e, t))) => (*e, t.as_slice()),
-            };
-            identities.push(Identity {
-                name: identity.name.clone(),
-                enrolled: identity.enrolled,
-                rows: set_terms.len(),
-            });
-            embeddings.extend_from_slice(set_rows);
-            terms.extend_from_slice(set_terms);
-        }
-        for name in new_names {
-            if let Some(Some((e, t))) = last.get(name) {
+        let old_identities = self
+            .identities
+            .iter()
+            .map(|i| (i.name.as_str(), i.enrolled, i.rows));
+        let new_identities = new_names.iter().map(|&name| (name, now_ms(), 0));
+        for (name, enrolled, rows) in old_identities.chain(new_identities) {
+            let span = at..at + rows;
+            at = span.end;
+            let edit = edits.get(name);
+            let first = terms.len();
+            if edit.is_none_or(|e| e.keep) {
+                embeddings.extend_from_slice(&old[span.start * dim..span.end * dim]);
+                terms.extend_from_slice(&self.terms[span]);
+            }
+            if let Some(edit) = edit {
+                embeddings.extend_from_slice(&edit.rows);
+                terms.extend_from_slice(&edit.terms);
+            }
+            if terms.len() > first {
                 identities.push(Identity {
                     name: name.to_string(),
-                    enrolled: now_ms(),
-                    rows: t.len(),
+                    enrolled,
+                    rows: terms.len() - first,
                 });
-                embeddings.extend_from_slice(e);
-                terms.extend_from_slice(t);
             }
         }
-        self.stamp = self.write(&identities, &embeddings)?;
+        let (stamp, rows) = self.write(&identities, &embeddings)?;
         self.index = name_index(&identities);
         self.identities = identities;
-        self.embeddings = embeddings;
         self.terms = terms;
-        self.compact.take();
+        self.rows = rows;
+        self.stamp = stamp;
+        self.compact = OnceLock::new();
         Ok(())
     }
 
+    /// Every embedding, row-major in the file's order, read from the file.
+    pub(crate) fn embeddings(&self) -> Result<Vec<f32>, GalleryError> {
+        let mut all = Vec::with_capacity(self.terms.len() * self.space.dim());
+        self.for_each_run(|rows| all.extend_from_slice(rows))?;
+        Ok(all)
+    }
+
+    /// Hands every embedding to `each`, row-major in the file's order, a run of whole identities
+    /// at a time (see [`rows::StoredRows::for_each_run`]).
+    fn for_each_run(&self, each: impl FnMut(&[f32])) -> Result<(), GalleryError> {
+        let read = self
+            .rows
+            .for_each_run(self.identities.iter().map(|i| i.rows), each);
+        // After the reads: a file changed meanwhile explains a failed one.
+        self.rows_unchanged()?;
+        read.map_err(|e| self.read_error(e))
+    }
+
+    /// Refuses, with [`GalleryError::ChangedInPlace`], rows read from a file that was written
+    /// over in place since this gallery read or wrote it.
+    fn rows_unchanged(&self) -> Result<(), GalleryError> {
+        match self.rows.unchanged() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(GalleryError::ChangedInPlace {
+                path: self.path.clone(),
+            }),
+            Err(e) => Err(self.read_error(e)),
+        }
+    }
+
+    /// A failed read of the gallery's file.
+    fn read_error(&self, source: io::Error) -> GalleryError {
+        GalleryError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
     /// Each identity with its embeddings (row-major), in the file's order.
-    pub fn identity_embeddings(&self) -> impl Iterator<Item = (&str, &[f32])> {
+    pub fn identity_embeddings(&self) -> Result<Vec<(&str, Vec<f32>)>, GalleryError> {
+        let all = self.embeddings()?;
         let dim = self.space.dim();
         let mut at = 0;
-        self.identities.iter().map(move |i| {
-            let rows = &self.embeddings[at * dim..(at + i.rows) * dim];
-            at += i.rows;
-            (i.name.as_str(), rows)
-        })
+        Ok(self
+            .identities
+            .iter()
+            .map(|i| {
+                let rows = all[at * dim..(at + i.rows) * dim].to_vec();
+                at += i.rows;
+                (i.name.as_str(), rows)
+            })
+            .collect())
     }
 
     /// What identifies the file content this gallery was read from or last wrote (compare with
@@ -808,26 +806,38 @@ impl Gallery {
         self.stamp
     }
 
-    /// Writes the gallery as it is in memory (see `write`).
-    fn persist(&mut self) -> Result<(), GalleryError> {
-        self.stamp = self.write(&self.identities, &self.embeddings)?;
-        Ok(())
-    }
-
     /// Writes `identities` and `embeddings` as the gallery's file, under the lock, unless another
-    /// process changed the file since this gallery read or wrote it.
-    fn write(&self, identities: &[Identity], embeddings: &[f32]) -> Result<Stamp, GalleryError> {
+    /// process changed the file since this gallery read or wrote it; returns the new file's stamp
+    /// and rows.
+    fn write(
+        &self,
+        identities: &[Identity],
+        embeddings: &[f32],
+    ) -> Result<(Stamp, rows::StoredRows), GalleryError> {
         let _lock = lock(&self.path)?;
         if stamp_of_file(&self.path)? != Some(self.stamp) {
             return Err(GalleryError::Changed {
                 path: self.path.clone(),
             });
         }
-        let (bytes, stamp) = file_format::encode(&self.space, identities, embeddings);
-        write_atomic_with_mode(&self.path, &bytes, Some(0o600))
-            .map_err(|e| io_error(&self.path, e))?;
-        Ok(stamp)
+        let encoded = file_format::encode(&self.space, identities, embeddings);
+        let rows = write_rows(&self.path, &encoded, self.space.dim())?;
+        Ok((encoded.stamp, rows))
     }
+}
+
+/// Writes `encoded` as the gallery file at `path` (created `0600`, see [`write_atomic_with_mode`])
+/// and returns its rows.
+fn write_rows(
+    path: &Path,
+    encoded: &file_format::Encoded,
+    dim: usize,
+) -> Result<rows::StoredRows, GalleryError> {
+    let file =
+        write_atomic_with_mode(path, &encoded.bytes, Some(0o600)).map_err(|e| io_error(path, e))?;
+    let seen = rows::Seen::of(&file).map_err(|e| io_error(path, e))?;
+    let offsets = encoded.row_offsets.clone();
+    Ok(rows::StoredRows::new(file, seen, offsets, dim))
 }
 
 /// One change of [`Gallery::apply`].
@@ -954,6 +964,7 @@ mod tests {
         let before = SystemTime::now() - Duration::from_secs(1);
         let (path, v3) = sample(dir.path());
         let g = Gallery::open(&path).unwrap();
+        let g_rows = g.embeddings().unwrap();
         let when = g.enrolled("alice").unwrap();
         assert!(when >= before && when <= SystemTime::now(), "{when:?}");
         assert_eq!(g.enrolled("carol"), None);
@@ -977,7 +988,7 @@ mod tests {
         fs::write(&path, &v2).unwrap();
         let mut old = Gallery::open(&path).unwrap();
         assert_eq!(old.list().collect::<Vec<_>>(), g.list().collect::<Vec<_>>());
-        assert_eq!(old.embeddings, g.embeddings);
+        assert_eq!(old.embeddings().unwrap(), g_rows);
         assert_eq!(old.enrolled("alice"), None);
         // Written again as version 3, keeping what it knows.
         old.enroll("carol", &rows(5, 1)).unwrap();
@@ -1005,7 +1016,7 @@ mod tests {
         want.extend(rows(4, 1));
         want.extend(rows(2, 1));
         want.extend(rows(3, 1));
-        assert_eq!(g.embeddings, want);
+        assert_eq!(g.embeddings().unwrap(), want);
         let terms: Vec<f32> = want
             .chunks(DIM)
             .map(|r| r.iter().map(|v| v * v).sum())
@@ -1195,7 +1206,7 @@ mod tests {
         let mut want = rows(2, 1);
         want.extend(rows(3, 1));
         assert_eq!(
-            (g.embeddings.as_slice(), g.terms.len()),
+            (g.embeddings().unwrap().as_slice(), g.terms.len()),
             (want.as_slice(), 2)
         );
     }
@@ -1253,8 +1264,8 @@ mod tests {
         assert_eq!(g.identities, before.identities);
         assert_eq!(g.index, before.index);
         assert_eq!(
-            (g.embeddings.as_slice(), g.terms.as_slice()),
-            (before.embeddings.as_slice(), before.terms.as_slice())
+            (g.embeddings().unwrap(), g.terms.as_slice()),
+            (before.embeddings().unwrap(), before.terms.as_slice())
         );
 
         let receipts = g
@@ -1279,9 +1290,77 @@ mod tests {
             listed,
             [("alice", 3), ("bob", 2), ("Zoë Ünal", 1), ("carol", 3)]
         );
-        let bob_rows = &g.embeddings[3 * DIM..5 * DIM];
-        assert_eq!(bob_rows, [rows(2, 1), b].concat());
-        assert_eq!(&g.embeddings[6 * DIM..], [a, c].concat());
+        let all = g.embeddings().unwrap();
+        assert_eq!(&all[3 * DIM..5 * DIM], [rows(2, 1), b].concat());
+        assert_eq!(&all[6 * DIM..], [a, c].concat());
+    }
+
+    /// Where the first row of `sample`'s first identity, alice, is: after the fixed part, her
+    /// name's length and bytes, her enrollment time and her count.
+    fn alice_first_row_at() -> usize {
+        file_format::FIXED_LEN + 2 + "alice".len() + 8 + 8
+    }
+
+    #[test]
+    fn embeddings_are_read_from_the_file_when_scored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = sample(dir.path());
+        let g = Gallery::open(&path).unwrap();
+        let alice = rows(1, 1);
+        let found = g.search::<1>(&alice, None).unwrap();
+        assert_eq!((found[0].name, found[0].distance), ("alice", 0.0));
+        // Alice's first value moved by 0.25 in the file itself, its length and modification time
+        // kept: the search, whose compact copy was made before, scores the file's row.
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let modified = file.metadata().unwrap().modified().unwrap();
+        let moved = (alice[0] + 0.25).to_le_bytes();
+        std::os::unix::fs::FileExt::write_all_at(&file, &moved, alice_first_row_at() as u64)
+            .unwrap();
+        file.set_modified(modified).unwrap();
+        let found = g.search::<1>(&alice, None).unwrap();
+        assert_eq!((found[0].name, found[0].distance), ("alice", 0.25));
+    }
+
+    #[test]
+    fn an_open_gallery_keeps_reading_its_file_when_another_is_renamed_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = sample(dir.path());
+        let g = Gallery::open(&path).unwrap();
+        let before = g.embeddings().unwrap();
+        let mut other = Gallery::open(&path).unwrap();
+        other.remove("alice").unwrap();
+        other.enroll("carol", &rows(9, 4)).unwrap();
+        assert_eq!(g.embeddings().unwrap(), before);
+        let found = g.search::<1>(&rows(1, 1), None).unwrap();
+        assert_eq!((found[0].name, found[0].distance), ("alice", 0.0));
+    }
+
+    #[test]
+    fn a_gallery_written_over_in_place_is_refused_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = sample(dir.path());
+        let mut g = Gallery::open(&path).unwrap();
+        g.search::<1>(&rows(1, 1), None).unwrap();
+        // As `cp other.gallery gallery.bin` does: the same file, truncated and written again.
+        let elsewhere = dir.path().join("other");
+        fs::create_dir(&elsewhere).unwrap();
+        let (other, _) = sample(&elsewhere);
+        let mut o = Gallery::open(&other).unwrap();
+        o.enroll("dave", &rows(8, 2)).unwrap();
+        let copied = fs::read(&other).unwrap();
+        fs::write(&path, &copied).unwrap();
+        let err = g.search::<1>(&rows(1, 1), None).unwrap_err();
+        assert!(matches!(err, GalleryError::ChangedInPlace { .. }), "{err}");
+        let err = g.enroll("erin", &rows(5, 1)).unwrap_err();
+        assert!(matches!(err, GalleryError::ChangedInPlace { .. }), "{err}");
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            copied,
+            "the copied file is untouched"
+        );
+        // Opened again, it is the copy.
+        let g = Gallery::open(&path).unwrap();
+        assert_eq!(g.search::<1>(&rows(8, 1), None).unwrap()[0].name, "dave");
     }
 
     #[test]
@@ -1346,9 +1425,9 @@ mod tests {
         ])
         .unwrap();
         for g in [&g, &Gallery::open(&path).unwrap()] {
-            let listed: Vec<_> = g.identity_embeddings().collect();
+            let listed = g.identity_embeddings().unwrap();
             let zoe = rows(3, 1);
-            let want: Vec<(&str, &[f32])> = vec![("bob", &b), ("Zoë Ünal", &zoe), ("dave", &d)];
+            let want = vec![("bob", b.clone()), ("Zoë Ünal", zoe), ("dave", d.clone())];
             assert_eq!(listed, want);
             let probe = g.search::<1>(&d, None).unwrap();
             assert_eq!((probe[0].name, probe[0].distance), ("dave", 0.0));

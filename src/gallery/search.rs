@@ -207,16 +207,25 @@ impl Gallery {
         if K == 0 {
             return Ok(queries.iter().map(|_| heapless::Vec::new()).collect());
         }
-        let compact = self.compact.get_or_init(|| {
-            let rows = self.identities.iter().map(|i| i.rows);
-            Compact::new(&self.embeddings, &self.terms, rows, dim)
-        });
+        let compact = match self.compact.get() {
+            Some(compact) => compact,
+            None => {
+                let rows = self.identities.iter().map(|i| i.rows);
+                let mut compact = Compact::new(&self.terms, rows, dim);
+                self.for_each_run(|run| compact.code(run))?;
+                self.compact.get_or_init(|| compact)
+            }
+        };
         let bounds = self.first_pass::<K>(compact, &queries);
-        Ok(queries
+        self.rows_unchanged()?;
+        let answers = queries
             .iter()
             .zip(bounds)
             .map(|(query, bounds)| self.second_pass::<K>(compact, query, bounds))
-            .collect())
+            .collect();
+        // After the reads: a file changed meanwhile explains a failed one.
+        self.rows_unchanged()?;
+        answers
     }
 
     /// Reads every row's codes once and, per query, bounds the answer's scores and keeps the
@@ -294,19 +303,26 @@ impl Gallery {
         bounds
     }
 
-    /// Scores the rows the first pass kept in f32, as a full scan would, and returns the answer.
+    /// Scores the rows the first pass kept in f32, read from the file, as a full scan would, and
+    /// returns the answer.
     fn second_pass<const K: usize>(
         &self,
         compact: &Compact,
         query: &Query<'_>,
         bounds: Bounds<K>,
-    ) -> heapless::Vec<Match<'_>, K> {
-        let dim = self.space.dim();
+    ) -> Result<heapless::Vec<Match<'_>, K>, GalleryError> {
         let metric = self.space.metric();
         let threshold = bounds.threshold;
         let mut top: heapless::Vec<Candidate, K> = heapless::Vec::new();
         let (mut identity, mut end) = (0, 0);
         let mut best: Option<Candidate> = None;
+        let mut g = vec![0.0; self.space.dim()];
+        let read = |identity: usize, row: usize, g: &mut [f32]| {
+            let first = compact.first_row_of(identity);
+            self.rows
+                .read(identity, row - first, g)
+                .map_err(|e| self.read_error(e))
+        };
         let rows = bounds.rows.iter().filter(|&&(_, lower)| lower <= threshold);
         for &(row, _) in rows {
             if row >= end {
@@ -316,8 +332,8 @@ impl Gallery {
                 identity = compact.identity_of(row);
                 end = compact.ends[identity];
             }
-            let g = &self.embeddings[row * dim..(row + 1) * dim];
-            let s = score(metric, query.term, dot(query.values, g), self.terms[row]);
+            read(identity, row, &mut g)?;
+            let s = score(metric, query.term, dot(query.values, &g), self.terms[row]);
             if best.is_none_or(|b| s < b.score) {
                 best = Some(Candidate {
                     score: s,
@@ -331,8 +347,8 @@ impl Gallery {
         }
         if metric == DistanceMetric::Euclidean {
             for c in top.iter_mut() {
-                let row = &self.embeddings[c.row * dim..(c.row + 1) * dim];
-                c.score = squared_l2(query.values, row).sqrt();
+                read(c.identity, c.row, &mut g)?;
+                c.score = squared_l2(query.values, &g).sqrt();
             }
             top.retain(|c| c.score <= query.max_distance);
         }
@@ -341,12 +357,13 @@ impl Gallery {
                 .total_cmp(&b.score)
                 .then(a.identity.cmp(&b.identity))
         });
-        top.iter()
+        Ok(top
+            .iter()
             .map(|c| Match {
                 name: &self.identities[c.identity].name,
                 distance: c.score,
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -464,8 +481,9 @@ mod tests {
             ..Bounds::new(query.limit)
         };
         let rows = g.identities.iter().map(|i| i.rows);
-        let compact = Compact::new(&g.embeddings, &g.terms, rows, g.space.dim());
-        let answer = g.second_pass::<K>(&compact, &query, bounds);
+        let mut compact = Compact::new(&g.terms, rows, g.space.dim());
+        compact.code(&g.embeddings().unwrap());
+        let answer = g.second_pass::<K>(&compact, &query, bounds).unwrap();
         answer
             .iter()
             .map(|m| (m.name.to_string(), m.distance.to_bits()))
@@ -567,7 +585,8 @@ mod tests {
             .zip(values.chunks(10 * DIM));
         g.enroll_batch(pairs).unwrap();
         let rows = g.identities.iter().map(|i| i.rows);
-        let compact = Compact::new(&g.embeddings, &g.terms, rows, DIM);
+        let mut compact = Compact::new(&g.terms, rows, DIM);
+        compact.code(&g.embeddings().unwrap());
         let values: Vec<f32> = (0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
         let query = Query::new(&values, DistanceMetric::Euclidean, None).unwrap();
         let bounds = g.first_pass::<5>(&compact, std::slice::from_ref(&query));

@@ -226,10 +226,12 @@ impl Ledger {
             people: self.people.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("the ledger serialises");
-        write_atomic_with_mode(&self.path, &bytes, Some(0o600)).map_err(|e| SyncError::Ledger {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })
+        write_atomic_with_mode(&self.path, &bytes, Some(0o600))
+            .map(drop)
+            .map_err(|e| SyncError::Ledger {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })
     }
 
     /// The record of `name` as the ledger and the gallery (its [`rows_by_name`]) hold it.
@@ -267,10 +269,11 @@ impl Ledger {
     ) -> Result<Vec<Record>, SyncError> {
         let mut changed = Vec::new();
         let mut present = HashSet::new();
-        for (name, rows) in gallery.identity_embeddings() {
-            present.insert(name);
+        let listed = gallery.identity_embeddings()?;
+        for (name, rows) in &listed {
+            present.insert(*name);
             let digest = digest(rows);
-            let known = self.people.get(name);
+            let known = self.people.get(*name);
             if known.is_some_and(|e| !e.removed && e.digest == digest) {
                 continue;
             }
@@ -282,7 +285,7 @@ impl Ledger {
             }
         }
         let mut records = Vec::with_capacity(changed.len());
-        let rows = rows_by_name(gallery);
+        let rows = rows_by_name(&listed);
         for (name, removed, digest) in changed {
             let after = self.people.get(&name).map_or(0, |e| e.version.time + 1);
             let entry = Entry {
@@ -305,13 +308,15 @@ impl Ledger {
 
     /// This box's records the broker has not sent back yet, to publish again (after a
     /// reconnection, or at a start when the last run ended before the broker had them).
-    pub fn unpublished(&self, gallery: &Gallery) -> Vec<Record> {
-        let rows = rows_by_name(gallery);
-        self.people
+    pub fn unpublished(&self, gallery: &Gallery) -> Result<Vec<Record>, SyncError> {
+        let listed = gallery.identity_embeddings()?;
+        let rows = rows_by_name(&listed);
+        Ok(self
+            .people
             .iter()
             .filter(|(_, e)| !e.published && e.version.origin == self.origin)
             .map(|(name, e)| self.record(name, e, &rows))
-            .collect()
+            .collect())
     }
 
     /// Merges records from the broker into `gallery` (in one write of the gallery file, then of
@@ -328,7 +333,8 @@ impl Ledger {
         let mut merged = Merged::default();
         let mut changes: Vec<(String, Option<Vec<f32>>)> = Vec::new();
         let mut saved = false;
-        let here = rows_by_name(gallery);
+        let listed = gallery.identity_embeddings()?;
+        let here = rows_by_name(&listed);
         for record in records {
             let rows = match record.rows(&self.space) {
                 Ok(rows) => rows,
@@ -384,9 +390,13 @@ impl Ledger {
 /// Each person's embeddings in a gallery, by name.
 type Rows<'a> = HashMap<&'a str, &'a [f32]>;
 
-/// The gallery's people by name, looked up once per round of records rather than once per record.
-fn rows_by_name(gallery: &Gallery) -> Rows<'_> {
-    gallery.identity_embeddings().collect()
+/// The gallery's people (from [`Gallery::identity_embeddings`]) by name, looked up once per round
+/// of records rather than once per record.
+fn rows_by_name<'a>(listed: &'a [(&'a str, Vec<f32>)]) -> Rows<'a> {
+    listed
+        .iter()
+        .map(|(name, rows)| (*name, rows.as_slice()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -427,7 +437,9 @@ mod tests {
             let mut all: Vec<_> = self
                 .gallery
                 .identity_embeddings()
-                .map(|(n, r)| (n.to_string(), r.to_vec()))
+                .unwrap()
+                .into_iter()
+                .map(|(n, r)| (n.to_string(), r))
                 .collect();
             all.sort_by(|a, b| a.0.cmp(&b.0));
             all
@@ -496,11 +508,11 @@ mod tests {
         let mut a = Node::new(dir.path(), "a");
         a.gallery.enroll("alice", &rows(1.0, 1)).unwrap();
         let sent = a.changes(1000);
-        assert_eq!(a.ledger.unpublished(&a.gallery), sent);
+        assert_eq!(a.ledger.unpublished(&a.gallery).unwrap(), sent);
         // The broker sends them back: published, nothing to apply.
         let merged = a.merge(&sent);
         assert!(merged.applied.is_empty() && merged.newer_here.is_empty());
-        assert!(a.ledger.unpublished(&a.gallery).is_empty());
+        assert!(a.ledger.unpublished(&a.gallery).unwrap().is_empty());
 
         // Stopped; `gallery remove` and `enroll` run; started again.
         let path = a.gallery.path().to_path_buf();
