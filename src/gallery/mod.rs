@@ -14,14 +14,15 @@
 //!   acknowledged change. Writers hold an exclusive lock on `<file>.lock`
 //!   while they write and refuse to overwrite a file another process changed since they read it
 //!   ([`GalleryError::Changed`]): no lost enrollments. Readers need no lock.
-//! - Whole-file rewrites cost one write of the file per change (about 50 MB for 100k embeddings
-//!   of dimension 128): fine for enrollment at human pace; bulk loads go through
+//! - Whole-file rewrites cost one read and one write of the file per change (about 50 MB for 100k
+//!   embeddings of dimension 128): fine for enrollment at human pace; bulk loads go through
 //!   [`Gallery::enroll_batch`], one write for the whole batch. [`sync`] shares a gallery between
 //!   boxes.
-//! - In memory the embeddings are one row-major slab with the rows of each identity together.
-//!   [`Gallery::search`] is exact in two passes: an `i8` copy of the slab ([`compact`], made by
-//!   the first search after a change: about 1 s per million rows) bounds every row's score, and
-//!   only the rows that can be in the answer are scored in f32 ([`search`]). One query over 1M
+//! - The f32 embeddings stay in the file ([`rows`]); memory holds the names, a term per row and
+//!   an `i8` copy of the rows ([`compact`], made by the first search after a change: about 1 s per
+//!   million rows). [`Gallery::search`] is exact in two passes: the copy bounds every row's
+//!   score, and only the rows that can be in the answer are read and scored in f32
+//!   ([`search`]). One query over 1M
 //!   embeddings of dimension 128 takes about 14 ms on one core of the dev machine (3x faiss's
 //!   exact flat index); [`Gallery::search_batch`] shares the pass among a frame's queries.
 

@@ -1,7 +1,7 @@
 //! The gallery's f32 embeddings, left in its file and read when needed: the search's second pass
 //! reads only the rows it scores, and a change reads them all once to write the new file. So an
 //! open gallery keeps its names, its per-row terms and (once searched) its `i8` copy in memory,
-//! about a fifth of the f32 bytes, instead of the whole slab.
+//! about a quarter of the f32 bytes for 128-value rows, instead of the whole slab.
 //!
 //! The rows are read through the file handle the gallery read or wrote, not through its path: if
 //! another process replaces the file (a new file renamed over it, as every writer of galleries
