@@ -137,6 +137,17 @@ pub struct TrainingSummary {
     pub validation: BTreeMap<String, f64>,
 }
 
+/// How an int8 copy of a model was made (`edge-reid-train quantize`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Int8Spec {
+    /// The operators quantised, in the standard QDQ form (`QuantizeLinear` and `DequantizeLinear`
+    /// around the float operator): int8 weights with a symmetric scale per output channel, int8
+    /// inputs with one symmetric scale per tensor. Other operators compute in f32.
+    pub operators: Vec<String>,
+    /// What the inputs' ranges were calibrated on.
+    pub calibration: String,
+}
+
 /// The card stored in every exported model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCard {
@@ -154,6 +165,9 @@ pub struct ModelCard {
     pub person: Option<PersonSpec>,
     /// Training summary.
     pub training: TrainingSummary,
+    /// Present in an int8 copy; absent where the weights are f32 (or half floats computed in f32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<Int8Spec>,
 }
 
 /// A card that cannot be used.
@@ -308,6 +322,7 @@ mod tests {
             }),
             person: None,
             training: TrainingSummary::default(),
+            int8: None,
         }
     }
 

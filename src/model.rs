@@ -598,6 +598,7 @@ mod tests {
                 output: "person".into(),
             }),
             training: TrainingSummary::default(),
+            int8: None,
         }
     }
 

@@ -419,6 +419,7 @@ mod tests {
             embedding: None,
             person: None,
             training: Default::default(),
+            int8: None,
         };
         assert!(standard_schema(&card(attributes.clone())));
         attributes.swap(0, 1);
