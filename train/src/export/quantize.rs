@@ -2,8 +2,9 @@
 //! `Conv` reads its input through `QuantizeLinear` -> `DequantizeLinear` (int8, one symmetric
 //! scale per tensor: the largest magnitude seen on calibration images over 127) and its weights
 //! through `DequantizeLinear` of int8 weights (one symmetric scale per output channel). The rest
-//! stays f32: biases, `Gemm` and `MatMul`, pooling, residual sums. A runtime with int8 kernels
-//! fuses each pair into an int8 convolution; one without computes the same rounded values in f32.
+//! stays f32: biases, `Gemm` and `MatMul`, pooling, residual sums. A runtime may fuse the pairs
+//! into an int8 convolution (onnxruntime does, and then rounds a little differently); tract 0.23
+//! computes the rounded values in f32.
 //!
 //! Half-float files (`export --half`) are widened first: the quantiser reads f32 weights.
 
