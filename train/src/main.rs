@@ -251,9 +251,9 @@ struct QuantizeArgs {
     /// The int8 ONNX file to write.
     #[arg(long)]
     out: PathBuf,
-    /// Calibration images, drawn at random (seed 0).
-    #[arg(long, default_value_t = 256)]
-    calibration: usize,
+    /// Calibration images, drawn at random (seed 0); all are held in memory while they are run
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    calibration: u64,
 }
 
 #[derive(Args)]
@@ -529,7 +529,8 @@ fn main() -> Result<()> {
         Command::FitPreDetector(a) => run_fit_pre_detector(&a)?,
         Command::Eval(a) => run_eval(&a)?,
         Command::Quantize(a) => {
-            let q = quantize_file(&a.model, &a.data, a.calibration, &a.out).with_context(|| {
+            let count = a.calibration as usize;
+            let q = quantize_file(&a.model, &a.data, count, &a.out).with_context(|| {
                 format!("quantizing {} to {}", a.model.display(), a.out.display())
             })?;
             let int8 = q.card.int8.as_ref().expect("an int8 card");
