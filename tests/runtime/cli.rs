@@ -61,7 +61,7 @@ fn enroll_then_identify_finds_the_enrolled_people() {
 
     // Pictures that were not enrolled, judged by the card's calibrated unknown distance (on
     // validation it names 95% of known people and leaves 93% of strangers unknown): alice and bob
-    // are named on at least five of their six, never as someone else; carol (never enrolled) is
+    // are named on at least five of their six pictures, never as someone else; carol (never enrolled) is
     // never named.
     let mut args = vec!["identify"];
     let asked: Vec<(&String, Option<&str>)> = (3..6)

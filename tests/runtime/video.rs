@@ -130,8 +130,8 @@ fn motion_proposals_find_the_people_of_vtest_avi() {
 
 /// The most tracks accepted for the first 290 frames, where eight people walk (measured: 18).
 const TRACKS_AT_MOST: usize = 25;
-/// The lowest IDF1 accepted on the hand-made identities (measured: 0.63 with the shipped model,
-/// 0.73 with the one before it, which learned the synthetic people less well; RESULTS.md).
+/// The lowest IDF1 accepted on the hand-made identities (measured: 0.63 with the shipped model;
+/// 0.73 with the model shipped before it, RESULTS.md).
 const IDF1_AT_LEAST: f64 = 0.58;
 
 /// `ffmpeg ... -f rawvideo -pix_fmt rgb24 - | edge-reid --input - --size 768x576`: track events for
