@@ -61,8 +61,8 @@ fn enroll_then_identify_finds_the_enrolled_people() {
 
     // Pictures that were not enrolled, judged by the card's calibrated unknown distance (on
     // validation it names 95% of known people and leaves 93% of strangers unknown): alice and bob
-    // are named on at least five of their six pictures, never as someone else; carol (never enrolled) is
-    // never named.
+    // are named on at least five of their six pictures, never as someone else; carol (never
+    // enrolled) is never named.
     let mut args = vec!["identify"];
     let asked: Vec<(&String, Option<&str>)> = (3..6)
         .flat_map(|i| {
@@ -86,7 +86,7 @@ fn enroll_then_identify_finds_the_enrolled_people() {
         assert_eq!(event["event"], "observation");
         let got = event["identity"]["name"].as_str();
         assert!(got.is_none() || got == *name, "{path}: {event}");
-        named_right += usize::from(name.is_some() && got == *name);
+        named_right += usize::from(got.is_some());
         assert_eq!(event["attributes"].as_array().unwrap().len(), 12);
     }
     assert!(named_right >= 5, "{named_right} of 6 known pictures named");
